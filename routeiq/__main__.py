@@ -1,0 +1,3 @@
+from routeiq.cli import main
+
+raise SystemExit(main())

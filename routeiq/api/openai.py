@@ -1,0 +1,76 @@
+"""The OpenAI-compatible data plane, served at ``/v1/...`` and at the bare paths."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from routeiq.api.errors import APIError
+from routeiq.api.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, read_json, validate
+from routeiq.executors.base import Operation
+
+router = APIRouter()
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _both_paths(method: str, path: str) -> Callable[[Endpoint], Endpoint]:
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(f"/v1{path}", endpoint, methods=[method], include_in_schema=True)
+        router.add_api_route(path, endpoint, methods=[method], include_in_schema=False)
+        return endpoint
+
+    return register
+
+
+async def _serve(request: Request, operation: Operation, schema: type[BaseModel]) -> Response:
+    runtime = request.app.state.runtime
+    body = await read_json(request, runtime.settings.max_request_body_bytes)
+    validate(schema, body)
+    group = body["model"]
+    if not runtime.deployments.has_group(group):
+        raise APIError(
+            404,
+            f"the model {group!r} does not exist; available: {', '.join(runtime.deployments.groups)}",
+            param="model",
+            code="model_not_found",
+        )
+    state: dict[str, Any] = request.scope.get("state", {})
+    started = state.get("started", time.perf_counter())
+    return await runtime.dispatcher.dispatch(operation, body, state.get("request_id", ""), started)
+
+
+@_both_paths("POST", "/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    """Create a chat completion (streaming with `stream: true`) on the deployment RouteIQ picks."""
+    return await _serve(request, Operation.CHAT, ChatCompletionRequest)
+
+
+@_both_paths("POST", "/completions")
+async def completions(request: Request) -> Response:
+    """Create a legacy text completion."""
+    return await _serve(request, Operation.COMPLETIONS, CompletionRequest)
+
+
+@_both_paths("POST", "/embeddings")
+async def embeddings(request: Request) -> Response:
+    """Create embeddings (`encoding_format` float or base64)."""
+    return await _serve(request, Operation.EMBEDDINGS, EmbeddingRequest)
+
+
+@_both_paths("GET", "/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    """The routing groups clients can ask for, in the OpenAI list shape."""
+    runtime = request.app.state.runtime
+    return {
+        "object": "list",
+        "data": [
+            {"id": group, "object": "model", "created": runtime.started_at, "owned_by": "routeiq"}
+            for group in runtime.deployments.groups
+        ],
+    }

@@ -1,0 +1,87 @@
+"""The ASGI app: ``create_app(settings)``, its lifespan, and the middleware stack in order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from routeiq import __version__
+from routeiq.api import admin, health, openai
+from routeiq.api.errors import install_error_handlers
+from routeiq.config import CONFIG_PATH_ENV, load_settings
+from routeiq.middleware.auth import AuthMiddleware
+from routeiq.middleware.backpressure import BackpressureMiddleware
+from routeiq.middleware.request_id import RequestIdMiddleware
+from routeiq.settings import Settings
+
+logger = logging.getLogger("routeiq")
+
+
+def middleware_stack(settings: Settings) -> list[Middleware]:
+    """Outermost first: each layer sees only what the layers before it let through."""
+    master_key = settings.master_key.get_secret_value() if settings.master_key else None
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id", "retry-after", "retry-after-ms"],
+        ),
+        Middleware(RequestIdMiddleware),
+        Middleware(
+            BackpressureMiddleware,
+            max_concurrent=settings.max_concurrent_requests,
+            retry_after_seconds=settings.shed_retry_after_seconds,
+        ),
+        Middleware(
+            AuthMiddleware,
+            master_key=master_key,
+            admin_keys=[key.get_secret_value() for key in settings.admin_keys],
+        ),
+        # Policy, Quota and Plugins(pre) go here, in that order, after identity is known.
+    ]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from routeiq.runtime import build_runtime  # imports LiteLLM: only when an app actually starts
+
+    settings: Settings = app.state.settings
+    if settings.master_key is None:
+        logger.warning("ROUTEIQ_MASTER_KEY is not set: the data plane is OPEN to anyone who can reach it")
+    if not settings.admin_keys:
+        logger.info("no ROUTEIQ_ADMIN_KEYS: the control plane (/admin) is closed")
+    app.state.runtime = await build_runtime(settings)
+    try:
+        yield
+    finally:
+        await app.state.runtime.close()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="RouteIQ",
+        version=__version__,
+        description="OpenAI-compatible LLM gateway that picks the right model for every request.",
+        lifespan=lifespan,
+        middleware=middleware_stack(settings),
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(openai.router)
+    app.include_router(admin.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The factory uvicorn and gunicorn workers call: settings from ``ROUTEIQ_CONFIG`` and the environment."""
+    import os
+
+    return create_app(load_settings(os.environ.get(CONFIG_PATH_ENV)))

@@ -1,0 +1,1 @@
+"""Executors call the chosen deployment: passthrough (bytes over aiohttp) or LiteLLM's Router."""

@@ -1,0 +1,109 @@
+"""The attempt loop: pick, call, and on failure try another deployment, then the fallback groups.
+
+Retries happen only before the first byte reaches the client: executors return a stream only after
+its first event arrived, and from then on a failure is reported inside the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import Response, StreamingResponse
+
+from routeiq.api.errors import APIError, retry_after_headers, service_unavailable
+from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
+from routeiq.executors.litellm_router import LiteLLMExecutor
+from routeiq.executors.passthrough import PassthroughExecutor
+from routeiq.routing.decision import decision_headers
+from routeiq.routing.deployments import Deployment
+from routeiq.routing.picker import Picker
+from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext
+from routeiq.settings import Settings
+
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        picker: Picker,
+        passthrough: PassthroughExecutor | None,
+        litellm_executor: LiteLLMExecutor,
+    ) -> None:
+        self._settings = settings
+        self._picker = picker
+        self._passthrough = passthrough
+        self._litellm = litellm_executor
+
+    async def dispatch(
+        self, operation: Operation, body: dict[str, Any], request_id: str, started: float
+    ) -> Response:
+        group = body["model"]
+        context = RoutingContext(request_id=request_id, group=group, body=body)
+        failed: list[str] = []
+        last_error: UpstreamError | None = None
+        no_healthy: NoHealthyDeployment | None = None
+        attempts_per_group = 1 + self._settings.router_settings.num_retries
+        upstream_seconds = 0.0
+        for target in (group, *self._settings.fallbacks_for(group)):
+            for _ in range(attempts_per_group):
+                try:
+                    decision = await self._picker.decide(target, context)
+                except NoHealthyDeployment as error:
+                    no_healthy = error
+                    break
+                call_started = time.perf_counter()
+                try:
+                    outcome = await self._execute(operation, body, decision, context)
+                except UpstreamError as error:
+                    upstream_seconds += time.perf_counter() - call_started
+                    if not error.retryable:
+                        raise _client_error(error) from None
+                    failed.append(decision.deployment.id)
+                    context.excluded.add(decision.deployment.id)
+                    last_error = error
+                    continue
+                upstream_seconds += time.perf_counter() - call_started
+                overhead_ms = max(0.0, (time.perf_counter() - started - upstream_seconds) * 1000)
+                headers = decision_headers(decision, failed, overhead_ms)
+                return _respond(outcome, headers)
+        if last_error is not None:
+            raise _client_error(last_error)
+        retry_after = no_healthy.retry_after if no_healthy else 1.0
+        raise service_unavailable(
+            f"no healthy deployment for {group!r}; all are cooling down", code="no_healthy_deployment", retry_after=retry_after
+        )
+
+    def uses_passthrough(self, deployment: Deployment) -> bool:
+        return self._passthrough is not None and deployment.speaks_openai
+
+    async def _execute(
+        self, operation: Operation, body: dict[str, Any], decision: Decision, context: RoutingContext
+    ) -> Completed | Streaming:
+        deployment = decision.deployment
+        if self._passthrough is not None and deployment.speaks_openai:
+            return await self._passthrough.execute(operation, body, deployment)
+        return await self._litellm.execute(operation, body, deployment, context)
+
+
+def _client_error(error: UpstreamError) -> APIError:
+    headers = retry_after_headers(error.retry_after or 1.0) if error.status == 429 else {}
+    return APIError(error.status, error.message, code=error.code, error_type=error.error_type, headers=headers)
+
+
+def _respond(outcome: Completed | Streaming, headers: dict[str, str]) -> Response:
+    if isinstance(outcome, Completed):
+        return Response(outcome.body, media_type="application/json", headers=headers)
+    return StreamingResponse(_stream_body(outcome), media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
+
+
+async def _stream_body(stream: Streaming) -> AsyncIterator[bytes]:
+    try:
+        yield stream.first
+        async for events in stream.rest:
+            yield events
+    finally:
+        await stream.close()

@@ -1,0 +1,1 @@
+"""The ASGI middleware stack; ``routeiq.app.middleware_stack`` declares its order."""

@@ -1,0 +1,1 @@
+"""Routing: which deployment of a group answers a request, and why."""

@@ -1,0 +1,136 @@
+"""RouteIQ's view of the configured deployments: what a routing decision and the executors need.
+
+LiteLLM keeps its own copy (the Router's registry); both are built from the same ``model_list``
+and share deployment ids, so a decision made on one side names the same deployment on the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from routeiq.settings import DeploymentConfig
+
+DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
+
+# Provider prefixes whose deployments speak the OpenAI wire format, so the passthrough executor
+# can forward their bytes instead of translating through LiteLLM.
+OPENAI_WIRE_PROVIDERS = frozenset({"openai", "hosted_vllm", "lm_studio", "llamafile"})
+
+# model_info keys that belong to RouteIQ. LiteLLM validates model_info with its own schema (its
+# `tier` means free/paid), so these are taken out before the Router sees them.
+ROUTEIQ_MODEL_INFO_KEYS = frozenset({"tier"})
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    id: str
+    group: str
+    litellm_model: str  # provider/model, as LiteLLM reads it
+    upstream_model: str  # the name the upstream knows; what clients see as the served model
+    provider: str
+    api_base: str | None
+    weight: float
+    timeout: float | None  # seconds; None means the gateway-wide request timeout
+    tier: str | None
+    speaks_openai: bool  # can the passthrough executor forward to it?
+    upstream_headers: dict[str, str] = field(repr=False)  # credentials live here; never logged
+
+
+def _split_provider(model: str) -> tuple[str, str]:
+    provider, sep, name = model.partition("/")
+    if not sep:
+        return "openai", model  # LiteLLM's reading of a bare model name such as gpt-4o
+    return provider, name
+
+
+def _upstream_headers(params: dict[str, Any]) -> dict[str, str]:
+    # identity: the bytes go to the client as they come, so they must not be compressed
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    extra = params.get("extra_headers") or {}
+    headers.update({str(key).lower(): str(value) for key, value in extra.items()})
+    if params.get("api_key"):
+        headers["authorization"] = f"Bearer {params['api_key']}"
+    if params.get("organization"):
+        headers["openai-organization"] = str(params["organization"])
+    return headers
+
+
+def build_deployment(entry: DeploymentConfig, deployment_id: str) -> Deployment:
+    params = entry.litellm_params.model_dump(exclude_none=True)
+    provider, upstream_model = _split_provider(entry.litellm_params.model)
+    api_base = entry.litellm_params.api_base
+    if api_base is None and provider == "openai":
+        api_base = DEFAULT_OPENAI_BASE
+    speaks_openai = (
+        provider in OPENAI_WIRE_PROVIDERS
+        and api_base is not None
+        and "mock_response" not in params  # LiteLLM answers these itself; nothing to forward to
+    )
+    return Deployment(
+        id=deployment_id,
+        group=entry.model_name,
+        litellm_model=entry.litellm_params.model,
+        upstream_model=upstream_model,
+        provider=provider,
+        api_base=api_base.rstrip("/") if api_base else None,
+        weight=entry.litellm_params.weight,
+        timeout=entry.litellm_params.timeout,
+        tier=entry.model_info.tier,
+        speaks_openai=speaks_openai,
+        upstream_headers=_upstream_headers(params),
+    )
+
+
+def deployment_ids(model_list: Iterable[DeploymentConfig]) -> list[str]:
+    """Configured ids, or ``<group>-<n>`` (n counts within the group) where none is given."""
+    counts: dict[str, int] = {}
+    ids = []
+    for entry in model_list:
+        counts[entry.model_name] = counts.get(entry.model_name, 0) + 1
+        ids.append(entry.model_info.id or f"{entry.model_name}-{counts[entry.model_name]}")
+    return ids
+
+
+def litellm_model_list(model_list: list[DeploymentConfig]) -> list[dict[str, Any]]:
+    """The model_list as LiteLLM's Router takes it: RouteIQ's own model_info keys removed, ids set."""
+    entries = []
+    for entry, deployment_id in zip(model_list, deployment_ids(model_list), strict=True):
+        info = entry.model_info.model_dump(exclude_none=True, exclude=set(ROUTEIQ_MODEL_INFO_KEYS))
+        info["id"] = deployment_id
+        params = entry.litellm_params.model_dump(exclude_none=True)
+        entries.append({"model_name": entry.model_name, "litellm_params": params, "model_info": info})
+    return entries
+
+
+class DeploymentTable:
+    """Deployments by id and by group, in config order."""
+
+    def __init__(self, model_list: list[DeploymentConfig]) -> None:
+        self._by_id: dict[str, Deployment] = {}
+        self._by_group: dict[str, list[Deployment]] = {}
+        for entry, deployment_id in zip(model_list, deployment_ids(model_list), strict=True):
+            deployment = build_deployment(entry, deployment_id)
+            self._by_id[deployment.id] = deployment
+            self._by_group.setdefault(deployment.group, []).append(deployment)
+
+    def get(self, deployment_id: str) -> Deployment | None:
+        return self._by_id.get(deployment_id)
+
+    def group(self, name: str) -> list[Deployment]:
+        return self._by_group.get(name, [])
+
+    def has_group(self, name: str) -> bool:
+        return name in self._by_group
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self._by_group)
+
+    def __iter__(self) -> Iterator[Deployment]:
+        return iter(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)

@@ -1,0 +1,30 @@
+"""``simple-shuffle``: a weighted random pick among the healthy candidates."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from routeiq.routing.deployments import Deployment
+from routeiq.routing.strategy import Decision, RoutingContext
+
+
+class WeightedShuffle:
+    name = "simple-shuffle"
+    description = "Weighted random choice among healthy deployments (litellm_params.weight)."
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._random = random.Random(seed)
+
+    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision:
+        if len(candidates) == 1:
+            only = candidates[0]
+            return Decision(only, self.name, "only healthy deployment")
+        weights = [candidate.weight for candidate in candidates]
+        total = sum(weights)
+        if total <= 0:
+            weights, total = [1.0] * len(candidates), float(len(candidates))
+        chosen = self._random.choices(candidates, weights=weights)[0]
+        share = chosen.weight / total if chosen.weight > 0 else 1 / len(candidates)
+        reason = f"weighted pick among {len(candidates)} healthy ({share:.0%} share)"
+        return Decision(chosen, self.name, reason)

@@ -1,0 +1,167 @@
+"""The one settings model.
+
+Every knob RouteIQ reads is a field here. Values come from, lowest precedence first: the defaults
+below, the YAML config file (LiteLLM-shaped top-level sections plus the ``routeiq:`` section), the
+``ROUTEIQ_*`` environment (``__`` separates nested keys), then command-line flags. ``config.py``
+does the loading; ``docs/configuration.md`` is generated from this module (``make docs``) and a test
+checks it is current.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from routeiq.routing.registry import strategy_names
+
+class LiteLLMParams(BaseModel):
+    """A deployment's ``litellm_params``. Only what RouteIQ reads is typed; the rest goes to LiteLLM."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, description="LiteLLM model string, `provider/model`.")
+    api_base: str | None = Field(default=None, description="Upstream base URL, usually ending in /v1.")
+    api_key: str | None = Field(default=None, description="Upstream credential; use os.environ/NAME.")
+    weight: float = Field(default=1.0, ge=0, description="Relative share for weighted strategies.")
+    timeout: float | None = Field(default=None, gt=0, description="Per-deployment timeout (seconds).")
+
+
+class ModelInfo(BaseModel):
+    """A deployment's ``model_info``. ``id`` and ``tier`` are RouteIQ's; other keys go to LiteLLM."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = Field(default=None, description="Deployment id; defaults to `<group>-<n>`.")
+    tier: str | None = Field(default=None, description="Capability tier (budget, standard, premium...).")
+
+
+class DeploymentConfig(BaseModel):
+    """One ``model_list`` entry: ``model_name`` is the routing group clients ask for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(min_length=1)
+    litellm_params: LiteLLMParams
+    model_info: ModelInfo = Field(default_factory=ModelInfo)
+
+
+class RouterSettings(BaseModel):
+    """``router_settings``: how a group's deployments are picked, retried and cooled down."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    routing_strategy: str = Field(default="simple-shuffle", description="Strategy for every group.")
+    num_retries: int = Field(
+        default=1, ge=0, le=10, description="Extra attempts within a group, each on another deployment."
+    )
+    fallbacks: list[dict[str, list[str]]] = Field(
+        default_factory=list, description="Groups to try, in order, when a group is exhausted."
+    )
+    allowed_fails: int = Field(
+        default=0, ge=0, description="Failures a deployment may have in a minute before cooldown."
+    )
+    cooldown_time: float = Field(default=30.0, gt=0, description="Seconds a failed deployment rests.")
+
+    @field_validator("routing_strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        if value not in strategy_names():
+            raise ValueError(f"unknown routing strategy {value!r}; valid: {strategy_names()}")
+        return value
+
+
+class LiteLLMSettings(BaseModel):
+    """``litellm_settings``: defaults for every LiteLLM call, kept on this app's Router only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drop_params: bool = Field(default=False, description="Drop params a provider does not support.")
+    modify_params: bool = Field(default=False, description="Let LiteLLM adjust params for a provider.")
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All of RouteIQ's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROUTEIQ_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    # Server
+    host: str = Field(default="0.0.0.0", description="Interface to listen on.")
+    port: int = Field(default=4000, ge=1, le=65535, description="TCP port to listen on.")
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes (gunicorn when > 1).")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    access_log: bool = Field(default=False, description="Log every request line (costs throughput).")
+
+    # Auth
+    master_key: SecretStr | None = Field(
+        default=None, description="Bearer key for the data plane; unset leaves it open (with a warning)."
+    )
+    admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Comma-separated keys for /admin/*; none closes the control plane."
+    )
+
+    # Protection
+    max_concurrent_requests: int = Field(
+        default=1024, ge=1, description="In-flight requests per worker before shedding with 503."
+    )
+    max_request_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body (413 above it)."
+    )
+    shed_retry_after_seconds: int = Field(
+        default=1, ge=1, le=120, description="retry-after sent with a shed 503."
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS (`*` for any)."
+    )
+
+    # Executors
+    passthrough: Literal["auto", "off"] = Field(
+        default="auto", description="`auto` forwards OpenAI-wire deployments as bytes; `off` uses LiteLLM."
+    )
+    request_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Upstream timeout: whole call, or between stream chunks."
+    )
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, description="Upstream connect timeout.")
+
+    # LiteLLM-shaped sections of the config file
+    model_list: list[DeploymentConfig] = Field(default_factory=list)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
+    litellm_settings: LiteLLMSettings = Field(default_factory=LiteLLMSettings)
+
+    @field_validator("admin_keys", "cors_allow_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @model_validator(mode="after")
+    def _check_groups(self) -> Settings:
+        groups = {entry.model_name for entry in self.model_list}
+        ids: set[str] = set()
+        for entry in self.model_list:
+            if entry.model_info.id is not None:
+                if entry.model_info.id in ids:
+                    raise ValueError(f"model_list: duplicate model_info.id {entry.model_info.id!r}")
+                ids.add(entry.model_info.id)
+        for rule in self.router_settings.fallbacks:
+            for source, targets in rule.items():
+                unknown = [name for name in (source, *targets) if name not in groups]
+                if unknown:
+                    raise ValueError(
+                        f"router_settings.fallbacks names unknown group(s) {unknown}; known: {sorted(groups)}"
+                    )
+        return self
+
+    def fallbacks_for(self, group: str) -> list[str]:
+        for rule in self.router_settings.fallbacks:
+            if group in rule:
+                return rule[group]
+        return []

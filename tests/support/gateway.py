@@ -1,0 +1,83 @@
+"""Start the real gateway (``python -m routeiq serve``) as a subprocess for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+READY_TIMEOUT_SECONDS = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Gateway:
+    """A gateway process serving ``config`` on a free loopback port."""
+
+    def __init__(self, config: dict[str, Any], tmp_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = tmp_dir / f"gateway-{self.port}.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = tmp_dir / f"gateway-{self.port}.log"
+        self._env = {key: value for key, value in os.environ.items() if not key.startswith("ROUTEIQ_")}
+        self._env.update(env or {})
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, extra_args: tuple[str, ...] = ()) -> Gateway:
+        command = [sys.executable, "-m", "routeiq", "serve", "--config", str(self.config_path)]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), *extra_args]
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(command, env=self._env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self._process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/_health/ready", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gateway not ready after {READY_TIMEOUT_SECONDS}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> Gateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def deployment(group: str, model: str, api_base: str, **info: Any) -> dict[str, Any]:
+    """A model_list entry pointing at the mock upstream."""
+    entry: dict[str, Any] = {
+        "model_name": group,
+        "litellm_params": {"model": f"openai/{model}", "api_base": api_base, "api_key": "sk-upstream"},
+    }
+    if info:
+        entry["model_info"] = info
+    return entry
