@@ -38,9 +38,10 @@ class MockConfig:
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply a partial update; unknown keys are rejected so a typo in the harness is loud."""
+        unknown = set(values) - {"delay_ms", "chunks", "chunk_delay_ms"}
+        if unknown:
+            raise ValueError(f"unknown mock config keys: {sorted(unknown)}")
         for key, value in values.items():
-            if key not in {"delay_ms", "chunks", "chunk_delay_ms"}:
-                raise ValueError(f"unknown mock config key: {key}")
             setattr(self, key, int(value) if key == "chunks" else float(value))
         self.chunks = max(1, self.chunks)
 
@@ -264,17 +265,28 @@ class MockProtocol(asyncio.Protocol):
         config = self.state.config
         if request.get("stream"):
             options = request.get("stream_options") or {}
-            frames = self.state.stream_frames(model, bool(options.get("include_usage")))
-            if config.delay_ms <= 0 and config.chunk_delay_ms <= 0:
-                self._write(b"".join(frames), close)
-            else:
-                self._later(self._stream_slowly(frames, config.delay_ms, config.chunk_delay_ms, close))
+            self._stream(self.state.stream_frames(model, bool(options.get("include_usage"))), close)
             return
         response = self.state.completion_response(model)
         if config.delay_ms <= 0:
             self._write(response, close)
         else:
             self._later(self._send_after(response, config.delay_ms, close))
+
+    def _stream(self, frames: list[bytes], close: bool) -> None:
+        """Head + first chunk at once (unless delayed), the rest paced by ``chunk_delay_ms``.
+
+        Writing the first chunk synchronously keeps the mock's own time to first token equal to
+        its non-streaming latency, so TTFT overheads measure the gateway and nothing else.
+        """
+        config = self.state.config
+        if config.delay_ms > 0:
+            self._later(self._stream_after(frames, config.delay_ms, config.chunk_delay_ms, close))
+        elif config.chunk_delay_ms > 0:
+            self._write(frames[0] + frames[1], False)
+            self._later(self._pace(frames[2:], config.chunk_delay_ms, close))
+        else:
+            self._write(b"".join(frames), close)
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a delayed response; reading pauses so pipelined requests cannot overtake it."""
@@ -294,14 +306,16 @@ class MockProtocol(asyncio.Protocol):
         await asyncio.sleep(delay_ms / 1000)
         self._write(response, close)
 
-    async def _stream_slowly(self, frames: list[bytes], delay_ms: float, gap_ms: float, close: bool) -> None:
-        """Head + first chunk after ``delay_ms``, then one chunk every ``gap_ms`` (token pacing)."""
-        if delay_ms > 0:
-            await asyncio.sleep(delay_ms / 1000)
+    async def _stream_after(self, frames: list[bytes], delay_ms: float, gap_ms: float, close: bool) -> None:
+        """Head + first chunk after ``delay_ms`` (time to first token), then the paced rest."""
+        await asyncio.sleep(delay_ms / 1000)
         self._write(frames[0] + frames[1], False)
-        for frame in frames[2:-1]:
-            if gap_ms > 0:
-                await asyncio.sleep(gap_ms / 1000)
+        await self._pace(frames[2:], gap_ms, close)
+
+    async def _pace(self, frames: list[bytes], gap_ms: float, close: bool) -> None:
+        """One chunk every ``gap_ms`` (token pacing); the closing frame follows the last chunk."""
+        for frame in frames[:-1]:
+            await asyncio.sleep(gap_ms / 1000)
             self._write(frame, False)
         self._write(frames[-1], close)
 

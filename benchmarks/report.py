@@ -40,6 +40,7 @@ class TargetResult:
     samples: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     errors: dict[str, int] = dataclasses.field(default_factory=dict)
     rss_bytes: int | None = None
+    command: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -80,6 +81,7 @@ def summarise(target: TargetResult, direct: TargetResult, floor: TargetResult) -
     """One target's JSON object: best-of-rounds metrics, deltas to direct, ratios to the floor."""
     metrics = {name: target.best(name) for name in BEST_OF}
     metrics["rss_mb"] = target.rss_mb
+    metrics["sat_cpu_pct"] = None if metrics["sat_cpu_util"] is None else metrics["sat_cpu_util"] * 100
     added = {
         "added_p50_ms": _diff(metrics["c1_p50_ms"], direct.best("c1_p50_ms")),
         "added_p99_ms": _diff(metrics["c1_p99_ms"], direct.best("c1_p99_ms")),
@@ -103,6 +105,7 @@ def summarise(target: TargetResult, direct: TargetResult, floor: TargetResult) -
         "label": target.label,
         "status": target.status,
         "note": target.note,
+        "command": target.command,
         "metrics": metrics,
         "vs_direct": added,
         "ratios_to_floor": ratios,
@@ -184,6 +187,7 @@ COLUMNS: list[tuple[str, str, str, int]] = [
     # header, section, key, decimals
     ("sat req/s", "metrics", "sat_rps", 0),
     ("x floor", "ratios_to_floor", "sat_rps", 2),
+    ("core %", "metrics", "sat_cpu_pct", 0),
     ("CPU ms/req", "metrics", "sat_cpu_ms_per_req", 3),
     ("p50 ms", "metrics", "c1_p50_ms", 3),
     ("p99 ms", "metrics", "c1_p99_ms", 3),
@@ -201,20 +205,33 @@ def _fmt(value: float | None, decimals: int) -> str:
     return "-" if value is None else f"{value:,.{decimals}f}"
 
 
+def _cells(item: dict[str, Any]) -> list[str]:
+    """A row's formatted values; targets that never ran show none."""
+    if item["status"] not in {"ok", "crashed"}:
+        return []
+    return [_fmt(item[section].get(key), decimals) for _, section, key, decimals in COLUMNS]
+
+
 def render_table(summary: dict[str, dict[str, Any]]) -> str:
-    """Fixed-width table: one row per target, best-of-rounds values."""
+    """Fixed-width table: one row per target, best-of-rounds values, columns sized to fit."""
+    rows = {key: _cells(item) for key, item in summary.items()}
+    widths = [
+        max([len(header), *(len(cells[i]) for cells in rows.values() if cells)]) + 2
+        for i, (header, *_) in enumerate(COLUMNS)
+    ]
     label_width = max(len(item["label"]) for item in summary.values()) + 2
-    header = f"{'target':<{label_width}}{'status':<12}" + "".join(f"{c[0]:>13}" for c in COLUMNS)
+    status_width = max(len(item["status"]) for item in summary.values()) + 2
+    header = f"{'target':<{label_width}}{'status':<{status_width}}"
+    header += "".join(f"{column[0]:>{width}}" for column, width in zip(COLUMNS, widths, strict=True))
     lines = [header, "-" * len(header)]
-    for item in summary.values():
-        row = f"{item['label']:<{label_width}}{item['status']:<12}"
-        if item["status"] in {"ok", "crashed"}:
-            row += "".join(f"{_fmt(item[sec].get(key), dec):>13}" for _, sec, key, dec in COLUMNS)
+    for key, item in summary.items():
+        row = f"{item['label']:<{label_width}}{item['status']:<{status_width}}"
+        row += "".join(f"{cell:>{width}}" for cell, width in zip(rows[key], widths, strict=False))
         lines.append(row.rstrip())
         errors = sum(item["errors"].values())
         if item["note"] or errors:
             detail = f"errors {errors}: {_top_errors(item['errors'])}" if errors else ""
-            lines.append(f"{'':<{label_width}}  ↳ {'; '.join(filter(None, [item['note'], detail]))}")
+            lines.append(f"{'':<{label_width}}-> {'; '.join(filter(None, [item['note'], detail]))}")
     return "\n".join(lines)
 
 

@@ -254,7 +254,6 @@ class Bench:
     mock: ServerProcess | None = None
     targets: list[Target] = dataclasses.field(default_factory=list)
     started: float = dataclasses.field(default_factory=time.monotonic)
-    routeiq_argv: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def mock_port(self) -> int:
@@ -292,42 +291,44 @@ async def start_mock(bench: Bench) -> None:
 
 
 def build_targets(bench: Bench) -> None:
-    """Create (but do not start) every selected target."""
-    upstream = f"http://{HOST}:{bench.mock_port}"
-    env = base_env(upstream)
-    wanted = bench.settings.targets
-    placement = bench.placement
+    """Create (but do not start) every selected target, in report order."""
     assert bench.mock is not None
-    bench.targets.append(
-        Target(TargetResult("direct", LABELS["direct"]), bench.mock_port, pid=bench.mock.pid)
-    )
+    env = base_env(f"http://{HOST}:{bench.mock_port}")
+    direct = Target(TargetResult("direct", LABELS["direct"]), bench.mock_port, pid=bench.mock.pid)
+    bench.targets = [direct, *reference_targets(bench, env), *routeiq_targets(bench, env)]
+    bench.targets.sort(key=lambda target: list(LABELS).index(target.key))
+    for target in bench.targets:
+        target.result.command = (target.server or bench.mock).spec.argv
+
+
+def reference_targets(bench: Bench, env: dict[str, str]) -> list[Target]:
+    """The floor and the bare Router app, both under plain uvicorn."""
     apps = {"floor": "benchmarks.floor_app:app", "bare_router": "benchmarks.bare_router_app:app"}
+    targets = []
     for key, app in apps.items():
-        if key in wanted:
-            spec = uvicorn_spec(key, app, free_port(), env, placement)
-            bench.targets.append(
-                Target(TargetResult(key, LABELS[key]), spec.port, ServerProcess(spec, bench.workdir))
-            )
-    routeiq_keys = [key for key in ("routeiq_passthrough", "routeiq_litellm") if key in wanted]
-    if not routeiq_keys:
-        return
+        if key in bench.settings.targets:
+            spec = uvicorn_spec(key, app, free_port(), env, bench.placement)
+            server = ServerProcess(spec, bench.workdir)
+            targets.append(Target(TargetResult(key, LABELS[key]), spec.port, server))
+    return targets
+
+
+def routeiq_targets(bench: Bench, env: dict[str, str]) -> list[Target]:
+    """RouteIQ twice: default (passthrough) executor, and LiteLLM only (``ROUTEIQ_PASSTHROUGH=off``)."""
+    keys = [key for key in ("routeiq_passthrough", "routeiq_litellm") if key in bench.settings.targets]
+    if not keys:
+        return []
     routeiq_env = {**env, "ROUTEIQ_MASTER_KEY": MASTER_KEY}
     flags = routeiq_serve_flags(routeiq_command(), routeiq_env)
-    for key in routeiq_keys:
-        target_env = (
-            {**routeiq_env, "ROUTEIQ_PASSTHROUGH": "off"} if key == "routeiq_litellm" else routeiq_env
-        )
-        spec = routeiq_spec(
-            key, free_port(), bench.mock_port, target_env, bench.workdir / key, placement, flags
-        )
-        bench.routeiq_argv = spec.argv
+    targets = []
+    for key in keys:
+        key_env = {**routeiq_env, "ROUTEIQ_PASSTHROUGH": "off"} if key == "routeiq_litellm" else routeiq_env
+        workdir = bench.workdir / key
+        spec = routeiq_spec(key, free_port(), bench.mock_port, key_env, workdir, bench.placement, flags)
         server = ServerProcess(spec, bench.workdir)
-        bench.targets.append(
-            Target(
-                TargetResult(key, LABELS[key]), spec.port, server, ready_timeout=bench.settings.ready_timeout
-            )
-        )
-    bench.targets.sort(key=lambda target: list(LABELS).index(target.key))
+        result = TargetResult(key, LABELS[key])
+        targets.append(Target(result, spec.port, server, ready_timeout=bench.settings.ready_timeout))
+    return targets
 
 
 async def start_targets(bench: Bench) -> None:
@@ -533,7 +534,6 @@ def build_report(bench: Bench) -> dict[str, Any]:
             "placement": bench.placement.describe(),
             "load_generator": "python asyncio+httptools (benchmarks/loadgen.py)",
             "settings": settings,
-            "routeiq_argv": bench.routeiq_argv,
             "elapsed_s": round(time.monotonic() - bench.started, 1),
             "note": "best of rounds; ratios are to the floor app measured in the same run",
         },

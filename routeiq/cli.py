@@ -62,7 +62,9 @@ def _check_config(path: Path) -> int:
     except Exception as error:  # LiteLLM's own validation of model_list entries
         raise ConfigError(f"{path}: LiteLLM rejects the model_list: {error}") from None
     table = DeploymentTable(settings.model_list)
-    passthrough = sum(1 for deployment in table if deployment.speaks_openai) if settings.passthrough == "auto" else 0
+    passthrough = (
+        sum(1 for deployment in table if deployment.speaks_openai) if settings.passthrough == "auto" else 0
+    )
     print(
         f"{path}: OK - {len(table)} deployments in {len(table.groups)} groups "
         f"({passthrough} via passthrough), strategy {settings.router_settings.routing_strategy}"
@@ -80,12 +82,18 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[CONFIG_PATH_ENV] = str(Path(config_path).resolve())
     for name, value in overrides.items():
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings.log_level)
     if settings.workers == 1:
         return _run_uvicorn(settings)
     return _run_gunicorn(settings)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # LiteLLM logs every call at INFO through its own handler; RouteIQ reports requests itself.
+    quiet = logging.DEBUG if level == "debug" else logging.WARNING
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def _run_uvicorn(settings: Settings) -> int:

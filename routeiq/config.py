@@ -45,13 +45,24 @@ def load_settings(
     _reject_unknown_env(environ)
     sources = (
         InitSettingsSource(Settings, overrides),
-        EnvSettingsSource(Settings),
+        _EnvironmentSource(environ),
         InitSettingsSource(Settings, file_values),
     )
     try:
-        return Settings(_build_sources=(sources, {}))
+        return Settings(_build_sources=(sources, {}))  # type: ignore[call-arg]  # pydantic-settings init option
     except ValidationError as error:
         raise ConfigError(_describe(error, source_name, overrides, environ)) from None
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading the mapping it is given (tests pass their own)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._environ.items()}  # names are case-insensitive
 
 
 def read_config_file(path: str | Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -87,7 +98,9 @@ def _resolve_secrets(value: Any, path: Path, environ: Mapping[str, str], trail: 
     if isinstance(value, str) and value.startswith(SECRET_REFERENCE):
         name = value[len(SECRET_REFERENCE) :]
         if name not in environ:
-            raise ConfigError(f"{path}: {_yaml_key(trail)} refers to environment variable {name}, which is unset")
+            raise ConfigError(
+                f"{path}: {_yaml_key(trail)} refers to environment variable {name}, which is unset"
+            )
         return environ[name]
     return value
 

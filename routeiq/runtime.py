@@ -67,7 +67,9 @@ async def build_runtime(settings: Settings) -> Runtime:
         passthrough = PassthroughExecutor(
             http, router.health(), settings.request_timeout_seconds, settings.connect_timeout_seconds
         )
-    dispatcher = Dispatcher(settings, picker, passthrough, LiteLLMExecutor(router, settings.request_timeout_seconds))
+    dispatcher = Dispatcher(
+        settings, picker, passthrough, LiteLLMExecutor(router, settings.request_timeout_seconds)
+    )
     runtime = Runtime(settings, deployments, router, picker, http, dispatcher, started_at=int(time.time()))
     logger.info(
         "router built: %d deployments in %d groups (%d via passthrough), strategy %s",

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from routeiq.routing.registry import strategy_names
 
+
 class LiteLLMParams(BaseModel):
     """A deployment's ``litellm_params``. Only what RouteIQ reads is typed; the rest goes to LiteLLM."""
 
@@ -42,9 +43,9 @@ class DeploymentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model_name: str = Field(min_length=1)
-    litellm_params: LiteLLMParams
-    model_info: ModelInfo = Field(default_factory=ModelInfo)
+    model_name: str = Field(min_length=1, description="The routing group this deployment serves.")
+    litellm_params: LiteLLMParams = Field(description="How to call the deployment.")
+    model_info: ModelInfo = Field(default_factory=ModelInfo, description="What RouteIQ knows about it.")
 
 
 class RouterSettings(BaseModel):
@@ -98,7 +99,9 @@ class Settings(BaseSettings):
     host: str = Field(default="0.0.0.0", description="Interface to listen on.")
     port: int = Field(default=4000, ge=1, le=65535, description="TCP port to listen on.")
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes (gunicorn when > 1).")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log verbosity."
+    )
     access_log: bool = Field(default=False, description="Log every request line (costs throughput).")
 
     # Auth

@@ -26,7 +26,9 @@ async def status(request: Request) -> dict[str, Any]:
                     "model": deployment.upstream_model,
                     "provider": deployment.provider,
                     "tier": deployment.tier,
-                    "executor": "passthrough" if runtime.dispatcher.uses_passthrough(deployment) else "litellm",
+                    "executor": "passthrough"
+                    if runtime.dispatcher.uses_passthrough(deployment)
+                    else "litellm",
                     "healthy": deployment.id in healthy,
                 }
             )

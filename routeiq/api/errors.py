@@ -68,7 +68,10 @@ def error_body(message: str, error_type: str, code: str | None, param: str | Non
 def retry_after_headers(seconds: float) -> dict[str, str]:
     """``retry-after`` (whole seconds, at least 1) and ``retry-after-ms``, capped at 120 s."""
     seconds = min(max(seconds, 0.001), MAX_RETRY_AFTER_SECONDS)
-    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(max(1, round(seconds * 1000)))}
+    return {
+        "retry-after": str(max(1, math.ceil(seconds))),
+        "retry-after-ms": str(max(1, round(seconds * 1000))),
+    }
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
@@ -77,7 +80,11 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 
 def service_unavailable(message: str, code: str, retry_after: float) -> APIError:
     return APIError(
-        503, message, code=code, error_type="service_unavailable_error", headers=retry_after_headers(retry_after)
+        503,
+        message,
+        code=code,
+        error_type="service_unavailable_error",
+        headers=retry_after_headers(retry_after),
     )
 
 

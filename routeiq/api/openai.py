@@ -11,12 +11,18 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from routeiq.api.errors import APIError
-from routeiq.api.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, read_json, validate
+from routeiq.api.requests import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    read_json,
+    validate,
+)
 from routeiq.executors.base import Operation
 
 router = APIRouter()
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Any]]
 
 
 def _both_paths(method: str, path: str) -> Callable[[Endpoint], Endpoint]:

@@ -74,7 +74,9 @@ class Dispatcher:
             raise _client_error(last_error)
         retry_after = no_healthy.retry_after if no_healthy else 1.0
         raise service_unavailable(
-            f"no healthy deployment for {group!r}; all are cooling down", code="no_healthy_deployment", retry_after=retry_after
+            f"no healthy deployment for {group!r}; all are cooling down",
+            code="no_healthy_deployment",
+            retry_after=retry_after,
         )
 
     def uses_passthrough(self, deployment: Deployment) -> bool:
@@ -91,13 +93,17 @@ class Dispatcher:
 
 def _client_error(error: UpstreamError) -> APIError:
     headers = retry_after_headers(error.retry_after or 1.0) if error.status == 429 else {}
-    return APIError(error.status, error.message, code=error.code, error_type=error.error_type, headers=headers)
+    return APIError(
+        error.status, error.message, code=error.code, error_type=error.error_type, headers=headers
+    )
 
 
 def _respond(outcome: Completed | Streaming, headers: dict[str, str]) -> Response:
     if isinstance(outcome, Completed):
         return Response(outcome.body, media_type="application/json", headers=headers)
-    return StreamingResponse(_stream_body(outcome), media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
+    return StreamingResponse(
+        _stream_body(outcome), media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
+    )
 
 
 async def _stream_body(stream: Streaming) -> AsyncIterator[bytes]:

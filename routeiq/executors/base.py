@@ -85,7 +85,12 @@ def upstream_error(status: int, message: str, retry_after: float | None = None) 
         )
     if status == 429:
         return UpstreamError(
-            429, message, code="upstream_rate_limited", retryable=True, error_type="rate_limit_error", retry_after=retry_after
+            429,
+            message,
+            code="upstream_rate_limited",
+            retryable=True,
+            error_type="rate_limit_error",
+            retry_after=retry_after,
         )
     if status in (408, 504):
         return upstream_timeout(message)

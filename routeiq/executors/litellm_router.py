@@ -47,7 +47,10 @@ class LiteLLMExecutor:
     ) -> Completed | Streaming:
         kwargs = {key: value for key, value in body.items() if key != "model"}
         client_metadata = kwargs.get("metadata")
-        kwargs["metadata"] = {**(client_metadata if isinstance(client_metadata, dict) else {}), CONTEXT_KEY: context}
+        kwargs["metadata"] = {
+            **(client_metadata if isinstance(client_metadata, dict) else {}),
+            CONTEXT_KEY: context,
+        }
         kwargs["timeout"] = deployment.timeout or self._timeout_seconds
         kwargs["num_retries"] = 0
         streaming = operation.streams and bool(body.get("stream"))
@@ -99,12 +102,16 @@ async def _open_stream(stream: Any, deployment: Deployment, operation: Operation
     def note_usage(chunk: Any) -> None:
         chunk_usage = getattr(chunk, "usage", None)
         if chunk_usage:
-            usage.update(chunk_usage.model_dump() if hasattr(chunk_usage, "model_dump") else dict(chunk_usage))
+            usage.update(
+                chunk_usage.model_dump() if hasattr(chunk_usage, "model_dump") else dict(chunk_usage)
+            )
 
     try:
         first_chunk = await iterator.__anext__()
     except StopAsyncIteration:
-        raise UpstreamError(502, f"deployment {deployment.id} sent an empty stream", code="upstream_error", retryable=True) from None
+        raise UpstreamError(
+            502, f"deployment {deployment.id} sent an empty stream", code="upstream_error", retryable=True
+        ) from None
     except Exception as error:
         raise _from_litellm(error, deployment) from None
     note_usage(first_chunk)

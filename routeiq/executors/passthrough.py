@@ -32,14 +32,20 @@ EVENT_END = b"\n\n"
 
 class PassthroughExecutor:
     def __init__(
-        self, session: aiohttp.ClientSession, health: Any, timeout_seconds: float, connect_timeout_seconds: float
+        self,
+        session: aiohttp.ClientSession,
+        health: Any,
+        timeout_seconds: float,
+        connect_timeout_seconds: float,
     ) -> None:
         self._session = session
         self._health = health  # the Router's health view: failures here cool deployments down there
         self._timeout_seconds = timeout_seconds
         self._connect_timeout_seconds = connect_timeout_seconds
 
-    async def execute(self, operation: Operation, body: dict[str, Any], deployment: Deployment) -> Completed | Streaming:
+    async def execute(
+        self, operation: Operation, body: dict[str, Any], deployment: Deployment
+    ) -> Completed | Streaming:
         try:
             return await self._execute(operation, body, deployment)
         except UpstreamError as error:
@@ -47,7 +53,9 @@ class PassthroughExecutor:
                 self._report_failure(deployment, error)
             raise
 
-    async def _execute(self, operation: Operation, body: dict[str, Any], deployment: Deployment) -> Completed | Streaming:
+    async def _execute(
+        self, operation: Operation, body: dict[str, Any], deployment: Deployment
+    ) -> Completed | Streaming:
         payload = dict(body)
         payload["model"] = deployment.upstream_model
         streaming = operation.streams and bool(body.get("stream"))
@@ -56,7 +64,9 @@ class PassthroughExecutor:
             payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         seconds = deployment.timeout or self._timeout_seconds
         timeout = aiohttp.ClientTimeout(
-            total=None if streaming else seconds, sock_connect=self._connect_timeout_seconds, sock_read=seconds
+            total=None if streaming else seconds,
+            sock_connect=self._connect_timeout_seconds,
+            sock_read=seconds,
         )
         url = f"{deployment.api_base}{operation.path}"
         try:
@@ -67,7 +77,10 @@ class PassthroughExecutor:
             raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
         except aiohttp.ClientError as error:
             raise UpstreamError(
-                502, f"deployment {deployment.id} is unreachable: {type(error).__name__}", code="upstream_unreachable", retryable=True
+                502,
+                f"deployment {deployment.id} is unreachable: {type(error).__name__}",
+                code="upstream_unreachable",
+                retryable=True,
             ) from None
         if response.status >= 400:
             raise await _error_from_response(response, deployment)
@@ -78,7 +91,10 @@ class PassthroughExecutor:
                 raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
             except aiohttp.ClientError:
                 raise UpstreamError(
-                    502, f"deployment {deployment.id} broke off its answer", code="upstream_error", retryable=True
+                    502,
+                    f"deployment {deployment.id} broke off its answer",
+                    code="upstream_error",
+                    retryable=True,
                 ) from None
             finally:
                 response.release()
@@ -86,8 +102,12 @@ class PassthroughExecutor:
         return await _open_stream(response, deployment, keep_usage=client_wants_usage)
 
     def _report_failure(self, deployment: Deployment, error: UpstreamError) -> None:
-        exception_class = {429: litellm.RateLimitError, 504: litellm.Timeout}.get(error.status, litellm.InternalServerError)
-        exception = exception_class(message=error.message, llm_provider=deployment.provider, model=deployment.upstream_model)
+        exception_class = {429: litellm.RateLimitError, 504: litellm.Timeout}.get(
+            error.status, litellm.InternalServerError
+        )
+        exception = exception_class(
+            message=error.message, llm_provider=deployment.provider, model=deployment.upstream_model
+        )
         self._health.record_failure(deployment.id, exception, error.status)
 
 
@@ -155,7 +175,9 @@ class _EventFramer:
         return event
 
 
-async def _open_stream(response: aiohttp.ClientResponse, deployment: Deployment, keep_usage: bool) -> Streaming:
+async def _open_stream(
+    response: aiohttp.ClientResponse, deployment: Deployment, keep_usage: bool
+) -> Streaming:
     framer = _EventFramer(keep_usage)
     content = response.content
 
@@ -176,17 +198,26 @@ async def _open_stream(response: aiohttp.ClientResponse, deployment: Deployment,
         first = await next_events()
     except (aiohttp.ClientError, TimeoutError):
         await close()
-        raise UpstreamError(502, f"deployment {deployment.id} broke off its stream", code="upstream_error", retryable=True) from None
+        raise UpstreamError(
+            502, f"deployment {deployment.id} broke off its stream", code="upstream_error", retryable=True
+        ) from None
     if not first:
         await close()
-        raise UpstreamError(502, f"deployment {deployment.id} sent an empty stream", code="upstream_error", retryable=True)
+        raise UpstreamError(
+            502, f"deployment {deployment.id} sent an empty stream", code="upstream_error", retryable=True
+        )
 
     return Streaming(
-        first=first, rest=_rest(next_events, framer, deployment, close), close=close, usage=lambda: framer.usage
+        first=first,
+        rest=_rest(next_events, framer, deployment, close),
+        close=close,
+        usage=lambda: framer.usage,
     )
 
 
-async def _rest(next_events: Any, framer: _EventFramer, deployment: Deployment, close: Any) -> AsyncIterator[bytes]:
+async def _rest(
+    next_events: Any, framer: _EventFramer, deployment: Deployment, close: Any
+) -> AsyncIterator[bytes]:
     try:
         while not framer.done:
             try:
@@ -196,12 +227,22 @@ async def _rest(next_events: Any, framer: _EventFramer, deployment: Deployment, 
                 return
             except (aiohttp.ClientError, asyncio.IncompleteReadError):
                 yield sse_error_event(
-                    UpstreamError(502, f"deployment {deployment.id} broke off its stream", code="upstream_stream_interrupted", retryable=False)
+                    UpstreamError(
+                        502,
+                        f"deployment {deployment.id} broke off its stream",
+                        code="upstream_stream_interrupted",
+                        retryable=False,
+                    )
                 )
                 return
             if not events:
                 yield sse_error_event(
-                    UpstreamError(502, f"deployment {deployment.id} ended its stream early", code="upstream_stream_interrupted", retryable=False)
+                    UpstreamError(
+                        502,
+                        f"deployment {deployment.id} ended its stream early",
+                        code="upstream_stream_interrupted",
+                        retryable=False,
+                    )
                 )
                 return
             yield events

@@ -74,7 +74,9 @@ class AuthMiddleware:
         key = presented_key(scope)
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
             if not self._admin:
-                raise APIError(403, "the control plane is closed: no admin key is configured", code="admin_disabled")
+                raise APIError(
+                    403, "the control plane is closed: no admin key is configured", code="admin_disabled"
+                )
             if key is None or not _matches(key, self._admin):
                 raise APIError(401, "a valid admin key is required", code="invalid_admin_key")
             return ADMIN

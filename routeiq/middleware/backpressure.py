@@ -28,7 +28,9 @@ class BackpressureMiddleware:
         if self.in_flight >= self.max_concurrent:
             self.shed_total += 1
             error = service_unavailable(
-                "the gateway is at capacity; retry shortly", code="overloaded", retry_after=self.retry_after_seconds
+                "the gateway is at capacity; retry shortly",
+                code="overloaded",
+                retry_after=self.retry_after_seconds,
             )
             await error.to_response()(scope, receive, send)
             return

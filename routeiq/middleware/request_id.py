@@ -58,5 +58,7 @@ class RequestIdMiddleware:
             logger.exception("unhandled error", extra={"request_id": request_id})
             if started:
                 raise  # the response is underway; the server closes the connection
-            error = APIError(500, "internal error; quote the request id when reporting it", code="internal_error")
+            error = APIError(
+                500, "internal error; quote the request id when reporting it", code="internal_error"
+            )
             await error.to_response()(scope, receive, send_with_id)

@@ -29,9 +29,15 @@ def gateway_config(api_base: str) -> dict[str, Any]:
             deployment("limited", "gpt-fail429", api_base, id="limited"),
             deployment("rejecting", "gpt-fail400", api_base, id="rejecting"),
             deployment("midstream", "gpt-midstream", api_base, id="midstream"),
-            {**deployment("stuck", "gpt-hang", api_base, id="stuck"), "litellm_params": {
-                "model": "openai/gpt-hang", "api_base": api_base, "api_key": "sk-upstream", "timeout": 1,
-            }},
+            {
+                **deployment("stuck", "gpt-hang", api_base, id="stuck"),
+                "litellm_params": {
+                    "model": "openai/gpt-hang",
+                    "api_base": api_base,
+                    "api_key": "sk-upstream",
+                    "timeout": 1,
+                },
+            },
             deployment("embed", "mock-embed", api_base, id="embed"),
         ],
         "router_settings": {

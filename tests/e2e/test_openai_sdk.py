@@ -82,7 +82,9 @@ def test_tool_calls(stack: Stack) -> None:
 
 
 def test_streamed_tool_calls(stack: Stack) -> None:
-    stream = stack.client().chat.completions.create(model="auto", messages=USER, tools=[WEATHER_TOOL], stream=True)
+    stream = stack.client().chat.completions.create(
+        model="auto", messages=USER, tools=[WEATHER_TOOL], stream=True
+    )
     names = [
         call.function.name
         for chunk in stream
@@ -219,7 +221,9 @@ def test_fallback_to_healthy_deployment(stack: Stack) -> None:
         raw = client.chat.completions.with_raw_response.create(model="flaky", messages=USER)
         assert raw.headers["x-routeiq-deployment-id"] == "flaky-two"
         assert raw.parse().model == "flaky-two"
-    failing_calls = [r for r in stack.upstream.requests if r["body"] and r["body"].get("model") == "flaky-one"]
+    failing_calls = [
+        r for r in stack.upstream.requests if r["body"] and r["body"].get("model") == "flaky-one"
+    ]
     assert len(failing_calls) <= 1, "a failed deployment cools down: the next picks skip it"
 
 

@@ -1,0 +1,48 @@
+# RouteIQ developer commands. `make run` and `make test` are all a newcomer needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: run test lint format docs bench services clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+## Serve config/demo.yaml on port 4000 (mock deployments: no API keys, no network).
+run: $(STAMP)
+	$(BIN)/routeiq serve --config config/demo.yaml --port 4000
+
+## Lint, type-check and run the whole suite (unit + end-to-end against real processes).
+test: $(STAMP) services
+	$(BIN)/ruff check routeiq tests benchmarks
+	$(BIN)/ruff format --check routeiq tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check routeiq tests benchmarks
+	$(BIN)/ruff format --check routeiq tests benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix routeiq tests benchmarks
+	$(BIN)/ruff format routeiq tests benchmarks
+
+## Regenerate docs/configuration.md from the settings model.
+docs: $(STAMP)
+	$(BIN)/python -m routeiq.config_docs > docs/configuration.md
+
+## Throughput, latency, streaming and memory, as ratios to a floor measured in the same run.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+## Start Redis and PostgreSQL on 127.0.0.1 if they are not already up.
+services:
+	@scripts/services.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -1,0 +1,112 @@
+"""The gateway as a service: version agreement, health, shedding, CORS, auth defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.gateway import Gateway, deployment
+from tests.support.mock_upstream import MockUpstream
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    with Gateway(config, tmp_path_factory.mktemp("demo")) as gateway:
+        yield gateway
+
+
+def test_every_surface_reports_the_same_version(demo: Gateway) -> None:
+    expected = version("routeiq")
+    cli = subprocess.run(
+        [sys.executable, "-m", "routeiq", "version"], capture_output=True, text=True, check=True
+    )
+    assert cli.stdout.strip() == expected
+    assert httpx.get(f"{demo.url}/openapi.json").json()["info"]["version"] == expected
+    assert httpx.get(f"{demo.url}/_health/live").json()["version"] == expected
+    ready = httpx.get(f"{demo.url}/_health/ready")
+    assert ready.status_code == 200 and ready.json()["version"] == expected
+
+
+def test_demo_routes_with_mock_deployments_and_open_data_plane(demo: Gateway) -> None:
+    response = httpx.post(
+        f"{demo.url}/v1/chat/completions",
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert response.status_code == 200
+    tier = response.headers["x-routeiq-tier"]
+    assert tier in {"budget", "standard", "premium"}
+    assert f"the {tier} deployment" in response.json()["choices"][0]["message"]["content"]
+    assert "ROUTEIQ_MASTER_KEY is not set" in demo.log()
+
+
+def test_admin_closed_without_admin_keys(demo: Gateway) -> None:
+    response = httpx.get(f"{demo.url}/admin/status", headers={"authorization": "Bearer anything"})
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "admin_disabled"
+    assert response.headers["x-request-id"]
+
+
+def test_unknown_route_and_method_use_the_envelope(demo: Gateway) -> None:
+    missing = httpx.get(f"{demo.url}/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "invalid_request_error"
+    wrong_method = httpx.get(f"{demo.url}/v1/chat/completions")
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+    assert wrong_method.headers["x-request-id"]
+
+
+def test_shed_503_carries_request_id_and_cors(tmp_path: Path) -> None:
+    with MockUpstream() as upstream:
+        config = {
+            "model_list": [deployment("slow", "gpt-chunkdelay300ms", upstream.base_url)],
+            "routeiq": {"max_concurrent_requests": 1, "cors_allow_origins": ["https://app.example"]},
+        }
+        with Gateway(config, tmp_path) as gateway:
+            body = {
+                "model": "slow",
+                "stream": True,
+                "messages": [{"role": "user", "content": "tell me a story"}],
+            }
+            done = threading.Event()
+
+            def hold_the_only_slot() -> None:
+                with httpx.stream(
+                    "POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=30
+                ) as stream:
+                    for _ in stream.iter_bytes():
+                        pass
+                done.set()
+
+            holder = threading.Thread(target=hold_the_only_slot)
+            holder.start()
+            time.sleep(0.5)  # the stream is in flight: its slot stays taken until it ends
+            shed = httpx.post(
+                f"{gateway.url}/v1/chat/completions",
+                json=body,
+                headers={"origin": "https://app.example", "x-request-id": "shed-me"},
+            )
+            holder.join(timeout=30)
+            assert done.is_set()
+            assert shed.status_code == 503
+            assert shed.json()["error"]["code"] == "overloaded"
+            assert shed.headers["x-request-id"] == "shed-me"
+            assert shed.headers["access-control-allow-origin"] == "https://app.example"
+            assert int(shed.headers["retry-after"]) >= 1 and int(shed.headers["retry-after-ms"]) >= 1
+            # Health is never shed, and once the stream ended the slot is free again.
+            assert httpx.get(f"{gateway.url}/_health/ready").status_code == 200
+            after = httpx.post(
+                f"{gateway.url}/v1/chat/completions", json={**body, "stream": False}, timeout=30
+            )
+            assert after.status_code == 200
