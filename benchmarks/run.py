@@ -494,6 +494,8 @@ async def run_rounds(bench: Bench) -> None:
     for round_no in range(1, bench.settings.rounds + 1):
         for phase_name, phase in PHASES.items():
             for target in usable(bench):
+                if bench.mock is None or not bench.mock.alive():
+                    raise HarnessError("the mock upstream died during the run")
                 pin_servers(bench)
                 measured = await phase(bench, target)
                 target.result.add_errors(phase_name, dict(measured.load.errors))
@@ -514,7 +516,7 @@ def describe(measured: Measured) -> str:
 def record_rss(bench: Bench) -> None:
     """RSS per worker after all the load (the steady-state footprint, not the idle one)."""
     for target in bench.targets:
-        if target.pid is not None and target.result.status in {"ok"}:
+        if target.pid is not None and target.result.usable:
             target.result.rss_bytes = procstat.worker_rss_bytes(target.pid)
 
 

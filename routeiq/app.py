@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,12 +18,14 @@ from routeiq.config import CONFIG_PATH_ENV, load_settings
 from routeiq.middleware.auth import AuthMiddleware
 from routeiq.middleware.backpressure import BackpressureMiddleware
 from routeiq.middleware.request_id import RequestIdMiddleware
+from routeiq.resilience.drain import DrainOnSignal
+from routeiq.resilience.traffic import TrafficGate
 from routeiq.settings import Settings
 
 logger = logging.getLogger("routeiq")
 
 
-def middleware_stack(settings: Settings) -> list[Middleware]:
+def middleware_stack(settings: Settings, gate: TrafficGate) -> list[Middleware]:
     """Outermost first: each layer sees only what the layers before it let through."""
     master_key = settings.master_key.get_secret_value() if settings.master_key else None
     return [
@@ -34,11 +37,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
             expose_headers=["x-request-id", "retry-after", "retry-after-ms"],
         ),
         Middleware(RequestIdMiddleware),
-        Middleware(
-            BackpressureMiddleware,
-            max_concurrent=settings.max_concurrent_requests,
-            retry_after_seconds=settings.shed_retry_after_seconds,
-        ),
+        Middleware(BackpressureMiddleware, gate=gate, retry_after_seconds=settings.shed_retry_after_seconds),
         Middleware(
             AuthMiddleware,
             master_key=master_key,
@@ -57,7 +56,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.warning("ROUTEIQ_MASTER_KEY is not set: the data plane is OPEN to anyone who can reach it")
     if not settings.admin_keys:
         logger.info("no ROUTEIQ_ADMIN_KEYS: the control plane (/admin) is closed")
-    app.state.runtime = await build_runtime(settings)
+    app.state.runtime = await build_runtime(settings, app.state.gate)
+    DrainOnSignal(app.state.gate, settings.drain_timeout_seconds).install()
     try:
         yield
     finally:
@@ -65,14 +65,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    gate = TrafficGate(settings.max_concurrent_requests, settings.queue_timeout_ms, settings.queue_max_depth)
     app = FastAPI(
         title="RouteIQ",
         version=__version__,
         description="OpenAI-compatible LLM gateway that picks the right model for every request.",
         lifespan=lifespan,
-        middleware=middleware_stack(settings),
+        middleware=middleware_stack(settings, gate),
     )
     app.state.settings = settings
+    app.state.gate = gate
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
@@ -82,6 +84,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The factory uvicorn and gunicorn workers call: settings from ``ROUTEIQ_CONFIG`` and the environment."""
-    import os
-
     return create_app(load_settings(os.environ.get(CONFIG_PATH_ENV)))

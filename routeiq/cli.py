@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from routeiq import __version__
@@ -83,9 +85,22 @@ def _serve(args: argparse.Namespace) -> int:
     for name, value in overrides.items():
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
     _configure_logging(settings.log_level)
+    if settings.workers > 1 and not (settings.redis_url or settings.redis_sentinels):
+        logging.getLogger("routeiq").warning(
+            "%d workers with in-memory state: breakers, the active strategy and stats are PER PROCESS; "
+            "set ROUTEIQ_REDIS_URL to share them",
+            settings.workers,
+        )
+    # After a drained shutdown the server re-raises SIGTERM; ending here with status 0 is the
+    # normal outcome of a SIGTERM, not a crash.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     if settings.workers == 1:
         return _run_uvicorn(settings)
     return _run_gunicorn(settings)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _configure_logging(level: str) -> None:
@@ -106,7 +121,7 @@ def _run_uvicorn(settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=5,  # after the drain, only idle keep-alive connections are left
     )
     return 0
 
@@ -122,7 +137,7 @@ def _run_gunicorn(settings: Settings) -> int:
                 "worker_class": "uvicorn_worker.UvicornWorker",
                 "loglevel": settings.log_level,
                 "accesslog": "-" if settings.access_log else None,
-                "graceful_timeout": 30,
+                "graceful_timeout": int(settings.drain_timeout_seconds) + 5,
                 "timeout": 0,  # async workers: streams may legitimately run for minutes
             }
             for key, value in options.items():

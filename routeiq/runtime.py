@@ -12,16 +12,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import litellm
 from litellm import Router
 
 from routeiq.executors.attempts import Dispatcher
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
+from routeiq.observability.cluster_stats import ClusterStats
+from routeiq.observability.metrics import Metrics
+from routeiq.observability.outcomes import OutcomeRecorder
+from routeiq.resilience.breaker import CircuitBreakers
+from routeiq.resilience.traffic import TrafficGate
+from routeiq.routing.active import ActiveStrategy
 from routeiq.routing.deployments import DeploymentTable, litellm_model_list
 from routeiq.routing.picker import Picker
 from routeiq.routing.plugin import RouterPlugin
 from routeiq.routing.registry import create_strategy
 from routeiq.settings import Settings
+from routeiq.state.factory import StateStores, build_state_stores
 
 logger = logging.getLogger("routeiq")
 
@@ -34,14 +42,32 @@ class Runtime:
     picker: Picker
     http: aiohttp.ClientSession
     dispatcher: Dispatcher
+    state: StateStores
+    breakers: CircuitBreakers | None
+    strategy: ActiveStrategy
+    stats: ClusterStats
+    metrics: Metrics
     started_at: int
 
+    async def start(self) -> None:
+        await self.state.start()
+        if self.breakers is not None:
+            await self.breakers.start()
+        await self.strategy.start()
+        await self.stats.start()
+
     async def close(self) -> None:
+        await self.stats.close()
+        await self.strategy.close()
+        if self.breakers is not None:
+            await self.breakers.close()
+        await self.state.close()
         await self.http.close()
 
 
 def build_router(settings: Settings) -> Any:
-    """A Router that does no retries or fallbacks of its own: the dispatcher does them for both executors."""
+    """A Router that does no retries or fallbacks of its own: the dispatcher does them for both
+    executors. With Redis configured its cooldowns and usage counters are shared too."""
     router_settings = settings.router_settings
     return Router(
         model_list=litellm_model_list(settings.model_list),
@@ -50,32 +76,63 @@ def build_router(settings: Settings) -> Any:
         cooldown_time=router_settings.cooldown_time,
         timeout=settings.request_timeout_seconds,
         default_litellm_params=settings.litellm_settings.model_dump(),
+        redis_url=settings.redis_url,
     )
 
 
-async def build_runtime(settings: Settings) -> Runtime:
-    deployments = DeploymentTable(settings.model_list)
+def litellm_price(model: str) -> float | None:
+    """Input + output USD per token from LiteLLM's bundled price map, if it knows the model."""
+    entry = litellm.model_cost.get(model) or litellm.model_cost.get(model.partition("/")[2])
+    if not entry:
+        return None
+    return float(entry.get("input_cost_per_token") or 0) + float(entry.get("output_cost_per_token") or 0)
+
+
+async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
+    deployments = DeploymentTable(settings.model_list, cost_lookup=litellm_price)
+    state = build_state_stores(settings)
+    breakers = None
+    if settings.circuit_breaker.enabled:
+        breakers = CircuitBreakers(state.for_feature("breakers"), settings.circuit_breaker, [d.id for d in deployments])
     router = build_router(settings)
-    picker = Picker(router, deployments, create_strategy(settings.router_settings.routing_strategy))
+    configured = settings.router_settings.routing_strategy
+    picker = Picker(router, deployments, create_strategy(configured), breakers)
     router.register_plugin(RouterPlugin(router, picker))
     http = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-        skip_auto_headers=("User-Agent",),
+        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), skip_auto_headers=("User-Agent",)
     )
     passthrough = None
     if settings.passthrough == "auto":
         passthrough = PassthroughExecutor(
             http, router.health(), settings.request_timeout_seconds, settings.connect_timeout_seconds
         )
-    dispatcher = Dispatcher(
-        settings, picker, passthrough, LiteLLMExecutor(router, settings.request_timeout_seconds)
+    metrics = Metrics()
+    stats = ClusterStats(state.for_feature("stats"))
+    metrics.watch(gate, breakers, state.health)
+    outcomes = OutcomeRecorder(breakers, stats, metrics)
+    litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
+    dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes)
+    runtime = Runtime(
+        settings=settings,
+        deployments=deployments,
+        router=router,
+        picker=picker,
+        http=http,
+        dispatcher=dispatcher,
+        state=state,
+        breakers=breakers,
+        strategy=ActiveStrategy(state.for_feature("routing"), picker, configured),
+        stats=stats,
+        metrics=metrics,
+        started_at=int(time.time()),
     )
-    runtime = Runtime(settings, deployments, router, picker, http, dispatcher, started_at=int(time.time()))
+    await runtime.start()
     logger.info(
-        "router built: %d deployments in %d groups (%d via passthrough), strategy %s",
+        "router built: %d deployments in %d groups (%d via passthrough), strategy %s, state %s",
         len(deployments),
         len(deployments.groups),
         sum(1 for deployment in deployments if dispatcher.uses_passthrough(deployment)),
-        picker.strategy.name,
+        runtime.strategy.name,
+        state.backend,
     )
     return runtime

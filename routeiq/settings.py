@@ -82,6 +82,33 @@ class LiteLLMSettings(BaseModel):
     modify_params: bool = Field(default=False, description="Let LiteLLM adjust params for a provider.")
 
 
+class CircuitBreakerSettings(BaseModel):
+    """Per-deployment circuit breakers, shared by every worker and replica through the StateStore."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Take deployments that keep failing out of rotation.")
+    consecutive_failures: int = Field(default=5, ge=1, description="Failures in a row that open the breaker.")
+    failure_rate: float = Field(
+        default=0.5, gt=0, le=1, description="Failure share within the current minute that opens it..."
+    )
+    min_requests: int = Field(default=20, ge=1, description="...once the minute has seen this many calls.")
+    open_seconds: float = Field(
+        default=30.0, gt=0, description="Time open before one half-open probe is let through."
+    )
+
+
+class StateFailureModes(BaseModel):
+    """What each feature does while Redis is unreachable: `open` keeps going on per-process state,
+    `closed` refuses what needs the shared state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    breakers: Literal["open", "closed"] = Field(default="open", description="Circuit breaker state.")
+    routing: Literal["open", "closed"] = Field(default="open", description="The active strategy.")
+    stats: Literal["open", "closed"] = Field(default="open", description="Cluster request counters.")
+
+
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -126,6 +153,32 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated origins allowed by CORS (`*` for any)."
     )
 
+    queue_timeout_ms: int = Field(
+        default=0,
+        ge=0,
+        description="At capacity, wait this long for a slot before shedding (0: shed at once).",
+    )
+    queue_max_depth: int = Field(default=256, ge=0, description="Requests that may wait for a slot at once.")
+    drain_timeout_seconds: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long in-flight requests and streams may run on."
+    )
+
+    # Shared state
+    redis_url: str | None = Field(
+        default=None, description="Redis for state shared by workers and replicas; unset: in-process state."
+    )
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated Sentinel host:port list (instead of redis_url)."
+    )
+    redis_sentinel_master: str | None = Field(default=None, description="Sentinel master name.")
+    redis_cluster: bool = Field(default=False, description="Treat redis_url as a Redis Cluster node.")
+    redis_key_prefix: str = Field(default="routeiq:", description="Prefix of every key RouteIQ writes.")
+    redis_timeout_seconds: float = Field(
+        default=0.5, gt=0, description="Redis socket timeout; past it a call counts as Redis being down."
+    )
+    state_failure_mode: StateFailureModes = Field(default_factory=StateFailureModes)
+    circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
+
     # Executors
     passthrough: Literal["auto", "off"] = Field(
         default="auto", description="`auto` forwards OpenAI-wire deployments as bytes; `off` uses LiteLLM."
@@ -140,7 +193,7 @@ class Settings(BaseSettings):
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
     litellm_settings: LiteLLMSettings = Field(default_factory=LiteLLMSettings)
 
-    @field_validator("admin_keys", "cors_allow_origins", mode="before")
+    @field_validator("admin_keys", "cors_allow_origins", "redis_sentinels", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_commas(value)

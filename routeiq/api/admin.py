@@ -5,16 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 
 from routeiq import __version__
+from routeiq.api.errors import bad_request
+from routeiq.routing.registry import STRATEGIES
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class StrategyChange(BaseModel):
+    strategy: str
 
 
 @router.get("/status")
 async def status(request: Request) -> dict[str, Any]:
     """Version, routing strategy, and every deployment with its executor and current health."""
     runtime = request.app.state.runtime
+    breakers = runtime.breakers.states() if runtime.breakers is not None else {}
     deployments = []
     for group in runtime.deployments.groups:
         healthy = await runtime.picker.healthy_ids(group)
@@ -26,15 +34,48 @@ async def status(request: Request) -> dict[str, Any]:
                     "model": deployment.upstream_model,
                     "provider": deployment.provider,
                     "tier": deployment.tier,
-                    "executor": "passthrough"
-                    if runtime.dispatcher.uses_passthrough(deployment)
-                    else "litellm",
+                    "executor": "passthrough" if runtime.dispatcher.uses_passthrough(deployment) else "litellm",
                     "healthy": deployment.id in healthy,
+                    "circuit": breakers.get(deployment.id, {}).get("state", "closed"),
                 }
             )
     return {
         "version": __version__,
-        "strategy": runtime.picker.strategy.name,
+        "strategy": runtime.strategy.name,
+        "state_backend": runtime.state.backend,
         "groups": runtime.deployments.groups,
         "deployments": deployments,
     }
+
+
+@router.get("/strategy")
+async def get_strategy(request: Request) -> dict[str, Any]:
+    """The active strategy and every strategy that can be chosen."""
+    return {
+        "active": request.app.state.runtime.strategy.name,
+        "available": [{"name": name, "description": description} for name, (description, _) in STRATEGIES.items()],
+    }
+
+
+@router.put("/strategy")
+async def set_strategy(change: StrategyChange, request: Request) -> dict[str, Any]:
+    """Switch the strategy for every worker and replica (they follow within a second)."""
+    try:
+        await request.app.state.runtime.strategy.set(change.strategy)
+    except ValueError as error:
+        raise bad_request(str(error), param="strategy") from None
+    return {"active": change.strategy}
+
+
+@router.get("/breakers")
+async def breakers(request: Request) -> dict[str, Any]:
+    """Circuit breaker state per deployment, as the whole cluster sees it."""
+    runtime = request.app.state.runtime
+    return {"enabled": runtime.breakers is not None, "deployments": runtime.breakers.states() if runtime.breakers else {}}
+
+
+@router.get("/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    """Requests per deployment and outcome, summed over every worker and replica."""
+    result: dict[str, Any] = await request.app.state.runtime.stats.snapshot()
+    return result

@@ -1,29 +1,50 @@
-"""Liveness (the process answers) and readiness (it can route), for load balancers and orchestrators."""
+"""Liveness (the process answers), readiness (it can route), and Prometheus metrics."""
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import JSONResponse, Response
 
 from routeiq import __version__
 
-router = APIRouter(prefix="/_health", tags=["health"])
+router = APIRouter(tags=["health"])
 
 
-@router.get("/live")
-async def live() -> dict[str, str]:
+@router.get("/_health/live")
+async def live() -> dict[str, Any]:
     """The process is up. Checks nothing else, so it never flaps with a dependency."""
-    return {"status": "alive", "version": __version__}
+    return {"status": "alive", "version": __version__, "pid": os.getpid()}
 
 
-@router.get("/ready")
+@router.get("/_health/ready")
 async def ready(request: Request) -> JSONResponse:
-    """Config loaded and the router built: ready to take traffic."""
+    """Each dependency's state. 503 while starting or draining; 200 with ``degraded`` when RouteIQ
+    still serves but something is impaired (Redis lost, every deployment of a group circuit-open)."""
     runtime = getattr(request.app.state, "runtime", None)
-    checks = {
-        "config": "ok",
-        "router": "ok" if runtime is not None else "starting",
-    }
-    is_ready = all(value == "ok" for value in checks.values())
-    body = {"status": "ready" if is_ready else "not_ready", "version": __version__, "checks": checks}
-    return JSONResponse(body, status_code=200 if is_ready else 503)
+    draining = request.app.state.gate.draining
+    checks: dict[str, Any] = {"config": "ok", "router": "ok" if runtime is not None else "starting"}
+    checks["draining"] = draining
+    if runtime is not None:
+        checks["state"] = await runtime.state.check()
+        if runtime.breakers is not None:
+            checks["open_circuits"] = sorted(
+                deployment_id for deployment_id, view in runtime.breakers.states().items() if view["state"] != "closed"
+            )
+    if runtime is None or draining:
+        status, code = ("draining" if draining else "starting"), 503
+    elif str(checks.get("state", "")).startswith("degraded"):
+        status, code = "degraded", 200
+    else:
+        status, code = "ready", 200
+    return JSONResponse({"status": status, "version": __version__, "checks": checks}, status_code=code)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    runtime = request.app.state.runtime
+    runtime.metrics.draining.set(1 if request.app.state.gate.draining else 0)
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ from routeiq.api.errors import APIError, retry_after_headers, service_unavailabl
 from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
+from routeiq.observability.outcomes import OutcomeRecorder
 from routeiq.routing.decision import decision_headers
 from routeiq.routing.deployments import Deployment
 from routeiq.routing.picker import Picker
@@ -23,6 +24,7 @@ from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingConte
 from routeiq.settings import Settings
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+ERROR_EVENT_PREFIX = b'data: {"error"'  # how executors end a stream that broke (sse_error_event)
 
 
 class Dispatcher:
@@ -32,11 +34,13 @@ class Dispatcher:
         picker: Picker,
         passthrough: PassthroughExecutor | None,
         litellm_executor: LiteLLMExecutor,
+        outcomes: OutcomeRecorder,
     ) -> None:
         self._settings = settings
         self._picker = picker
         self._passthrough = passthrough
         self._litellm = litellm_executor
+        self._outcomes = outcomes
 
     async def dispatch(
         self, operation: Operation, body: dict[str, Any], request_id: str, started: float
@@ -60,6 +64,7 @@ class Dispatcher:
                     outcome = await self._execute(operation, body, decision, context)
                 except UpstreamError as error:
                     upstream_seconds += time.perf_counter() - call_started
+                    await self._outcomes.failed(decision.deployment, error)
                     if not error.retryable:
                         raise _client_error(error) from None
                     failed.append(decision.deployment.id)
@@ -69,15 +74,42 @@ class Dispatcher:
                 upstream_seconds += time.perf_counter() - call_started
                 overhead_ms = max(0.0, (time.perf_counter() - started - upstream_seconds) * 1000)
                 headers = decision_headers(decision, failed, overhead_ms)
-                return _respond(outcome, headers)
+                if isinstance(outcome, Completed):
+                    await self._outcomes.succeeded(decision.deployment)
+                    return Response(outcome.body, media_type="application/json", headers=headers)
+                body = self._stream_body(outcome, decision.deployment)
+                return StreamingResponse(
+                    body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
+                )
         if last_error is not None:
             raise _client_error(last_error)
-        retry_after = no_healthy.retry_after if no_healthy else 1.0
+        if no_healthy is not None and no_healthy.circuit_open:
+            message, code = f"every deployment of {group!r} has an open circuit breaker", "circuit_open"
+        else:
+            message, code = (
+                f"no healthy deployment for {group!r}; all are cooling down",
+                "no_healthy_deployment",
+            )
         raise service_unavailable(
-            f"no healthy deployment for {group!r}; all are cooling down",
-            code="no_healthy_deployment",
-            retry_after=retry_after,
+            message, code=code, retry_after=no_healthy.retry_after if no_healthy else 1.0
         )
+
+    async def _stream_body(self, stream: Streaming, deployment: Deployment) -> AsyncIterator[bytes]:
+        broke_off = False
+        try:
+            yield stream.first
+            async for events in stream.rest:
+                broke_off = events.startswith(ERROR_EVENT_PREFIX)
+                yield events
+        finally:
+            await stream.close()
+        if broke_off:
+            failure = UpstreamError(
+                502, "stream broke off", code="upstream_stream_interrupted", retryable=False
+            )
+            await self._outcomes.failed(deployment, failure)
+        else:
+            await self._outcomes.succeeded(deployment)
 
     def uses_passthrough(self, deployment: Deployment) -> bool:
         return self._passthrough is not None and deployment.speaks_openai
@@ -96,20 +128,3 @@ def _client_error(error: UpstreamError) -> APIError:
     return APIError(
         error.status, error.message, code=error.code, error_type=error.error_type, headers=headers
     )
-
-
-def _respond(outcome: Completed | Streaming, headers: dict[str, str]) -> Response:
-    if isinstance(outcome, Completed):
-        return Response(outcome.body, media_type="application/json", headers=headers)
-    return StreamingResponse(
-        _stream_body(outcome), media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
-    )
-
-
-async def _stream_body(stream: Streaming) -> AsyncIterator[bytes]:
-    try:
-        yield stream.first
-        async for events in stream.rest:
-            yield events
-    finally:
-        await stream.close()

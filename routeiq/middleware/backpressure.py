@@ -1,7 +1,8 @@
-"""Cap the requests a worker serves at once; shed the rest with 503 before they cost anything.
+"""Admit a request only when the worker has room for it, and nothing new while draining.
 
 The slot is held until the response has been sent in full, so a long stream counts for as long
-as it runs. Health probes are never shed: an overloaded worker is still alive and ready.
+as it runs. Health probes bypass the gate: an overloaded worker is still alive, and a draining
+one must be able to say so.
 """
 
 from __future__ import annotations
@@ -9,33 +10,34 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from routeiq.api.errors import service_unavailable
+from routeiq.resilience.traffic import Rejected, TrafficGate
 
-EXEMPT_PREFIXES = ("/_health/",)
+EXEMPT_PREFIXES = ("/_health/", "/metrics")
+MESSAGES = {
+    "overloaded": "the gateway is at capacity; retry shortly",
+    "draining": "this gateway instance is shutting down; retry on another",
+}
 
 
 class BackpressureMiddleware:
-    def __init__(self, app: ASGIApp, max_concurrent: int, retry_after_seconds: int) -> None:
+    def __init__(self, app: ASGIApp, gate: TrafficGate, retry_after_seconds: int) -> None:
         self.app = app
-        self.max_concurrent = max_concurrent
+        self.gate = gate
         self.retry_after_seconds = retry_after_seconds
-        self.in_flight = 0
-        self.shed_total = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_concurrent:
-            self.shed_total += 1
+        try:
+            await self.gate.acquire()
+        except Rejected as rejected:
             error = service_unavailable(
-                "the gateway is at capacity; retry shortly",
-                code="overloaded",
-                retry_after=self.retry_after_seconds,
+                MESSAGES[rejected.reason], code=rejected.reason, retry_after=self.retry_after_seconds
             )
             await error.to_response()(scope, receive, send)
             return
-        self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.gate.release()

@@ -6,7 +6,7 @@ and share deployment ids, so a decision made on one side names the same deployme
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ class Deployment:
     weight: float
     timeout: float | None  # seconds; None means the gateway-wide request timeout
     tier: str | None
+    cost_per_token: float | None  # input + output USD per token, when known
     speaks_openai: bool  # can the passthrough executor forward to it?
     upstream_headers: dict[str, str] = field(repr=False)  # credentials live here; never logged
 
@@ -58,7 +59,19 @@ def _upstream_headers(params: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-def build_deployment(entry: DeploymentConfig, deployment_id: str) -> Deployment:
+CostLookup = Callable[[str], float | None]
+
+
+def _configured_cost(entry: DeploymentConfig) -> float | None:
+    extra = entry.model_info.model_extra or {}
+    costs = [extra.get("input_cost_per_token"), extra.get("output_cost_per_token")]
+    known = [float(cost) for cost in costs if isinstance(cost, int | float)]
+    return sum(known) if known else None
+
+
+def build_deployment(
+    entry: DeploymentConfig, deployment_id: str, cost_lookup: CostLookup | None = None
+) -> Deployment:
     params = entry.litellm_params.model_dump(exclude_none=True)
     provider, upstream_model = _split_provider(entry.litellm_params.model)
     api_base = entry.litellm_params.api_base
@@ -79,6 +92,8 @@ def build_deployment(entry: DeploymentConfig, deployment_id: str) -> Deployment:
         weight=entry.litellm_params.weight,
         timeout=entry.litellm_params.timeout,
         tier=entry.model_info.tier,
+        cost_per_token=_configured_cost(entry)
+        or (cost_lookup(entry.litellm_params.model) if cost_lookup else None),
         speaks_openai=speaks_openai,
         upstream_headers=_upstream_headers(params),
     )
@@ -108,11 +123,11 @@ def litellm_model_list(model_list: list[DeploymentConfig]) -> list[dict[str, Any
 class DeploymentTable:
     """Deployments by id and by group, in config order."""
 
-    def __init__(self, model_list: list[DeploymentConfig]) -> None:
+    def __init__(self, model_list: list[DeploymentConfig], cost_lookup: CostLookup | None = None) -> None:
         self._by_id: dict[str, Deployment] = {}
         self._by_group: dict[str, list[Deployment]] = {}
         for entry, deployment_id in zip(model_list, deployment_ids(model_list), strict=True):
-            deployment = build_deployment(entry, deployment_id)
+            deployment = build_deployment(entry, deployment_id, cost_lookup)
             self._by_id[deployment.id] = deployment
             self._by_group.setdefault(deployment.group, []).append(deployment)
 

@@ -1,8 +1,10 @@
 """Decide which deployment serves an attempt: healthy candidates first, then the strategy.
 
-Health is LiteLLM's: ``router.select(kind="healthy")`` leaves out cooled-down deployments, whether
-LiteLLM's own calls or the passthrough executor reported the failures. Deployments that already
-failed within this request are left out too, so a retry never lands on the same one.
+Health is LiteLLM's first: ``router.select(kind="healthy")`` leaves out cooled-down deployments,
+whether LiteLLM's own calls or the passthrough executor reported the failures. Deployments that
+already failed within this request are left out, so a retry never lands on the same one; then
+RouteIQ's circuit breakers (shared by the whole cluster) have their say. Strategies see only what
+is left.
 """
 
 from __future__ import annotations
@@ -11,14 +13,22 @@ from typing import Any
 
 from litellm.types.router import RouterRateLimitError
 
+from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext, RoutingStrategy
 
 
 class Picker:
-    def __init__(self, router: Any, deployments: DeploymentTable, strategy: RoutingStrategy) -> None:
+    def __init__(
+        self,
+        router: Any,
+        deployments: DeploymentTable,
+        strategy: RoutingStrategy,
+        breakers: CircuitBreakers | None = None,
+    ) -> None:
         self._router = router
         self._deployments = deployments
+        self._breakers = breakers
         self.strategy = strategy
 
     async def decide(self, group: str, context: RoutingContext) -> Decision:
@@ -33,6 +43,12 @@ class Picker:
                 candidates.append(deployment)
         if not candidates:
             raise NoHealthyDeployment(group, retry_after=1.0)
+        if self._breakers is not None:
+            admitted = await self._breakers.admit(candidates)
+            if not admitted:
+                wait = self._breakers.seconds_until_probe([candidate.id for candidate in candidates])
+                raise NoHealthyDeployment(group, retry_after=wait, circuit_open=True)
+            candidates = admitted
         decision = self.strategy.choose(candidates, context)
         context.decision = decision
         return decision

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from routeiq.routing.cost import CheapestFirst
 from routeiq.routing.shuffle import WeightedShuffle
 from routeiq.routing.strategy import RoutingStrategy
 
 STRATEGIES: dict[str, tuple[str, Callable[[], RoutingStrategy]]] = {
     WeightedShuffle.name: (WeightedShuffle.description, WeightedShuffle),
+    CheapestFirst.name: (CheapestFirst.description, CheapestFirst),
 }
 
 

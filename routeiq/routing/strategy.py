@@ -37,7 +37,8 @@ class RoutingStrategy(Protocol):
 
 
 class NoHealthyDeployment(Exception):
-    def __init__(self, group: str, retry_after: float) -> None:
+    def __init__(self, group: str, retry_after: float, circuit_open: bool = False) -> None:
         super().__init__(f"no healthy deployment in group {group!r}")
         self.group = group
         self.retry_after = retry_after
+        self.circuit_open = circuit_open

@@ -53,6 +53,19 @@ class Gateway:
         self.stop()
         raise RuntimeError(f"gateway not ready after {READY_TIMEOUT_SECONDS}s:\n{self.log()}")
 
+    def wait_for_log(self, text: str, count: int, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Wait until ``text`` appears ``count`` times in the log (say, once per worker started)."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{text!r} not seen {count} times:\n{self.log()}")
+            time.sleep(0.2)
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self._process is not None, "start() first"
+        return self._process
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

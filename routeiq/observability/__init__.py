@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics (and, later, tracing and the decision log)."""

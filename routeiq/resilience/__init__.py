@@ -1,0 +1,1 @@
+"""Resilience: circuit breakers, the traffic gate (capacity, queue, drain)."""

@@ -1,0 +1,23 @@
+"""``cost-based-routing``: the cheapest healthy deployment, by configured or LiteLLM-mapped price."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from routeiq.routing.deployments import Deployment
+from routeiq.routing.strategy import Decision, RoutingContext
+
+
+class CheapestFirst:
+    name = "cost-based-routing"
+    description = "Cheapest healthy deployment per token (model_info costs or LiteLLM's price map)."
+
+    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision:
+        priced = [candidate for candidate in candidates if candidate.cost_per_token is not None]
+        if not priced:
+            return Decision(candidates[0], self.name, "no prices known: first healthy deployment")
+        cheapest = min(priced, key=lambda candidate: candidate.cost_per_token or 0.0)
+        per_million = (cheapest.cost_per_token or 0.0) * 1_000_000
+        return Decision(
+            cheapest, self.name, f"cheapest of {len(priced)} priced (${per_million:.2f}/M tokens)"
+        )

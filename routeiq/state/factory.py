@@ -1,0 +1,75 @@
+"""Build the app's state stores from settings: Redis (shared) when configured, else in-process."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from routeiq.settings import Settings
+from routeiq.state.base import StateStore
+from routeiq.state.memory import MemoryStateStore
+from routeiq.state.redis import RedisStateStore, create_redis_store
+from routeiq.state.resilient import ResilientStateStore, StateHealth
+
+logger = logging.getLogger("routeiq.state")
+
+
+@dataclass
+class StateStores:
+    """One store per feature, so each follows its own fail-open/fail-closed setting."""
+
+    backend: str
+    health: StateHealth
+    shared: RedisStateStore | None
+    local: MemoryStateStore
+    by_feature: dict[str, StateStore]
+
+    def for_feature(self, feature: str) -> StateStore:
+        return self.by_feature[feature]
+
+    async def start(self) -> None:
+        await self.local.start()
+        if self.shared is not None:
+            try:
+                await self.shared.start()
+            except Exception as error:  # keep serving: the listener reconnects when Redis is back
+                self.health.record_failure("startup", f"redis unreachable at startup: {error}")
+                logger.warning("Redis unreachable at startup; serving on per-process state until it returns")
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
+        await self.local.close()
+
+    async def check(self) -> str:
+        """``ok``, ``memory`` (nothing shared configured) or ``degraded: <reason>``."""
+        if self.shared is None:
+            return "memory"
+        try:
+            await self.shared.ping()
+        except Exception as error:
+            self.health.record_failure("health", str(error))
+            return f"degraded: {self.health.reason or error}"
+        self.health.record_success()
+        return "ok"
+
+
+def build_state_stores(settings: Settings) -> StateStores:
+    health = StateHealth()
+    local = MemoryStateStore()
+    modes = settings.state_failure_mode.model_dump()
+    if not (settings.redis_url or settings.redis_sentinels):
+        return StateStores("memory", health, None, local, {feature: local for feature in modes})
+    shared = create_redis_store(
+        settings.redis_url,
+        sentinels=settings.redis_sentinels,
+        sentinel_master=settings.redis_sentinel_master,
+        cluster=settings.redis_cluster,
+        key_prefix=settings.redis_key_prefix,
+        timeout_seconds=settings.redis_timeout_seconds,
+    )
+    by_feature: dict[str, StateStore] = {
+        feature: ResilientStateStore(shared, local, feature=feature, fail_open=mode == "open", health=health)
+        for feature, mode in modes.items()
+    }
+    return StateStores("redis", health, shared, local, by_feature)

@@ -1,0 +1,481 @@
+"""``RedisStateStore``: the ``StateStore`` every worker and replica shares, over ``redis.asyncio``.
+
+Atomicity lives in Redis, never in the process: counters are INCRBY/HINCRBY (+ PEXPIRE in the same
+MULTI), a reservation is one Lua script. Every key and channel carries a prefix, so several gateways
+(or test runs) can share one Redis.
+
+Failure model: short socket and connect timeouts plus an overall deadline per call, no client-side
+retries, and every Redis error surfaces as ``StateUnavailable``. Whether that refuses or degrades a
+feature is ``ResilientStateStore``'s business, not this store's.
+
+Notices: one background task per store owns one pub/sub connection. It reconnects by itself (with
+backoff capped at ~1 s) and, because notices published while it was away are lost, runs the
+reconnect hooks after every (re)connection once its subscriptions are confirmed, so features can
+resync from the stored truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from routeiq.state.base import Handler, Reservation, ReservationResult, StateUnavailable, Window
+from routeiq.state.memory import (
+    WINDOW_GRACE_SECONDS,
+    Bucket,
+    ReconnectHook,
+    bucket_of,
+    decode_record,
+    deliver,
+    encode,
+    run_hooks,
+)
+
+logger = logging.getLogger("routeiq.state")
+
+T = TypeVar("T")
+RedisClient = Redis | RedisCluster
+
+_POLL_SECONDS = 0.25  # how often the listener looks for new subscriptions while idle
+_KEEPALIVE_SECONDS = 5.0  # ping an idle pub/sub connection this often ...
+_SILENT_LIMIT_SECONDS = 3 * _KEEPALIVE_SECONDS  # ... and drop it when nothing comes back for this long
+_BACKOFF_FIRST_SECONDS = 0.05
+_BACKOFF_MAX_SECONDS = 1.0
+
+# KEYS[i]: the window bucket of reservation i; ARGV: amount, limit, ttl_ms of each reservation in turn.
+# Checks every reservation first (cumulatively when two name the same bucket), so a refusal changes
+# nothing; returns {ok, refused index (1-based, 0 if none), {count of each bucket afterwards}}.
+_RESERVE_LUA = """
+local projected = {}
+for i, key in ipairs(KEYS) do
+  local amount = tonumber(ARGV[3 * i - 2])
+  local limit = tonumber(ARGV[3 * i - 1])
+  local current = projected[key] or tonumber(redis.call('GET', key) or '0')
+  if current + amount > limit then
+    local counts = {}
+    for j, other in ipairs(KEYS) do
+      counts[j] = tonumber(redis.call('GET', other) or '0')
+    end
+    return {0, i, counts}
+  end
+  projected[key] = current + amount
+end
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCRBY', key, ARGV[3 * i - 2])
+  redis.call('PEXPIRE', key, ARGV[3 * i])
+end
+return {1, 0, counts}
+"""
+
+
+def _ttl_ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _unavailable(exc: BaseException) -> StateUnavailable:
+    """A short, log-friendly reason: unreachable (connection/timeout) or an error Redis answered."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError):
+        return StateUnavailable(f"redis unreachable: {type(exc).__name__}")
+    return StateUnavailable(f"redis error: {type(exc).__name__}: {exc}"[:200])
+
+
+class _Session:
+    """One pub/sub connection's life: what it asked for, what Redis confirmed, whether it dropped."""
+
+    def __init__(self, now: float) -> None:
+        self.requested: set[str] = set()
+        self.confirmed: set[str] = set()
+        self.hooks_done = False
+        self.dropped = False
+        self.last_heard = now
+        self.last_ping = now
+
+    def on_connect(self, connection: Any) -> None:
+        """redis-py re-established the connection underneath us: notices may have been missed."""
+        self.dropped = True
+
+
+class RedisStateStore:
+    """Shared state in Redis. Build one with ``create_redis_store``; one per process is plenty."""
+
+    backend = "redis"
+
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        key_prefix: str = "routeiq:",
+        timeout_seconds: float = 0.5,
+        on_close: Sequence[Callable[[], Awaitable[None]]] = (),
+    ) -> None:
+        """``client`` is owned (closed by ``close``); ``on_close`` releases anything else the factory
+        opened (e.g. the Sentinel connections)."""
+        self._client = client
+        self._prefix = key_prefix
+        # A call may need a connect and a round trip, each bounded by the socket timeouts; this
+        # overall bound catches anything they do not cover (e.g. a stuck DNS lookup).
+        self._deadline = 2 * timeout_seconds + 0.1
+        self._startup_wait = 2 * timeout_seconds
+        self._on_close = list(on_close)
+        self._reserve_script = client.register_script(_RESERVE_LUA)
+        self._handlers: dict[str, list[Handler]] = {}
+        self._reconnect_hooks: list[ReconnectHook] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._session: _Session | None = None
+        self._ready = asyncio.Event()  # set while every subscribed channel is confirmed live
+
+    @property
+    def key_prefix(self) -> str:
+        return self._prefix
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        """Launch the listener and give it a moment to subscribe; never fails if Redis is away (the
+        listener keeps trying, and ``ping`` tells the truth)."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen_forever(), name="routeiq-state-listener")
+        await self.wait_subscribed(self._startup_wait)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        with contextlib.suppress(RedisError, OSError):
+            await self._client.aclose()
+        for release in self._on_close:
+            with contextlib.suppress(RedisError, OSError):
+                await release()
+
+    async def ping(self) -> None:
+        await self._run(self._client.ping)
+
+    async def wait_subscribed(self, wait_seconds: float | None = None) -> bool:
+        """Wait until every subscribed channel is live on the current connection (False on timeout).
+
+        Notices are fire-and-forget: one published before its subscription is live is lost.
+        """
+        try:
+            await asyncio.wait_for(self._ready.wait(), wait_seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def add_reconnect_hook(self, hook: ReconnectHook) -> None:
+        """Call ``hook`` (sync or async) after every (re)connection of the listener, once its
+        subscriptions are live: notices sent while it was away are lost, so features resync here."""
+        self._reconnect_hooks.append(hook)
+
+    # --- counters ---
+
+    async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
+        name = self._key(key)
+
+        async def run() -> int:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.incrby(name, amount)
+                if ttl_seconds is not None:
+                    pipe.pexpire(name, _ttl_ms(ttl_seconds))
+                results = await pipe.execute()
+            return int(results[0])
+
+        return await self._run(run)
+
+    async def get_int(self, key: str) -> int:
+        raw = await self._run(lambda: self._client.get(self._key(key)))
+        return int(raw) if raw is not None else 0
+
+    async def hincr(
+        self, key: str, amounts: Mapping[str, int], ttl_seconds: float | None = None
+    ) -> dict[str, int]:
+        name = self._key(key)
+        fields = list(amounts)
+
+        async def run() -> dict[str, int]:
+            async with self._client.pipeline(transaction=True) as pipe:
+                for field in fields:
+                    pipe.hincrby(name, field, amounts[field])
+                if ttl_seconds is not None:
+                    pipe.pexpire(name, _ttl_ms(ttl_seconds))
+                results = await pipe.execute()
+            return {field: int(value) for field, value in zip(fields, results, strict=False)}
+
+        return await self._run(run) if fields else {}
+
+    async def hgetall(self, key: str) -> dict[str, int]:
+        raw: dict[Any, Any] = await self._run(lambda: self._client.hgetall(self._key(key)))
+        return {field.decode(): int(value) for field, value in raw.items()}
+
+    # --- windows ---
+
+    async def window_incr(self, key: str, window: Window, amount: int = 1, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        bucket = bucket_of(window, now)
+        name = self._window_key(key, window, bucket)
+
+        async def run() -> int:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.incrby(name, amount)
+                pipe.pexpire(name, self._window_ttl_ms(bucket, now))
+                results = await pipe.execute()
+            return int(results[0])
+
+        return await self._run(run)
+
+    async def window_get(self, key: str, window: Window, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        name = self._window_key(key, window, bucket_of(window, now))
+        raw = await self._run(lambda: self._client.get(name))
+        return int(raw) if raw is not None else 0
+
+    async def reserve(
+        self, reservations: Sequence[Reservation], now: float | None = None
+    ) -> ReservationResult:
+        now = time.time() if now is None else now
+        buckets = [bucket_of(item.window, now) for item in reservations]
+        resets = tuple(bucket.reset_seconds(now) for bucket in buckets)
+        if not reservations:
+            return ReservationResult(True, (), ())
+        keys = [
+            self._window_key(item.key, item.window, bucket)
+            for item, bucket in zip(reservations, buckets, strict=True)
+        ]
+        args: list[int] = []
+        for item, bucket in zip(reservations, buckets, strict=True):
+            args += [item.amount, item.limit, self._window_ttl_ms(bucket, now)]
+        ok, refused, counts = await self._run(lambda: self._reserve_script(keys=keys, args=args))
+        counted = tuple(int(count) for count in counts)
+        if ok:
+            return ReservationResult(True, counted, resets)
+        return ReservationResult(False, counted, resets, int(refused) - 1)
+
+    # --- records ---
+
+    async def set_record(self, key: str, value: Mapping[str, Any], ttl_seconds: float | None = None) -> None:
+        px = None if ttl_seconds is None else _ttl_ms(ttl_seconds)
+        await self._run(lambda: self._client.set(self._key(key), encode(value), px=px))
+
+    async def set_record_if_absent(
+        self, key: str, value: Mapping[str, Any], ttl_seconds: float | None = None
+    ) -> bool:
+        px = None if ttl_seconds is None else _ttl_ms(ttl_seconds)
+        stored = await self._run(lambda: self._client.set(self._key(key), encode(value), px=px, nx=True))
+        return bool(stored)
+
+    async def get_record(self, key: str) -> dict[str, Any] | None:
+        raw = await self._run(lambda: self._client.get(self._key(key)))
+        return None if raw is None else decode_record(raw)
+
+    async def delete(self, key: str) -> None:
+        await self._run(lambda: self._client.delete(self._key(key)))
+
+    # --- notices ---
+
+    async def publish(self, channel: str, message: Mapping[str, Any]) -> None:
+        await self._run(lambda: self._client.publish(self._key(channel), encode(message)))
+
+    def subscribe(self, channel: str, handler: Handler) -> None:
+        """Register ``handler``; the listener subscribes a new channel within ~``_POLL_SECONDS``."""
+        self._handlers.setdefault(channel, []).append(handler)
+        if self._session is None or channel not in self._session.confirmed:
+            self._ready.clear()
+
+    # --- internals: calls ---
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}{key}"
+
+    def _window_key(self, key: str, window: Window, bucket: Bucket) -> str:
+        return f"{self._prefix}{key}:{window.value}:{bucket.id}"
+
+    @staticmethod
+    def _window_ttl_ms(bucket: Bucket, now: float) -> int:
+        """A bucket outlives its window by a little: other workers' clocks may lag a bit."""
+        return _ttl_ms(bucket.reset_seconds(now) + WINDOW_GRACE_SECONDS)
+
+    async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis call within the deadline, turning every failure into ``StateUnavailable``."""
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await call()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+
+    # --- internals: the listener ---
+
+    async def _listen_forever(self) -> None:
+        """Keep one pub/sub connection alive for as long as the store is open."""
+        delay = _BACKOFF_FIRST_SECONDS
+        failures = 0
+        while True:
+            try:
+                await self._listen_once()
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self._session_was_live():
+                    delay, failures = _BACKOFF_FIRST_SECONDS, 0
+                failures += 1
+                level = logging.WARNING if failures == 1 else logging.DEBUG  # one line per outage
+                logger.log(level, "state notices: connection lost (%s), reconnecting", _unavailable(exc))
+            finally:
+                self._session = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _BACKOFF_MAX_SECONDS)
+
+    def _session_was_live(self) -> bool:
+        return self._session is not None and self._session.hooks_done
+
+    async def _listen_once(self) -> None:
+        """One connection: subscribe, confirm, run the hooks, then pump notices until it fails."""
+        loop = asyncio.get_running_loop()
+        session = self._session = _Session(loop.time())
+        pubsub = self._client.pubsub()
+        try:
+            async with asyncio.timeout(self._deadline):
+                await self._client.ping()  # fails fast when Redis is away; initializes a cluster client
+                await pubsub.ping()  # opens the pub/sub connection
+            if pubsub.connection is not None:
+                pubsub.connection.register_connect_callback(session.on_connect)
+            while not session.dropped:
+                await self._subscribe_new(pubsub, session)
+                message = await pubsub.get_message(timeout=_POLL_SECONDS)
+                await self._keep_alive(pubsub, session, heard=message is not None, now=loop.time())
+                if message is not None:
+                    await self._handle(message, session)
+                await self._settle(session)
+            raise RedisConnectionError("pub/sub connection was re-established underneath")
+        finally:
+            self._ready.clear()
+            if pubsub.connection is not None:
+                pubsub.connection.deregister_connect_callback(session.on_connect)
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _subscribe_new(self, pubsub: Any, session: _Session) -> None:
+        fresh = [channel for channel in self._handlers if channel not in session.requested]
+        if fresh:
+            await pubsub.subscribe(*(self._key(channel) for channel in fresh))
+            session.requested.update(fresh)
+
+    async def _keep_alive(self, pubsub: Any, session: _Session, *, heard: bool, now: float) -> None:
+        """Ping an idle connection; a connection that stays silent through pings is dead."""
+        if heard:
+            session.last_heard = now
+            return
+        if now - session.last_heard > _SILENT_LIMIT_SECONDS:
+            raise RedisConnectionError("pub/sub connection went silent")
+        if now - max(session.last_heard, session.last_ping) > _KEEPALIVE_SECONDS:
+            session.last_ping = now
+            await pubsub.ping()
+
+    async def _handle(self, message: dict[str, Any], session: _Session) -> None:
+        kind = message.get("type")
+        channel = self._channel_name(message.get("channel"))
+        if channel is None:
+            return  # a pong
+        if kind == "subscribe":
+            session.confirmed.add(channel)
+        elif kind == "message":
+            await deliver(self._handlers.get(channel, ()), message["data"], channel)
+
+    def _channel_name(self, raw: bytes | str | None) -> str | None:
+        if raw is None:
+            return None
+        name = raw.decode() if isinstance(raw, bytes) else raw
+        return name.removeprefix(self._prefix)
+
+    async def _settle(self, session: _Session) -> None:
+        """Once every channel is confirmed: mark ready and, first time on this connection, resync."""
+        if not session.confirmed.issuperset(self._handlers):
+            return
+        self._ready.set()
+        if not session.hooks_done:
+            session.hooks_done = True
+            logger.info("state notices: listening on %d channel(s)", len(session.confirmed))
+            await run_hooks(self._reconnect_hooks, "state reconnect")
+
+
+# --- construction ------------------------------------------------------------------------------
+
+
+def _no_retries() -> Retry:
+    """Fail fast: a retry would only double the wait on a dead Redis; callers decide what to do."""
+    return Retry(NoBackoff(), 0)
+
+
+def _sentinel_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"sentinel address must be host:port, got {text!r}")
+    return host, int(port)
+
+
+def _cluster_prefix(key_prefix: str) -> str:
+    """In a cluster, a reservation's keys must share a slot: put the prefix in a hash tag."""
+    if "{" in key_prefix:
+        return key_prefix
+    return "{" + key_prefix.rstrip(":") + "}:"
+
+
+def _sentinel_store(
+    url: str | None, sentinels: list[str], master: str, key_prefix: str, timeouts: dict[str, Any]
+) -> RedisStateStore:
+    # Only credentials and the database come from the URL: the master's address comes from Sentinel.
+    from_url = parse_url(url) if url else {}
+    auth: dict[str, Any] = {
+        key: value for key, value in from_url.items() if key in ("username", "password", "db")
+    }
+    sentinel = Sentinel([_sentinel_address(text) for text in sentinels], **timeouts)
+    client = sentinel.master_for(master, **auth, **timeouts)
+    closers = [node.aclose for node in sentinel.sentinels]
+    timeout = timeouts["socket_timeout"]
+    return RedisStateStore(client, key_prefix=key_prefix, timeout_seconds=timeout, on_close=closers)
+
+
+def create_redis_store(
+    url: str | None,
+    *,
+    sentinels: Sequence[str] = (),
+    sentinel_master: str | None = None,
+    cluster: bool = False,
+    key_prefix: str = "routeiq:",
+    timeout_seconds: float = 0.5,
+) -> RedisStateStore:
+    """Build a (not yet started) store for one server (``url``), Sentinel, or Cluster.
+
+    Sentinel: ``sentinels`` are "host:port" strings and ``sentinel_master`` the master's name (the
+    URL, if given, only supplies credentials and db). Cluster: ``url`` names any node; the key
+    prefix is wrapped in a hash tag (``{routeiq}:``) so multi-key reservations stay in one slot.
+    """
+    timeouts: dict[str, Any] = {"socket_timeout": timeout_seconds, "socket_connect_timeout": timeout_seconds}
+    if sentinels:
+        if not sentinel_master:
+            raise ValueError("sentinel mode needs sentinel_master (the monitored master's name)")
+        options = {**timeouts, "retry": _no_retries()}
+        return _sentinel_store(url, list(sentinels), sentinel_master, key_prefix, options)
+    if not url:
+        raise ValueError("a Redis URL is required (or sentinels with a master name)")
+    if cluster:
+        # One retry without backoff lets the cluster client follow a failover or a slot move.
+        client: RedisClient = RedisCluster.from_url(url, retry=Retry(NoBackoff(), 1), **timeouts)
+        prefix = _cluster_prefix(key_prefix)
+        return RedisStateStore(client, key_prefix=prefix, timeout_seconds=timeout_seconds)
+    client = Redis.from_url(url, retry=_no_retries(), **timeouts)
+    return RedisStateStore(client, key_prefix=key_prefix, timeout_seconds=timeout_seconds)
