@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -57,6 +58,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not settings.admin_keys:
         logger.info("no ROUTEIQ_ADMIN_KEYS: the control plane (/admin) is closed")
     app.state.runtime = await build_runtime(settings, app.state.gate)
+    # LiteLLM's import leaves millions of long-lived objects; without this every full garbage
+    # collection walks them all, in the middle of some unlucky request.
+    gc.collect()
+    gc.freeze()
     DrainOnSignal(app.state.gate, settings.drain_timeout_seconds).install()
     try:
         yield
@@ -72,6 +77,9 @@ def create_app(settings: Settings) -> FastAPI:
         description="OpenAI-compatible LLM gateway that picks the right model for every request.",
         lifespan=lifespan,
         middleware=middleware_stack(settings, gate),
+        # FastAPI's built-in OpenTelemetry hook asks the global providers on every request (tens of
+        # microseconds); RouteIQ's own observability decides what to trace.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.gate = gate

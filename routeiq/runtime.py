@@ -93,7 +93,9 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
     state = build_state_stores(settings)
     breakers = None
     if settings.circuit_breaker.enabled:
-        breakers = CircuitBreakers(state.for_feature("breakers"), settings.circuit_breaker, [d.id for d in deployments])
+        breakers = CircuitBreakers(
+            state.for_feature("breakers"), settings.circuit_breaker, [d.id for d in deployments]
+        )
     router = build_router(settings)
     configured = settings.router_settings.routing_strategy
     picker = Picker(router, deployments, create_strategy(configured), breakers)
@@ -109,7 +111,7 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
     metrics = Metrics()
     stats = ClusterStats(state.for_feature("stats"))
     metrics.watch(gate, breakers, state.health)
-    outcomes = OutcomeRecorder(breakers, stats, metrics)
+    outcomes = OutcomeRecorder(breakers, stats, metrics, picker)
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
     dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes)
     runtime = Runtime(

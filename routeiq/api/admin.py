@@ -34,7 +34,9 @@ async def status(request: Request) -> dict[str, Any]:
                     "model": deployment.upstream_model,
                     "provider": deployment.provider,
                     "tier": deployment.tier,
-                    "executor": "passthrough" if runtime.dispatcher.uses_passthrough(deployment) else "litellm",
+                    "executor": "passthrough"
+                    if runtime.dispatcher.uses_passthrough(deployment)
+                    else "litellm",
                     "healthy": deployment.id in healthy,
                     "circuit": breakers.get(deployment.id, {}).get("state", "closed"),
                 }
@@ -53,7 +55,9 @@ async def get_strategy(request: Request) -> dict[str, Any]:
     """The active strategy and every strategy that can be chosen."""
     return {
         "active": request.app.state.runtime.strategy.name,
-        "available": [{"name": name, "description": description} for name, (description, _) in STRATEGIES.items()],
+        "available": [
+            {"name": name, "description": description} for name, (description, _) in STRATEGIES.items()
+        ],
     }
 
 
@@ -71,7 +75,10 @@ async def set_strategy(change: StrategyChange, request: Request) -> dict[str, An
 async def breakers(request: Request) -> dict[str, Any]:
     """Circuit breaker state per deployment, as the whole cluster sees it."""
     runtime = request.app.state.runtime
-    return {"enabled": runtime.breakers is not None, "deployments": runtime.breakers.states() if runtime.breakers else {}}
+    return {
+        "enabled": runtime.breakers is not None,
+        "deployments": runtime.breakers.states() if runtime.breakers else {},
+    }
 
 
 @router.get("/stats")

@@ -32,7 +32,9 @@ async def ready(request: Request) -> JSONResponse:
         checks["state"] = await runtime.state.check()
         if runtime.breakers is not None:
             checks["open_circuits"] = sorted(
-                deployment_id for deployment_id, view in runtime.breakers.states().items() if view["state"] != "closed"
+                deployment_id
+                for deployment_id, view in runtime.breakers.states().items()
+                if view["state"] != "closed"
             )
     if runtime is None or draining:
         status, code = ("draining" if draining else "starting"), 503

@@ -7,11 +7,15 @@ from routeiq.observability.cluster_stats import ClusterStats
 from routeiq.observability.metrics import Metrics
 from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.routing.deployments import Deployment
+from routeiq.routing.picker import Picker
 
 
 class OutcomeRecorder:
-    def __init__(self, breakers: CircuitBreakers | None, stats: ClusterStats, metrics: Metrics) -> None:
+    def __init__(
+        self, breakers: CircuitBreakers | None, stats: ClusterStats, metrics: Metrics, picker: Picker
+    ) -> None:
         self._breakers = breakers
+        self._picker = picker
         self._stats = stats
         self._metrics = metrics
 
@@ -22,6 +26,7 @@ class OutcomeRecorder:
             await self._breakers.record_success(deployment.id)
 
     async def failed(self, deployment: Deployment, error: UpstreamError) -> None:
+        self._picker.forget_health()  # LiteLLM may have just cooled the deployment down
         self._stats.count(deployment.group, deployment.id, "error")
         self._metrics.requests.labels(deployment.group, deployment.id, "error").inc()
         self._metrics.attempt_failures.labels(deployment.id, error.code).inc()

@@ -45,7 +45,9 @@ class DrainOnSignal:
             return
         self._gate.start_draining()
         logger.warning(
-            "SIGTERM: draining %d in-flight request(s), up to %.0fs", self._gate.in_flight, self._timeout_seconds
+            "SIGTERM: draining %d in-flight request(s), up to %.0fs",
+            self._gate.in_flight,
+            self._timeout_seconds,
         )
         self._task = asyncio.get_running_loop().create_task(self._finish(signum, frame))
 

@@ -1,7 +1,10 @@
 """Decide which deployment serves an attempt: healthy candidates first, then the strategy.
 
 Health is LiteLLM's first: ``router.select(kind="healthy")`` leaves out cooled-down deployments,
-whether LiteLLM's own calls or the passthrough executor reported the failures. Deployments that
+whether LiteLLM's own calls or the passthrough executor reported the failures. That call costs a
+few hundred microseconds, more than the rest of the passthrough path, so its answer is reused for
+``HEALTHY_TTL_SECONDS`` per group and dropped at once when this worker sees a failure; a cooldown
+set by another worker is seen within that TTL. Deployments that
 already failed within this request are left out, so a retry never lands on the same one; then
 RouteIQ's circuit breakers (shared by the whole cluster) have their say. Strategies see only what
 is left.
@@ -9,6 +12,7 @@ is left.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litellm.types.router import RouterRateLimitError
@@ -16,6 +20,9 @@ from litellm.types.router import RouterRateLimitError
 from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext, RoutingStrategy
+
+
+HEALTHY_TTL_SECONDS = 0.25
 
 
 class Picker:
@@ -30,15 +37,12 @@ class Picker:
         self._deployments = deployments
         self._breakers = breakers
         self.strategy = strategy
+        self._healthy: dict[str, tuple[float, list[str]]] = {}  # group -> (fetched at, ids)
 
     async def decide(self, group: str, context: RoutingContext) -> Decision:
-        try:
-            healthy = await self._router.select(group, {"metadata": {}}, kind="healthy")
-        except RouterRateLimitError as error:
-            raise NoHealthyDeployment(group, retry_after=_cooldown_left(error)) from None
         candidates = []
-        for entry in healthy:
-            deployment = self._deployments.get(entry["model_info"]["id"])
+        for deployment_id in await self._healthy_ids(group):
+            deployment = self._deployments.get(deployment_id)
             if deployment is not None and deployment.id not in context.excluded:
                 candidates.append(deployment)
         if not candidates:
@@ -53,12 +57,28 @@ class Picker:
         context.decision = decision
         return decision
 
+    def forget_health(self) -> None:
+        """Drop the cached answers: a failure was just recorded."""
+        self._healthy.clear()
+
     async def healthy_ids(self, group: str) -> set[str]:
         try:
-            healthy = await self._router.select(group, {"metadata": {}}, kind="healthy")
-        except RouterRateLimitError:  # every deployment cooling down: LiteLLM raises rather than answer empty
+            return set(await self._healthy_ids(group))
+        except NoHealthyDeployment:
             return set()
-        return {entry["model_info"]["id"] for entry in healthy}
+
+    async def _healthy_ids(self, group: str) -> list[str]:
+        now = time.monotonic()
+        cached = self._healthy.get(group)
+        if cached is not None and now - cached[0] < HEALTHY_TTL_SECONDS:
+            return cached[1]
+        try:
+            healthy = await self._router.select(group, {"metadata": {}}, kind="healthy")
+        except RouterRateLimitError as error:  # every deployment cooling down
+            raise NoHealthyDeployment(group, retry_after=_cooldown_left(error)) from None
+        ids = [entry["model_info"]["id"] for entry in healthy]
+        self._healthy[group] = (now, ids)
+        return ids
 
 
 def _cooldown_left(error: RouterRateLimitError) -> float:

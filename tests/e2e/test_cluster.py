@@ -123,7 +123,9 @@ def test_breaker_opened_by_failures_stops_traffic_from_every_process(cluster: Cl
     time.sleep(0.5)
     calls_when_open = sum(1 for r in cluster.upstream.requests if r["body"]["model"] == "flaky-bad")
     later = in_parallel(40, lambda: cluster.post(flaky))
-    assert all(response.headers["x-routeiq-deployment-id"] == f"flaky-good-{cluster.suffix}" for response in later)
+    assert all(
+        response.headers["x-routeiq-deployment-id"] == f"flaky-good-{cluster.suffix}" for response in later
+    )
     calls_after = sum(1 for r in cluster.upstream.requests if r["body"]["model"] == "flaky-bad")
     assert calls_after == calls_when_open, "no process may call a deployment whose breaker is open"
     assert calls_when_open <= 4

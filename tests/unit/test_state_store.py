@@ -248,7 +248,9 @@ async def test_set_record_if_absent_is_nx(store: StateStore, peer: StateStore) -
 
 
 async def test_set_record_if_absent_has_one_winner(store: StateStore, peer: StateStore) -> None:
-    attempts = [(store if index % 2 else peer).set_record_if_absent("lock", {"i": index}) for index in range(20)]
+    attempts = [
+        (store if index % 2 else peer).set_record_if_absent("lock", {"i": index}) for index in range(20)
+    ]
     assert sum(await asyncio.gather(*attempts)) == 1
 
 
