@@ -13,12 +13,14 @@ from pydantic_core import PydanticUndefined
 
 from routeiq.config import ENV_PREFIX
 from routeiq.settings import (
+    CircuitBreakerSettings,
     DeploymentConfig,
     LiteLLMParams,
     LiteLLMSettings,
     ModelInfo,
     RouterSettings,
     Settings,
+    StateFailureModes,
 )
 
 INTRO = """# Configuration reference
@@ -76,6 +78,21 @@ def render() -> str:
     parts = [INTRO]
     parts.append(
         _table("`routeiq:` section", "RouteIQ's own settings.", _rows(Settings, "routeiq.", ENV_PREFIX))
+    )
+    parts.append(
+        _table(
+            "`routeiq.circuit_breaker`",
+            "Per-deployment circuit breakers, shared by every worker and replica.",
+            _rows(CircuitBreakerSettings, "routeiq.circuit_breaker.", f"{ENV_PREFIX}CIRCUIT_BREAKER__"),
+        )
+    )
+    parts.append(
+        _table(
+            "`routeiq.state_failure_mode`",
+            "What each feature does while Redis is unreachable: `open` carries on with per-process "
+            "state (readiness says `degraded`, `routeiq_state_fallbacks_total` counts it), `closed` refuses.",
+            _rows(StateFailureModes, "routeiq.state_failure_mode.", f"{ENV_PREFIX}STATE_FAILURE_MODE__"),
+        )
     )
     parts.append(
         _table(

@@ -106,7 +106,6 @@ class StateFailureModes(BaseModel):
 
     breakers: Literal["open", "closed"] = Field(default="open", description="Circuit breaker state.")
     routing: Literal["open", "closed"] = Field(default="open", description="The active strategy.")
-    stats: Literal["open", "closed"] = Field(default="open", description="Cluster request counters.")
 
 
 def _split_commas(value: Any) -> Any:

@@ -77,9 +77,9 @@ class Dispatcher:
                 if isinstance(outcome, Completed):
                     await self._outcomes.succeeded(decision.deployment)
                     return Response(outcome.body, media_type="application/json", headers=headers)
-                body = self._stream_body(outcome, decision.deployment)
+                events = self._stream_body(outcome, decision.deployment)
                 return StreamingResponse(
-                    body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
+                    events, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
                 )
         if last_error is not None:
             raise _client_error(last_error)

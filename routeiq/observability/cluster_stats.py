@@ -2,7 +2,8 @@
 
 Each worker counts locally and adds its counts to one shared hash every half second, so the admin
 API shows every worker's and replica's requests, each counted exactly once, without a Redis round
-trip on the request path.
+trip on the request path. While Redis is away the counts wait in the worker and are added when it
+returns; the snapshot then says it only covers this worker.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import logging
 from collections import Counter
 
-from routeiq.state.base import StateStore
+from routeiq.state.base import StateStore, StateUnavailable
 
 logger = logging.getLogger("routeiq.stats")
 
@@ -52,7 +53,11 @@ class ClusterStats:
 
     async def snapshot(self) -> dict[str, object]:
         """Cluster-wide totals by group, deployment and outcome (this worker's unflushed counts included)."""
-        counts = Counter(await self._store.hgetall(KEY))
+        scope = "cluster"
+        try:
+            counts = Counter(await self._store.hgetall(KEY))
+        except StateUnavailable:
+            counts, scope = Counter(), "this worker only (shared state unreachable)"
         counts.update(self._pending)
         by_deployment: dict[str, dict[str, int]] = {}
         total = 0
@@ -64,7 +69,7 @@ class ClusterStats:
         return {
             "total": total,
             "deployments": by_deployment,
-            "scope": "cluster",
+            "scope": scope,
             "backend": self._store.backend,
         }
 

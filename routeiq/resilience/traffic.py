@@ -70,10 +70,11 @@ class TrafficGate:
                 waiter.set_exception(Rejected("draining"))
         self._waiters.clear()
 
-    async def wait_idle(self, timeout: float) -> bool:
-        """True when nothing is in flight any more, False if ``timeout`` ran out first."""
+    async def wait_idle(self, seconds: float) -> bool:
+        """True when nothing is in flight any more, False if ``seconds`` ran out first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True

@@ -21,7 +21,6 @@ from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext, RoutingStrategy
 
-
 HEALTHY_TTL_SECONDS = 0.25
 
 

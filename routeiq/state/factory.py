@@ -58,6 +58,9 @@ def build_state_stores(settings: Settings) -> StateStores:
     health = StateHealth()
     local = MemoryStateStore()
     modes = settings.state_failure_mode.model_dump()
+    # Cluster stats never fall back: their counts wait in the worker until Redis takes them, so
+    # each request is still counted exactly once after an outage.
+    modes["stats"] = "closed"
     if not (settings.redis_url or settings.redis_sentinels):
         return StateStores("memory", health, None, local, {feature: local for feature in modes})
     shared = create_redis_store(

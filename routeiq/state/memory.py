@@ -137,7 +137,7 @@ class _WindowCount:
 
 
 class MemoryStateStore:
-    """State for one process. Counters, hashes and records share one key space, as in Redis."""
+    """State for one process. ``delete`` removes a key whatever it holds, as in Redis."""
 
     backend = "memory"
 

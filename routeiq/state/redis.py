@@ -137,6 +137,7 @@ class RedisStateStore:
         self._handlers: dict[str, list[Handler]] = {}
         self._reconnect_hooks: list[ReconnectHook] = []
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
         self._session: _Session | None = None
         self._ready = asyncio.Event()  # set while every subscribed channel is confirmed live
 
@@ -149,16 +150,13 @@ class RedisStateStore:
     async def start(self) -> None:
         """Launch the listener and give it a moment to subscribe; never fails if Redis is away (the
         listener keeps trying, and ``ping`` tells the truth)."""
+        self._closing = False
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen_forever(), name="routeiq-state-listener")
         await self.wait_subscribed(self._startup_wait)
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await self._stop_listener()
         with contextlib.suppress(RedisError, OSError):
             await self._client.aclose()
         for release in self._on_close:
@@ -325,19 +323,41 @@ class RedisStateStore:
         """Keep one pub/sub connection alive for as long as the store is open."""
         delay = _BACKOFF_FIRST_SECONDS
         failures = 0
-        while True:
+        while not self._closing:
             try:
                 await self._listen_once()
-            except (RedisError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # whatever broke, the answer is the same: reconnect
                 if self._session_was_live():
                     delay, failures = _BACKOFF_FIRST_SECONDS, 0
                 failures += 1
-                level = logging.WARNING if failures == 1 else logging.DEBUG  # one line per outage
-                logger.log(level, "state notices: connection lost (%s), reconnecting", _unavailable(exc))
+                self._log_lost(exc, first=failures == 1)
             finally:
                 self._session = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _BACKOFF_MAX_SECONDS)
+            if not self._closing:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_SECONDS)
+
+    @staticmethod
+    def _log_lost(exc: Exception, *, first: bool) -> None:
+        """One warning per outage (retries go to debug); a non-Redis error gets its traceback."""
+        if not isinstance(exc, RedisError | OSError | TimeoutError):
+            logger.exception("state notices: listener failed unexpectedly, reconnecting")
+            return
+        level = logging.WARNING if first else logging.DEBUG
+        logger.log(level, "state notices: connection lost (%s), reconnecting", _unavailable(exc))
+
+    async def _stop_listener(self) -> None:
+        """Stop the listener for good. The flag ends its loops; cancelling is repeated because a
+        cancellation can be swallowed inside redis-py (``asyncio.wait_for`` on Python 3.11)."""
+        task, self._listener = self._listener, None
+        if task is None:
+            return
+        self._closing = True
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("state notices: listener ended with %r", task.exception())
 
     def _session_was_live(self) -> bool:
         return self._session is not None and self._session.hooks_done
@@ -353,14 +373,15 @@ class RedisStateStore:
                 await pubsub.ping()  # opens the pub/sub connection
             if pubsub.connection is not None:
                 pubsub.connection.register_connect_callback(session.on_connect)
-            while not session.dropped:
+            while not (session.dropped or self._closing):
                 await self._subscribe_new(pubsub, session)
                 message = await pubsub.get_message(timeout=_POLL_SECONDS)
                 await self._keep_alive(pubsub, session, heard=message is not None, now=loop.time())
                 if message is not None:
                     await self._handle(message, session)
                 await self._settle(session)
-            raise RedisConnectionError("pub/sub connection was re-established underneath")
+            if session.dropped:
+                raise RedisConnectionError("pub/sub connection was re-established underneath")
         finally:
             self._ready.clear()
             if pubsub.connection is not None:

@@ -72,11 +72,11 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
     with MockUpstream() as upstream, ExitStack() as stack:
         config = cluster_config(upstream.base_url, suffix)
         if request.param == "4-workers":
-            gateway = stack.enter_context(Gateway(config, tmp_path, env).start(("--workers", "4")))
+            gateway = stack.enter_context(Gateway(config, tmp_path, env, args=("--workers", "4")))
             gateway.wait_for_log("router built", count=4)
             urls = [gateway.url]
         else:
-            replicas = [stack.enter_context(Gateway(config, tmp_path, env).start()) for _ in range(2)]
+            replicas = [stack.enter_context(Gateway(config, tmp_path, env)) for _ in range(2)]
             urls = [replica.url for replica in replicas]
         yield Cluster(urls, upstream, suffix)
 

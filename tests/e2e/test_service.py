@@ -110,3 +110,28 @@ def test_shed_503_carries_request_id_and_cors(tmp_path: Path) -> None:
                 f"{gateway.url}/v1/chat/completions", json={**body, "stream": False}, timeout=30
             )
             assert after.status_code == 200
+
+
+def test_queue_lets_a_short_burst_wait_instead_of_failing(tmp_path: Path) -> None:
+    with MockUpstream() as upstream:
+        config = {
+            "model_list": [deployment("slow", "gpt-slow300ms", upstream.base_url)],
+            "routeiq": {"max_concurrent_requests": 1, "queue_timeout_ms": 10000},
+        }
+        with Gateway(config, tmp_path) as gateway:
+            body = {"model": "slow", "messages": [{"role": "user", "content": "hi"}]}
+            results: list[int] = []
+
+            def call() -> None:
+                results.append(
+                    httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30).status_code
+                )
+
+            threads = [threading.Thread(target=call) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
+            assert results == [200, 200, 200]
+            metrics = httpx.get(f"{gateway.url}/metrics").text
+            assert 'routeiq_shed_requests_total{reason="overloaded"} 0.0' in metrics

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +27,14 @@ def free_port() -> int:
 class Gateway:
     """A gateway process serving ``config`` on a free loopback port."""
 
-    def __init__(self, config: dict[str, Any], tmp_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        tmp_dir: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.args = args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = tmp_dir / f"gateway-{self.port}.yaml"
@@ -35,11 +44,14 @@ class Gateway:
         self._env.update(env or {})
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, extra_args: tuple[str, ...] = ()) -> Gateway:
+    def start(self) -> Gateway:
         command = [sys.executable, "-m", "routeiq", "serve", "--config", str(self.config_path)]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), *extra_args]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), *self.args]
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(command, env=self._env, stdout=log, stderr=subprocess.STDOUT)
+            # A session of its own, so that stop() can take down gunicorn's workers too.
+            self._process = subprocess.Popen(
+                command, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -67,13 +79,16 @@ class Gateway:
         return self._process
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
+        """SIGTERM (a graceful drain), then SIGKILL for the whole process group if it lingers."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
             self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

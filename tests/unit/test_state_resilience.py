@@ -75,14 +75,13 @@ async def setup(proxy: TcpProxy) -> AsyncIterator[Setup]:
     direct = await open_store(REDIS_URL, prefix)
     health = StateHealth()
     fallback = MemoryStateStore()
-    shared = {"primary": primary, "fallback": fallback, "health": health}
     yield Setup(
         proxy,
         primary,
         direct,
         health,
-        ResilientStateStore(**shared, feature="quota", fail_open=True),  # type: ignore[arg-type]
-        ResilientStateStore(**shared, feature="breaker", fail_open=False),  # type: ignore[arg-type]
+        ResilientStateStore(primary, fallback, feature="quota", fail_open=True, health=health),
+        ResilientStateStore(primary, fallback, feature="breaker", fail_open=False, health=health),
     )
     proxy.restore()
     await primary.close()

@@ -30,8 +30,8 @@ EVE = datetime(2031, 1, 31, 23, 59, 30, tzinfo=UTC).timestamp()
 EVERY_WINDOW = list(Window)
 
 
-def ts(*parts: int) -> float:
-    return datetime(*parts, tzinfo=UTC).timestamp()  # type: ignore[arg-type, misc]
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
 
 
 async def open_redis_store(prefix: str) -> RedisStateStore:
