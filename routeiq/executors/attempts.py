@@ -118,7 +118,7 @@ class Dispatcher:
         self, operation: Operation, body: dict[str, Any], decision: Decision, context: RoutingContext
     ) -> Completed | Streaming:
         deployment = decision.deployment
-        if self._passthrough is not None and deployment.speaks_openai:
+        if self._passthrough is not None and deployment.speaks_openai:  # uses_passthrough, for mypy
             return await self._passthrough.execute(operation, body, deployment)
         return await self._litellm.execute(operation, body, deployment, context)
 

@@ -27,6 +27,7 @@ def test_sigterm_lets_the_stream_finish_and_refuses_new_work(tmp_path: Path, wor
         gateway = Gateway(config, tmp_path, args=("--workers", str(workers))).start()
         if workers > 1:
             gateway.wait_for_log("router built", count=workers)
+            assert "in-memory state" in gateway.log() and "PER PROCESS" in gateway.log()
         try:
             body = {
                 "model": "slow",

@@ -135,3 +135,24 @@ def test_queue_lets_a_short_burst_wait_instead_of_failing(tmp_path: Path) -> Non
             assert results == [200, 200, 200]
             metrics = httpx.get(f"{gateway.url}/metrics").text
             assert 'routeiq_shed_requests_total{reason="overloaded"} 0.0' in metrics
+
+
+def test_group_with_every_breaker_open_fails_fast_with_503(tmp_path: Path) -> None:
+    with MockUpstream() as upstream:
+        config = {
+            "model_list": [deployment("down", "gpt-fail500", upstream.base_url, id="down-only")],
+            "router_settings": {"num_retries": 0, "allowed_fails": 1000},  # leave it to the breaker
+            "routeiq": {"circuit_breaker": {"consecutive_failures": 2, "open_seconds": 45}},
+        }
+        with Gateway(config, tmp_path) as gateway:
+            body = {"model": "down", "messages": [{"role": "user", "content": "hi"}]}
+            url = f"{gateway.url}/v1/chat/completions"
+            assert [httpx.post(url, json=body).status_code for _ in range(2)] == [502, 502]
+            upstream.clear()
+            refused = httpx.post(url, json=body)
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "circuit_open"
+            assert 30 <= int(refused.headers["retry-after"]) <= 45
+            assert upstream.requests == [], "an open breaker means no upstream call at all"
+            ready = httpx.get(f"{gateway.url}/_health/ready").json()
+            assert ready["checks"]["open_circuits"] == ["down-only"]
