@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file without serving")
     check.add_argument("config", type=Path, help="YAML config file")
 
+    commands.add_parser("strategies", help="list the routing strategies")
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -44,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "version":
         print(__version__)
+        return 0
+    if args.command == "strategies":
+        from routeiq.routing.registry import DEFAULT_STRATEGY, DESCRIPTIONS
+
+        for name in sorted(DESCRIPTIONS):
+            marker = " (default)" if name == DEFAULT_STRATEGY else ""
+            print(f"{name:28} {DESCRIPTIONS[name]}{marker}")
         return 0
     try:
         if args.command == "check-config":

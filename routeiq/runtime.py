@@ -24,7 +24,9 @@ from routeiq.observability.outcomes import OutcomeRecorder
 from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.resilience.traffic import TrafficGate
 from routeiq.routing.active import ActiveStrategy
+from routeiq.routing.affinity import SessionAffinity
 from routeiq.routing.deployments import DeploymentTable, litellm_model_list
+from routeiq.routing.models import RoutingModels, load_routing_models
 from routeiq.routing.picker import Picker
 from routeiq.routing.plugin import RouterPlugin
 from routeiq.routing.registry import create_strategy
@@ -45,6 +47,7 @@ class Runtime:
     state: StateStores
     breakers: CircuitBreakers | None
     strategy: ActiveStrategy
+    models: RoutingModels
     stats: ClusterStats
     metrics: Metrics
     started_at: int
@@ -80,16 +83,14 @@ def build_router(settings: Settings) -> Any:
     )
 
 
-def litellm_price(model: str) -> float | None:
-    """Input + output USD per token from LiteLLM's bundled price map, if it knows the model."""
+def litellm_model_facts(model: str) -> dict[str, Any]:
+    """LiteLLM's bundled model map entry (prices, context window, capabilities), if it knows the model."""
     entry = litellm.model_cost.get(model) or litellm.model_cost.get(model.partition("/")[2])
-    if not entry:
-        return None
-    return float(entry.get("input_cost_per_token") or 0) + float(entry.get("output_cost_per_token") or 0)
+    return dict(entry) if isinstance(entry, dict) else {}
 
 
 async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
-    deployments = DeploymentTable(settings.model_list, cost_lookup=litellm_price)
+    deployments = DeploymentTable(settings.model_list, model_facts=litellm_model_facts)
     state = build_state_stores(settings)
     breakers = None
     if settings.circuit_breaker.enabled:
@@ -97,8 +98,17 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
             state.for_feature("breakers"), settings.circuit_breaker, [d.id for d in deployments]
         )
     router = build_router(settings)
-    configured = settings.router_settings.routing_strategy
-    picker = Picker(router, deployments, create_strategy(configured), breakers)
+    metrics = Metrics()
+    models = load_routing_models(settings, on_classifier_fallback=metrics.classifier_fallbacks.inc)
+    configured = settings.router_settings
+    picker = Picker(router, deployments, create_strategy(configured.routing_strategy, models.deps), breakers)
+    strategy = ActiveStrategy(
+        state.for_feature("routing"),
+        picker,
+        models.deps,
+        configured.routing_strategy,
+        configured.group_strategies,
+    )
     router.register_plugin(RouterPlugin(router, picker))
     http = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), skip_auto_headers=("User-Agent",)
@@ -108,12 +118,12 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         passthrough = PassthroughExecutor(
             http, router.health(), settings.request_timeout_seconds, settings.connect_timeout_seconds
         )
-    metrics = Metrics()
     stats = ClusterStats(state.for_feature("stats"))
     metrics.watch(gate, breakers, state.health)
-    outcomes = OutcomeRecorder(breakers, stats, metrics, picker)
+    affinity = SessionAffinity(state.for_feature("affinity"), settings.session_ttl_seconds)
+    outcomes = OutcomeRecorder(breakers, stats, metrics, picker, affinity, models.deps.load)
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
-    dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes)
+    dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics)
     runtime = Runtime(
         settings=settings,
         deployments=deployments,
@@ -123,7 +133,8 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         dispatcher=dispatcher,
         state=state,
         breakers=breakers,
-        strategy=ActiveStrategy(state.for_feature("routing"), picker, configured),
+        strategy=strategy,
+        models=models,
         stats=stats,
         metrics=metrics,
         started_at=int(time.time()),
@@ -134,7 +145,7 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         len(deployments),
         len(deployments.groups),
         sum(1 for deployment in deployments if dispatcher.uses_passthrough(deployment)),
-        runtime.strategy.name,
+        runtime.strategy.names()["default"],
         state.backend,
     )
     return runtime

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from routeiq.routing.registry import strategy_names
+from routeiq.routing.registry import DEFAULT_STRATEGY, LEARNED_ALGOS, strategy_names
 
 
 class LiteLLMParams(BaseModel):
@@ -53,7 +53,14 @@ class RouterSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    routing_strategy: str = Field(default="simple-shuffle", description="Strategy for every group.")
+    routing_strategy: str = Field(
+        default=DEFAULT_STRATEGY,
+        description="Strategy for every group without its own (`routeiq strategies`).",
+    )
+    group_strategies: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-group strategy, overriding routing_strategy: {group: strategy}.",
+    )
     num_retries: int = Field(
         default=1, ge=0, le=10, description="Extra attempts within a group, each on another deployment."
     )
@@ -70,6 +77,16 @@ class RouterSettings(BaseModel):
     def _known_strategy(cls, value: str) -> str:
         if value not in strategy_names():
             raise ValueError(f"unknown routing strategy {value!r}; valid: {strategy_names()}")
+        return value
+
+    @field_validator("group_strategies")
+    @classmethod
+    def _known_group_strategies(cls, value: dict[str, str]) -> dict[str, str]:
+        for group, name in value.items():
+            if name not in strategy_names():
+                raise ValueError(
+                    f"group {group!r}: unknown routing strategy {name!r}; valid: {strategy_names()}"
+                )
         return value
 
 
@@ -106,6 +123,7 @@ class StateFailureModes(BaseModel):
 
     breakers: Literal["open", "closed"] = Field(default="open", description="Circuit breaker state.")
     routing: Literal["open", "closed"] = Field(default="open", description="The active strategy.")
+    affinity: Literal["open", "closed"] = Field(default="open", description="Session tier floors.")
 
 
 def _split_commas(value: Any) -> Any:
@@ -187,6 +205,20 @@ class Settings(BaseSettings):
     )
     connect_timeout_seconds: float = Field(default=10.0, gt=0, description="Upstream connect timeout.")
 
+    # Routing
+    profile_group: str = Field(
+        default="auto", description="The group served when a client asks for a profile name as its model."
+    )
+    session_ttl_seconds: float = Field(
+        default=3600.0, gt=0, description="How long a session's tier floor lives after its last turn."
+    )
+    learned_routers: dict[str, str] = Field(
+        default_factory=dict, description="Trained router artifacts by algorithm: {knn: DIR, ...}."
+    )
+    router_hmac_key: SecretStr | None = Field(
+        default=None, description="If set, trained router artifacts must carry a valid HMAC signature."
+    )
+
     # LiteLLM-shaped sections of the config file
     model_list: list[DeploymentConfig] = Field(default_factory=list)
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
@@ -206,6 +238,21 @@ class Settings(BaseSettings):
                 if entry.model_info.id in ids:
                     raise ValueError(f"model_list: duplicate model_info.id {entry.model_info.id!r}")
                 ids.add(entry.model_info.id)
+        for group in self.router_settings.group_strategies:
+            if group not in groups:
+                raise ValueError(f"router_settings.group_strategies names unknown group {group!r}")
+        unknown_algos = sorted(set(self.learned_routers) - set(LEARNED_ALGOS))
+        if unknown_algos:
+            raise ValueError(
+                f"learned_routers: unknown algorithm(s) {unknown_algos}; valid: {list(LEARNED_ALGOS)}"
+            )
+        used = {self.router_settings.routing_strategy, *self.router_settings.group_strategies.values()}
+        for name in sorted(used):
+            algo = name.removeprefix("llmrouter-")
+            if algo in LEARNED_ALGOS and algo not in self.learned_routers:
+                raise ValueError(
+                    f"strategy {name} needs a trained router: set routeiq.learned_routers.{algo}"
+                )
         for rule in self.router_settings.fallbacks:
             for source, targets in rule.items():
                 unknown = [name for name in (source, *targets) if name not in groups]

@@ -9,13 +9,14 @@ from pydantic import BaseModel
 
 from routeiq import __version__
 from routeiq.api.errors import bad_request
-from routeiq.routing.registry import STRATEGIES
+from routeiq.routing.registry import DESCRIPTIONS, strategy_names
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 class StrategyChange(BaseModel):
     strategy: str
+    group: str | None = None  # None: the default for every group without its own
 
 
 @router.get("/status")
@@ -43,7 +44,7 @@ async def status(request: Request) -> dict[str, Any]:
             )
     return {
         "version": __version__,
-        "strategy": runtime.strategy.name,
+        "strategy": runtime.strategy.names(),
         "state_backend": runtime.state.backend,
         "groups": runtime.deployments.groups,
         "deployments": deployments,
@@ -52,23 +53,24 @@ async def status(request: Request) -> dict[str, Any]:
 
 @router.get("/strategy")
 async def get_strategy(request: Request) -> dict[str, Any]:
-    """The active strategy and every strategy that can be chosen."""
+    """The active strategies (default and per group) and every strategy that can be chosen."""
     return {
-        "active": request.app.state.runtime.strategy.name,
-        "available": [
-            {"name": name, "description": description} for name, (description, _) in STRATEGIES.items()
-        ],
+        "active": request.app.state.runtime.strategy.names(),
+        "available": [{"name": name, "description": DESCRIPTIONS[name]} for name in strategy_names()],
     }
 
 
 @router.put("/strategy")
 async def set_strategy(change: StrategyChange, request: Request) -> dict[str, Any]:
-    """Switch the strategy for every worker and replica (they follow within a second)."""
+    """Switch the strategy, for every worker and replica (they follow within a second)."""
+    runtime = request.app.state.runtime
+    if change.group is not None and not runtime.deployments.has_group(change.group):
+        raise bad_request(f"unknown group {change.group!r}", param="group")
     try:
-        await request.app.state.runtime.strategy.set(change.strategy)
+        await runtime.strategy.set(change.strategy, change.group)
     except ValueError as error:
         raise bad_request(str(error), param="strategy") from None
-    return {"active": change.strategy}
+    return {"active": runtime.strategy.names()}
 
 
 @router.get("/breakers")

@@ -29,6 +29,7 @@ async def ready(request: Request) -> JSONResponse:
     checks: dict[str, Any] = {"config": "ok", "router": "ok" if runtime is not None else "starting"}
     checks["draining"] = draining
     if runtime is not None:
+        checks["classifier"] = runtime.models.classifier_status
         checks["state"] = await runtime.state.check()
         if runtime.breakers is not None:
             checks["open_circuits"] = sorted(
@@ -38,7 +39,7 @@ async def ready(request: Request) -> JSONResponse:
             )
     if runtime is None or draining:
         status, code = ("draining" if draining else "starting"), 503
-    elif str(checks.get("state", "")).startswith("degraded"):
+    elif any(str(checks.get(name, "")).startswith("degraded") for name in ("state", "classifier")):
         status, code = "degraded", 200
     else:
         status, code = "ready", 200

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from routeiq.api.errors import APIError
 from routeiq.api.requests import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -19,6 +18,8 @@ from routeiq.api.requests import (
     validate,
 )
 from routeiq.executors.base import Operation
+from routeiq.routing.preview import preview
+from routeiq.routing.request import routing_context
 
 router = APIRouter()
 
@@ -38,17 +39,11 @@ async def _serve(request: Request, operation: Operation, schema: type[BaseModel]
     runtime = request.app.state.runtime
     body = await read_json(request, runtime.settings.max_request_body_bytes)
     validate(schema, body)
-    group = body["model"]
-    if not runtime.deployments.has_group(group):
-        raise APIError(
-            404,
-            f"the model {group!r} does not exist; available: {', '.join(runtime.deployments.groups)}",
-            param="model",
-            code="model_not_found",
-        )
     state: dict[str, Any] = request.scope.get("state", {})
-    started = state.get("started", time.perf_counter())
-    return await runtime.dispatcher.dispatch(operation, body, state.get("request_id", ""), started)
+    context = routing_context(
+        body, request.headers, state.get("request_id", ""), runtime.deployments, runtime.settings
+    )
+    return await runtime.dispatcher.dispatch(operation, context, state.get("started", time.perf_counter()))
 
 
 @_both_paths("POST", "/chat/completions")
@@ -80,3 +75,16 @@ async def list_models(request: Request) -> dict[str, Any]:
             for group in runtime.deployments.groups
         ],
     }
+
+
+@_both_paths("POST", "/routeiq/route")
+async def route_preview(request: Request) -> dict[str, Any]:
+    """Dry run: the decision RouteIQ would make for this chat request, without calling any model."""
+    runtime = request.app.state.runtime
+    body = await read_json(request, runtime.settings.max_request_body_bytes)
+    validate(ChatCompletionRequest, body)
+    state: dict[str, Any] = request.scope.get("state", {})
+    context = routing_context(
+        body, request.headers, state.get("request_id", ""), runtime.deployments, runtime.settings
+    )
+    return await preview(runtime, context)

@@ -16,7 +16,10 @@ from routeiq.api.errors import APIError, retry_after_headers, service_unavailabl
 from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
+from routeiq.observability.metrics import Metrics
 from routeiq.observability.outcomes import OutcomeRecorder
+from routeiq.routing.affinity import SessionAffinity
+from routeiq.routing.constraints import NoCapableDeployment
 from routeiq.routing.decision import decision_headers
 from routeiq.routing.deployments import Deployment
 from routeiq.routing.picker import Picker
@@ -35,36 +38,51 @@ class Dispatcher:
         passthrough: PassthroughExecutor | None,
         litellm_executor: LiteLLMExecutor,
         outcomes: OutcomeRecorder,
+        affinity: SessionAffinity,
+        metrics: Metrics,
     ) -> None:
         self._settings = settings
         self._picker = picker
         self._passthrough = passthrough
         self._litellm = litellm_executor
         self._outcomes = outcomes
+        self._affinity = affinity
+        self._metrics = metrics
 
-    async def dispatch(
-        self, operation: Operation, body: dict[str, Any], request_id: str, started: float
-    ) -> Response:
-        group = body["model"]
-        context = RoutingContext(request_id=request_id, group=group, body=body)
+    async def dispatch(self, operation: Operation, context: RoutingContext, started: float) -> Response:
+        body = dict(context.body)
+        body.pop("routeiq", None)  # RouteIQ's own options never go upstream
+        body["model"] = context.group
+        if context.session_id is not None:
+            context.session_floor = await self.session_floor(context.session_id)
         failed: list[str] = []
         last_error: UpstreamError | None = None
         no_healthy: NoHealthyDeployment | None = None
         attempts_per_group = 1 + self._settings.router_settings.num_retries
-        upstream_seconds = 0.0
-        for target in (group, *self._settings.fallbacks_for(group)):
+        upstream_seconds = routing_seconds = 0.0
+        for target in (context.group, *self._settings.fallbacks_for(context.group)):
             for _ in range(attempts_per_group):
+                routing_started = time.perf_counter()
                 try:
                     decision = await self._picker.decide(target, context)
                 except NoHealthyDeployment as error:
                     no_healthy = error
                     break
+                except NoCapableDeployment as error:
+                    raise APIError(
+                        400,
+                        f"no deployment of {target!r} can take this request: {error}",
+                        code="no_capable_deployment",
+                    ) from None
                 call_started = time.perf_counter()
+                routing_seconds += call_started - routing_started
+                self._metrics.routing_latency.observe(call_started - routing_started)
+                attempt = self._outcomes.started(decision.deployment)
                 try:
                     outcome = await self._execute(operation, body, decision, context)
                 except UpstreamError as error:
                     upstream_seconds += time.perf_counter() - call_started
-                    await self._outcomes.failed(decision.deployment, error)
+                    await self._outcomes.failed(decision.deployment, error, attempt)
                     if not error.retryable:
                         raise _client_error(error) from None
                     failed.append(decision.deployment.id)
@@ -73,16 +91,19 @@ class Dispatcher:
                     continue
                 upstream_seconds += time.perf_counter() - call_started
                 overhead_ms = max(0.0, (time.perf_counter() - started - upstream_seconds) * 1000)
-                headers = decision_headers(decision, failed, overhead_ms)
+                headers = decision_headers(decision, context, failed, overhead_ms)
                 if isinstance(outcome, Completed):
-                    await self._outcomes.succeeded(decision.deployment)
+                    await self._outcomes.served(
+                        decision, context, failed, attempt, outcome.usage, routing_seconds
+                    )
                     return Response(outcome.body, media_type="application/json", headers=headers)
-                events = self._stream_body(outcome, decision.deployment)
+                events = self._stream_body(outcome, decision, context, failed, attempt, routing_seconds)
                 return StreamingResponse(
                     events, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
                 )
         if last_error is not None:
             raise _client_error(last_error)
+        group = context.group
         if no_healthy is not None and no_healthy.circuit_open:
             message, code = f"every deployment of {group!r} has an open circuit breaker", "circuit_open"
         else:
@@ -94,7 +115,15 @@ class Dispatcher:
             message, code=code, retry_after=no_healthy.retry_after if no_healthy else 1.0
         )
 
-    async def _stream_body(self, stream: Streaming, deployment: Deployment) -> AsyncIterator[bytes]:
+    async def _stream_body(
+        self,
+        stream: Streaming,
+        decision: Decision,
+        context: RoutingContext,
+        failed: list[str],
+        attempt: float,
+        routing_seconds: float,
+    ) -> AsyncIterator[bytes]:
         broke_off = False
         try:
             yield stream.first
@@ -107,9 +136,12 @@ class Dispatcher:
             failure = UpstreamError(
                 502, "stream broke off", code="upstream_stream_interrupted", retryable=False
             )
-            await self._outcomes.failed(deployment, failure)
+            await self._outcomes.failed(decision.deployment, failure, attempt)
         else:
-            await self._outcomes.succeeded(deployment)
+            await self._outcomes.served(decision, context, failed, attempt, stream.usage(), routing_seconds)
+
+    async def session_floor(self, session_id: str) -> str | None:
+        return await self._affinity.floor(session_id)
 
     def uses_passthrough(self, deployment: Deployment) -> bool:
         return self._passthrough is not None and deployment.speaks_openai

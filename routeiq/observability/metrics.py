@@ -6,7 +6,7 @@ circuit states are cluster-wide already, since every worker mirrors the shared b
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -38,6 +38,23 @@ class Metrics:
         )
         self.draining = Gauge(
             "routeiq_draining", "1 while this worker drains after SIGTERM.", registry=self.registry
+        )
+        self.routing_decisions = Counter(
+            "routeiq_routing_decisions",
+            "Routing decisions by strategy, tier and served model.",
+            ["strategy", "tier", "served_model"],
+            registry=self.registry,
+        )
+        self.routing_latency = Histogram(
+            "routeiq_routing_latency_seconds",
+            "Time to decide a deployment (candidates, classification, strategy).",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05),
+            registry=self.registry,
+        )
+        self.classifier_fallbacks = Counter(
+            "routeiq_classifier_fallbacks",
+            "Requests routed by the length rule because the classifier is unavailable.",
+            registry=self.registry,
         )
 
     def watch(self, gate: TrafficGate, breakers: CircuitBreakers | None, state_health: StateHealth) -> None:

@@ -1,31 +1,51 @@
-"""Where every attempt's outcome goes: circuit breakers, cluster stats and metrics."""
+"""Where every attempt's outcome goes: breakers, load, cluster stats, metrics, the decision event,
+and the session's tier floor."""
 
 from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
 
 from routeiq.executors.base import CALLER_FAULT_STATUSES, UpstreamError
 from routeiq.observability.cluster_stats import ClusterStats
 from routeiq.observability.metrics import Metrics
 from routeiq.resilience.breaker import CircuitBreakers
+from routeiq.routing.affinity import SessionAffinity
+from routeiq.routing.decision import decision_event
 from routeiq.routing.deployments import Deployment
+from routeiq.routing.load import LoadTracker
 from routeiq.routing.picker import Picker
+from routeiq.routing.strategy import Decision, RoutingContext
+
+decision_log = logging.getLogger("routeiq.decision")
 
 
 class OutcomeRecorder:
     def __init__(
-        self, breakers: CircuitBreakers | None, stats: ClusterStats, metrics: Metrics, picker: Picker
+        self,
+        breakers: CircuitBreakers | None,
+        stats: ClusterStats,
+        metrics: Metrics,
+        picker: Picker,
+        affinity: SessionAffinity,
+        load: LoadTracker,
     ) -> None:
         self._breakers = breakers
-        self._picker = picker
         self._stats = stats
         self._metrics = metrics
+        self._picker = picker
+        self._affinity = affinity
+        self._load = load
 
-    async def succeeded(self, deployment: Deployment) -> None:
-        self._stats.count(deployment.group, deployment.id, "ok")
-        self._metrics.requests.labels(deployment.group, deployment.id, "ok").inc()
-        if self._breakers is not None:
-            await self._breakers.record_success(deployment.id)
+    def started(self, deployment: Deployment) -> float:
+        self._load.started(deployment.id)
+        return time.perf_counter()
 
-    async def failed(self, deployment: Deployment, error: UpstreamError) -> None:
+    async def failed(self, deployment: Deployment, error: UpstreamError, started: float) -> None:
+        self._load.finished(deployment.id, time.perf_counter() - started, 0)
         self._picker.forget_health()  # LiteLLM may have just cooled the deployment down
         self._stats.count(deployment.group, deployment.id, "error")
         self._metrics.requests.labels(deployment.group, deployment.id, "error").inc()
@@ -33,3 +53,32 @@ class OutcomeRecorder:
         if self._breakers is not None and error.status not in CALLER_FAULT_STATUSES:
             # (the caller's mistakes say nothing of a deployment's health)
             await self._breakers.record_failure(deployment.id, error.message)
+
+    async def served(
+        self,
+        decision: Decision,
+        context: RoutingContext,
+        failed: list[str],
+        started: float,
+        usage: dict[str, Any] | None,
+        routing_seconds: float,
+    ) -> None:
+        deployment = decision.deployment
+        self._load.finished(deployment.id, time.perf_counter() - started, _total_tokens(usage))
+        self._stats.count(deployment.group, deployment.id, "ok")
+        self._metrics.requests.labels(deployment.group, deployment.id, "ok").inc()
+        self._metrics.routing_decisions.labels(
+            decision.strategy, decision.tier or deployment.tier or "none", deployment.upstream_model
+        ).inc()
+        if self._breakers is not None:
+            await self._breakers.record_success(deployment.id)
+        if context.session_id is not None and decision.tier is not None:
+            await self._affinity.reached(context.session_id, decision.tier, context.session_floor)
+        if decision_log.isEnabledFor(logging.INFO):
+            event = decision_event(decision, context, failed, "ok", routing_seconds)
+            decision_log.info(orjson.dumps(event).decode())
+
+
+def _total_tokens(usage: dict[str, Any] | None) -> int:
+    total = (usage or {}).get("total_tokens")
+    return int(total) if isinstance(total, int | float) else 0

@@ -36,6 +36,9 @@ class Deployment:
     timeout: float | None  # seconds; None means the gateway-wide request timeout
     tier: str | None
     cost_per_token: float | None  # input + output USD per token, when known
+    max_input_tokens: int | None  # context window, when known
+    supports_vision: bool | None
+    supports_tools: bool | None
     speaks_openai: bool  # can the passthrough executor forward to it?
     upstream_headers: dict[str, str] = field(repr=False)  # credentials live here; never logged
 
@@ -59,20 +62,30 @@ def _upstream_headers(params: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-CostLookup = Callable[[str], float | None]
+ModelFacts = Callable[[str], dict[str, Any]]  # LiteLLM's model map entry for a model, or {}
 
 
-def _configured_cost(entry: DeploymentConfig) -> float | None:
-    extra = entry.model_info.model_extra or {}
-    costs = [extra.get("input_cost_per_token"), extra.get("output_cost_per_token")]
+def _cost(facts: dict[str, Any]) -> float | None:
+    costs = [facts.get("input_cost_per_token"), facts.get("output_cost_per_token")]
     known = [float(cost) for cost in costs if isinstance(cost, int | float)]
     return sum(known) if known else None
 
 
+def _flag(facts: dict[str, Any], key: str) -> bool | None:
+    value = facts.get(key)
+    return value if isinstance(value, bool) else None
+
+
 def build_deployment(
-    entry: DeploymentConfig, deployment_id: str, cost_lookup: CostLookup | None = None
+    entry: DeploymentConfig, deployment_id: str, model_facts: ModelFacts | None = None
 ) -> Deployment:
     params = entry.litellm_params.model_dump(exclude_none=True)
+    # What the config says wins; LiteLLM's model map fills the gaps.
+    facts = {
+        **(model_facts(entry.litellm_params.model) if model_facts else {}),
+        **(entry.model_info.model_extra or {}),
+    }
+    max_input = facts.get("max_input_tokens")
     provider, upstream_model = _split_provider(entry.litellm_params.model)
     api_base = entry.litellm_params.api_base
     if api_base is None and provider == "openai":
@@ -92,8 +105,10 @@ def build_deployment(
         weight=entry.litellm_params.weight,
         timeout=entry.litellm_params.timeout,
         tier=entry.model_info.tier,
-        cost_per_token=_configured_cost(entry)
-        or (cost_lookup(entry.litellm_params.model) if cost_lookup else None),
+        cost_per_token=_cost(facts),
+        max_input_tokens=int(max_input) if isinstance(max_input, int | float) else None,
+        supports_vision=_flag(facts, "supports_vision"),
+        supports_tools=_flag(facts, "supports_function_calling"),
         speaks_openai=speaks_openai,
         upstream_headers=_upstream_headers(params),
     )
@@ -123,11 +138,11 @@ def litellm_model_list(model_list: list[DeploymentConfig]) -> list[dict[str, Any
 class DeploymentTable:
     """Deployments by id and by group, in config order."""
 
-    def __init__(self, model_list: list[DeploymentConfig], cost_lookup: CostLookup | None = None) -> None:
+    def __init__(self, model_list: list[DeploymentConfig], model_facts: ModelFacts | None = None) -> None:
         self._by_id: dict[str, Deployment] = {}
         self._by_group: dict[str, list[Deployment]] = {}
         for entry, deployment_id in zip(model_list, deployment_ids(model_list), strict=True):
-            deployment = build_deployment(entry, deployment_id, cost_lookup)
+            deployment = build_deployment(entry, deployment_id, model_facts)
             self._by_id[deployment.id] = deployment
             self._by_group.setdefault(deployment.group, []).append(deployment)
 

@@ -4,10 +4,10 @@ Health is LiteLLM's first: ``router.select(kind="healthy")`` leaves out cooled-d
 whether LiteLLM's own calls or the passthrough executor reported the failures. That call costs a
 few hundred microseconds, more than the rest of the passthrough path, so its answer is reused for
 ``HEALTHY_TTL_SECONDS`` per group and dropped at once when this worker sees a failure; a cooldown
-set by another worker is seen within that TTL. Deployments that
-already failed within this request are left out, so a retry never lands on the same one; then
-RouteIQ's circuit breakers (shared by the whole cluster) have their say. Strategies see only what
-is left.
+set by another worker is seen within that TTL. Deployments that already failed within this request
+are left out, so a retry never lands on the same one; then RouteIQ's circuit breakers (shared by
+the whole cluster) and the request's hard constraints (context window, vision, tools) have their
+say. Strategies see only what is left.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 from litellm.types.router import RouterRateLimitError
 
 from routeiq.resilience.breaker import CircuitBreakers
-from routeiq.routing.deployments import DeploymentTable
+from routeiq.routing.constraints import capable
+from routeiq.routing.deployments import Deployment, DeploymentTable
 from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext, RoutingStrategy
 
 HEALTHY_TTL_SECONDS = 0.25
@@ -29,16 +30,21 @@ class Picker:
         self,
         router: Any,
         deployments: DeploymentTable,
-        strategy: RoutingStrategy,
+        default_strategy: RoutingStrategy,
         breakers: CircuitBreakers | None = None,
     ) -> None:
         self._router = router
         self._deployments = deployments
         self._breakers = breakers
-        self.strategy = strategy
+        self.default_strategy = default_strategy
+        self.group_strategies: dict[str, RoutingStrategy] = {}
         self._healthy: dict[str, tuple[float, list[str]]] = {}  # group -> (fetched at, ids)
 
-    async def decide(self, group: str, context: RoutingContext) -> Decision:
+    def strategy_for(self, group: str) -> RoutingStrategy:
+        return self.group_strategies.get(group, self.default_strategy)
+
+    async def candidates(self, group: str, context: RoutingContext) -> list[Deployment]:
+        """Healthy, not yet failed in this request, circuit closed, and able to take the request."""
         candidates = []
         for deployment_id in await self._healthy_ids(group):
             deployment = self._deployments.get(deployment_id)
@@ -52,7 +58,11 @@ class Picker:
                 wait = self._breakers.seconds_until_probe([candidate.id for candidate in candidates])
                 raise NoHealthyDeployment(group, retry_after=wait, circuit_open=True)
             candidates = admitted
-        decision = self.strategy.choose(candidates, context)
+        return capable(candidates, context.signals)
+
+    async def decide(self, group: str, context: RoutingContext) -> Decision:
+        candidates = await self.candidates(group, context)
+        decision = self.strategy_for(group).choose(candidates, context)
         context.decision = decision
         return decision
 

@@ -17,14 +17,16 @@ class WeightedShuffle:
         self._random = random.Random(seed)
 
     def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision:
+        chosen, reason = self.pick(candidates)
+        return Decision(chosen, self.name, reason)
+
+    def pick(self, candidates: Sequence[Deployment]) -> tuple[Deployment, str]:
         if len(candidates) == 1:
-            only = candidates[0]
-            return Decision(only, self.name, "only healthy deployment")
+            return candidates[0], "only healthy deployment"
         weights = [candidate.weight for candidate in candidates]
         total = sum(weights)
         if total <= 0:
             weights, total = [1.0] * len(candidates), float(len(candidates))
         chosen = self._random.choices(candidates, weights=weights)[0]
         share = chosen.weight / total if chosen.weight > 0 else 1 / len(candidates)
-        reason = f"weighted pick among {len(candidates)} healthy ({share:.0%} share)"
-        return Decision(chosen, self.name, reason)
+        return chosen, f"weighted pick among {len(candidates)} healthy ({share:.0%} share)"

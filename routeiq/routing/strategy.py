@@ -7,6 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from routeiq.routing.deployments import Deployment
+from routeiq.routing.signals import Signals, read_signals
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """How demanding a prompt is, as a tier-aware strategy judged it."""
+
+    p_strong: float  # 0..1: how strongly it needs the strong tier
+    category: str
+    confidence: float
+    scorer: str  # which model judged: "centroid", "knn", ... or "length-rule" when degraded
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +25,8 @@ class Decision:
     deployment: Deployment
     strategy: str
     reason: str
+    tier: str | None = None  # the tier a tier-aware strategy asked for
+    assessment: Assessment | None = None
 
 
 @dataclass(slots=True)
@@ -25,6 +38,17 @@ class RoutingContext:
     body: Mapping[str, Any]
     excluded: set[str] = field(default_factory=set)  # deployments that already failed this request
     decision: Decision | None = None  # the current attempt's pick; LiteLLM's call honours it
+    profile: str = "auto"
+    session_id: str | None = None
+    session_floor: str | None = None  # the highest tier this session has reached
+    assessment: Assessment | None = None  # judged once per request, reused on retries
+    _signals: Signals | None = None
+
+    @property
+    def signals(self) -> Signals:
+        if self._signals is None:
+            self._signals = read_signals(self.body)
+        return self._signals
 
 
 class RoutingStrategy(Protocol):

@@ -40,7 +40,7 @@ def cluster_config(api_base: str, suffix: str) -> dict[str, Any]:
             deployment("flaky", "flaky-good", api_base, id=f"flaky-good-{suffix}"),
         ],
         # LiteLLM's own cooldown would hide the breaker: let it tolerate failures here.
-        "router_settings": {"num_retries": 1, "allowed_fails": 1000},
+        "router_settings": {"num_retries": 1, "allowed_fails": 1000, "routing_strategy": "simple-shuffle"},
         "routeiq": {"circuit_breaker": {"consecutive_failures": 2, "open_seconds": 60}},
     }
 

@@ -30,7 +30,7 @@ def test_chat_completion_routes_and_explains(stack: Stack, with_v1: bool) -> Non
     assert completion.model == served
     assert completion.choices[0].message.content.startswith(f"mock reply from {served}")
     assert raw.headers["x-routeiq-deployment-id"] == {"mock-alpha": "alpha", "mock-beta": "beta"}[served]
-    assert raw.headers["x-routeiq-strategy"] == "simple-shuffle"
+    assert raw.headers["x-routeiq-strategy"] == "llmrouter-centroid"
     assert raw.headers["x-routeiq-attempted-fallbacks"] == "0"
     assert float(raw.headers["x-routeiq-overhead-ms"]) >= 0
     assert raw.headers["x-request-id"]

@@ -1,0 +1,128 @@
+"""Build the shipped centroids: ``python -m routeiq.routing.classifier.build``.
+
+Embeds data/classifier/prototypes.yaml with the shipped static encoder and writes centroids.npz
+(centroids + calibration) and metadata.json (encoder, counts, out-of-fold accuracy, sha256 of
+every artifact). Pure numpy and deterministic: the same inputs give byte-identical outputs, so the
+committed artifacts can be checked by rebuilding them. metadata.json carries a build date only if
+SOURCE_DATE_EPOCH is set (the reproducible-builds convention), never the wall clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routeiq.routing.classifier.artifacts import (
+    CENTROIDS_FILE,
+    DEFAULT_DATA_DIR,
+    ENCODER_DIR,
+    FORMAT_VERSION,
+    METADATA_FILE,
+    PROTOTYPES_FILE,
+    REQUIRED_FILES,
+    sha256_file,
+)
+from routeiq.routing.classifier.calibration import fit_logistic
+from routeiq.routing.classifier.centroid import centre, tier_margin
+from routeiq.routing.classifier.encoder import StaticEncoder
+from routeiq.routing.classifier.prototypes import CATEGORIES, TIERS, load_prototypes
+
+DEFAULT_BORDERLINE_MARGIN = 0.1
+FOLDS = 5
+
+
+def class_centroids(centred: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Unit-norm mean of each class's rows, shape (n_classes, d)."""
+    means = np.stack([centred[labels == k].mean(axis=0) for k in range(n_classes)])
+    return (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
+
+
+def out_of_fold(centred: np.ndarray, tiers: np.ndarray, cats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tier margins and category predictions for each prototype from centroids built without it."""
+    folds = np.arange(len(tiers)) % FOLDS
+    margins = np.zeros(len(tiers), dtype=np.float64)
+    predicted = np.zeros(len(tiers), dtype=np.int64)
+    for fold in range(FOLDS):
+        train, held = folds != fold, folds == fold
+        tier_c = class_centroids(centred[train], tiers[train], len(TIERS))
+        cat_c = class_centroids(centred[train], cats[train], len(CATEGORIES))
+        margins[held] = tier_margin(centred[held], tier_c)
+        predicted[held] = (centred[held] @ cat_c.T).argmax(axis=1)
+    return margins, predicted
+
+
+def build(data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None) -> dict[str, Any]:
+    """Write centroids.npz and metadata.json to out_dir (default: data_dir); returns the metadata."""
+    out_dir = out_dir or data_dir
+    prototypes = load_prototypes(data_dir / PROTOTYPES_FILE)
+    encoder = StaticEncoder.load(data_dir / ENCODER_DIR)
+    embeddings = encoder.embed([p.text for p in prototypes])
+    tiers = np.array([TIERS.index(p.tier) for p in prototypes])
+    cats = np.array([CATEGORIES.index(p.category) for p in prototypes])
+
+    center = embeddings.mean(axis=0).astype(np.float32)
+    centred = centre(embeddings, center)
+    margins, predicted = out_of_fold(centred, tiers, cats)
+    scale, offset = fit_logistic(margins, tiers)
+    p_oof = 1.0 / (1.0 + np.exp(-(scale * margins + offset)))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        out_dir / CENTROIDS_FILE,
+        center=center,
+        tier_names=np.array(TIERS),
+        tier_centroids=class_centroids(centred, tiers, len(TIERS)),
+        tier_calibration=np.array([scale, offset], dtype=np.float64),
+        category_names=np.array(CATEGORIES),
+        category_centroids=class_centroids(centred, cats, len(CATEGORIES)),
+        borderline_margin=np.array(DEFAULT_BORDERLINE_MARGIN, dtype=np.float64),
+    )
+    files = {name: sha256_file(data_dir / name) for name in REQUIRED_FILES if name != CENTROIDS_FILE}
+    files[CENTROIDS_FILE] = sha256_file(out_dir / CENTROIDS_FILE)
+    encoder_meta = json.loads((data_dir / ENCODER_DIR / "encoder.json").read_text(encoding="utf-8"))
+    counts = Counter((p.category, p.tier) for p in prototypes)
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "builder": "routeiq.routing.classifier.build",
+        "encoder": {"id": encoder.id, "dimension": encoder.dimension, "source": encoder_meta.get("source_model")},
+        "prototype_counts": {
+            "tiers": {tier: int((tiers == i).sum()) for i, tier in enumerate(TIERS)},
+            "categories": {cat: {tier: counts[(cat, tier)] for tier in TIERS} for cat in CATEGORIES},
+            "total": len(prototypes),
+        },
+        "calibration": {
+            "tier_scale": round(scale, 6),
+            "tier_offset": round(offset, 6),
+            "borderline_margin": DEFAULT_BORDERLINE_MARGIN,
+            "out_of_fold_tier_accuracy": round(float(((p_oof >= 0.5) == (tiers == 1)).mean()), 4),
+            "out_of_fold_category_accuracy": round(float((predicted == cats).mean()), 4),
+            "folds": FOLDS,
+        },
+        "files": dict(sorted(files.items())),
+    }
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        meta["build_date"] = datetime.datetime.fromtimestamp(int(epoch), tz=datetime.UTC).date().isoformat()
+    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    (out_dir / METADATA_FILE).write_text(text, encoding="utf-8")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Build the centroid classifier's centroids and metadata.")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="prototypes.yaml + encoder/")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: --data-dir)")
+    args = parser.parse_args(argv)
+    meta = build(args.data_dir, args.out)
+    print(json.dumps({"prototype_counts": meta["prototype_counts"], "calibration": meta["calibration"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

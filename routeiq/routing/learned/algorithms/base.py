@@ -1,0 +1,73 @@
+"""The contract every learned-router algorithm meets, so training, artifacts and serving stay generic.
+
+An algorithm is fitted on a feature matrix (one row per prompt) and the per-model scores scaled to
+[0, 1]; when a (weak, strong) pair is named it also learns a ``p_strong`` column. Its prediction is
+one column per model (how well that model is expected to do) plus, for a pair, a last column: the
+probability that the strong model beats the weak one, ties counted half. For 0/1 outcomes that is
+``(1 + E[strong] - E[weak]) / 2``: 0.5 means "no expected difference", so ranking by it ranks by the
+expected gain of calling the strong model, which is exactly what APGR rewards.
+
+Fitted state is plain numeric arrays (saved as ``.npz``, loaded without pickle) plus JSON-able
+hyper-parameters; nothing else survives a save, by design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Column indices of the weak and the strong model in the score matrix."""
+
+    weak: int
+    strong: int
+
+
+class Scorer(Protocol):
+    """A fitted algorithm: features in, per-model scores (and ``p_strong`` for a pair) out."""
+
+    algo: ClassVar[str]
+
+    def predict(self, features: np.ndarray) -> np.ndarray: ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
+
+    def params(self) -> Params: ...
+
+
+class Algorithm(Protocol):
+    """How to fit a ``Scorer`` and how to rebuild one from its saved arrays."""
+
+    name: str
+
+    def fit(
+        self, features: np.ndarray, scores: np.ndarray, pair: Pair | None, seed: int, params: Params
+    ) -> Scorer: ...
+
+    def restore(self, arrays: dict[str, np.ndarray], params: Params) -> Scorer: ...
+
+
+def with_pair_column(scores: np.ndarray, pair: Pair | None) -> np.ndarray:
+    """The training targets: the per-model scores, plus the pair's "strong wins, ties half" column."""
+    if pair is None:
+        return scores
+    p_strong = (1.0 + scores[:, pair.strong] - scores[:, pair.weak]) / 2.0
+    return np.hstack([scores, p_strong[:, None]])
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(values, -40.0, 40.0)))
+
+
+def require(arrays: dict[str, np.ndarray], *names: str) -> list[np.ndarray]:
+    """The named arrays, or a ``KeyError`` naming the one that is missing."""
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise KeyError(f"missing arrays: {', '.join(missing)}")
+    return [arrays[name] for name in names]

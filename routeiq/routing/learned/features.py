@@ -1,0 +1,93 @@
+"""What a learned router sees of a prompt: its embedding plus a few cheap surface cues.
+
+The embedding says what a prompt is about; it says little about how long or how numeric it is, and
+those matter for difficulty (a long quantitative question is harder for a small model than a short
+factual one). The cues below are computed from the text in microseconds, standardised with the
+training set's mean and spread (stored in the artifact), and scaled by ``weight`` so that together
+they carry about as much as the unit-norm embedding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+MATH = re.compile(r"[=+\-*/^<>√∑∫π$%]")
+WORD = re.compile(r"\w+")
+CUES = (
+    "log_chars",
+    "log_words",
+    "log_lines",
+    "digit_share",
+    "math_share",
+    "numbers",
+    "upper_share",
+    "mean_word_length",
+    "question_marks",
+)
+
+
+def surface_cues(texts: Sequence[str]) -> np.ndarray:
+    """The raw (unscaled) cues, one row per text, columns in ``CUES`` order."""
+    rows = np.zeros((len(texts), len(CUES)), dtype=np.float64)
+    for row, text in enumerate(texts):
+        chars = max(len(text), 1)
+        words = WORD.findall(text)
+        rows[row] = (
+            np.log1p(len(text)),
+            np.log1p(len(words)),
+            np.log1p(text.count("\n")),
+            sum(character.isdigit() for character in text) / chars,
+            len(MATH.findall(text)) / chars,
+            np.log1p(len(NUMBER.findall(text))),
+            sum(character.isupper() for character in text) / chars,
+            (sum(len(word) for word in words) / len(words)) if words else 0.0,
+            np.log1p(text.count("?")),
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How to turn (texts, embeddings) into a router's input; fitted once on the training set."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: float
+
+    @property
+    def extra(self) -> int:
+        return int(self.mean.size)
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], *, weight: float = 0.35) -> FeatureSpec:
+        """Standardisation from the training texts; ``weight=0`` turns the cues off."""
+        if weight <= 0:
+            return cls(np.zeros(0), np.zeros(0), 0.0)
+        cues = surface_cues(texts)
+        std = cues.std(axis=0)
+        # Unit-variance cues, then each scaled so that all of them together have norm ≈ weight.
+        scale = (
+            np.where(std > 1e-12, 1.0 / np.where(std > 1e-12, std, 1.0), 0.0) * weight / np.sqrt(len(CUES))
+        )
+        return cls(cues.mean(axis=0), scale, weight)
+
+    def transform(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        """``[embedding | scaled cues]`` as float32, one row per text."""
+        if len(texts) != embeddings.shape[0]:
+            raise ValueError("one embedding per text")
+        if self.extra == 0:
+            return embeddings.astype(np.float32, copy=False)
+        cues = (surface_cues(texts) - self.mean) * self.scale
+        return np.hstack([embeddings, cues]).astype(np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"feature_mean": self.mean.astype(np.float64), "feature_scale": self.scale.astype(np.float64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], weight: float) -> FeatureSpec:
+        return cls(arrays["feature_mean"], arrays["feature_scale"], weight)

@@ -1,0 +1,53 @@
+"""The ``llmrouter-*`` strategies: send each request to the cheapest tier that will answer it well.
+
+A scorer judges the prompt (p_strong, category); the profile, the request's signals and the
+session's floor turn that into a wanted tier; the strategy then picks among the healthy candidates
+of that tier (or of the nearest tier that has any).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from routeiq.routing.deployments import Deployment
+from routeiq.routing.profiles import RANK, nearest_tier, tier_of, wanted_tier
+from routeiq.routing.scoring import Scorer
+from routeiq.routing.shuffle import WeightedShuffle
+from routeiq.routing.strategy import Decision, RoutingContext
+
+
+class TierRouting:
+    """Weighted pick within the wanted tier."""
+
+    def __init__(self, name: str, description: str, scorer: Scorer) -> None:
+        self.name = name
+        self.description = description
+        self.scorer = scorer
+        self._shuffle = WeightedShuffle()
+
+    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision:
+        if context.assessment is None:  # judged once per request: retries and fallbacks reuse it
+            context.assessment = self.scorer.assess(context.signals.text)
+        plan = wanted_tier(
+            context.profile, context.assessment.p_strong, context.signals, context.session_floor
+        )
+        chosen, how = self._select(candidates, plan.tier)
+        reason = f"{plan.why} -> {plan.tier}; {how}"
+        return Decision(chosen, self.name, reason, tier=tier_of(chosen), assessment=context.assessment)
+
+    def _select(self, candidates: Sequence[Deployment], tier: str) -> tuple[Deployment, str]:
+        chosen, how = self._shuffle.pick(nearest_tier(candidates, tier))
+        if tier_of(chosen) != tier:
+            how = f"no healthy {tier} deployment, nearest tier {tier_of(chosen)}; {how}"
+        return chosen, how
+
+
+class CheapestCapable(TierRouting):
+    """The cheapest deployment whose tier is at least the wanted one."""
+
+    def _select(self, candidates: Sequence[Deployment], tier: str) -> tuple[Deployment, str]:
+        capable = [d for d in candidates if RANK[tier_of(d)] >= RANK[tier]] or nearest_tier(candidates, tier)
+        chosen = min(
+            capable, key=lambda d: (d.cost_per_token is None, d.cost_per_token or 0.0, RANK[tier_of(d)])
+        )
+        return chosen, f"cheapest of {len(capable)} capable"

@@ -1,0 +1,85 @@
+"""Tiers, profiles, and turning a difficulty score into the tier a request should get.
+
+Deployments carry a tier in ``model_info.tier``. Tiers form a ladder; a profile says how to move
+on it: ``auto`` follows the classifier, ``eco`` leans cheap, ``premium`` wants the top, ``free``
+stays on free deployments, ``reasoning`` wants a reasoning model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from routeiq.routing.deployments import Deployment
+from routeiq.routing.signals import Signals
+
+TIERS = ("free", "budget", "standard", "premium", "reasoning")
+RANK = {tier: rank for rank, tier in enumerate(TIERS)}
+DEFAULT_TIER = "standard"  # a deployment with no tier configured
+PROFILES = ("auto", "eco", "premium", "free", "reasoning")
+PROFILE_HEADER = "x-routeiq-profile"
+
+# p_strong below the first bound asks for budget, below the second for standard, else premium.
+STANDARD_FROM = 0.35
+PREMIUM_FROM = 0.65
+
+
+def tier_of(deployment: Deployment) -> str:
+    return deployment.tier if deployment.tier in RANK else DEFAULT_TIER
+
+
+@dataclass(frozen=True, slots=True)
+class TierPlan:
+    tier: str  # what the request should get
+    why: str
+
+
+def wanted_tier(profile: str, p_strong: float, signals: Signals, session_floor: str | None) -> TierPlan:
+    """The tier for this request: the profile's reading of the score and signals, never below the
+    tier its session already reached (a conversation that turned hard stays on the strong model)."""
+    if profile == "free":
+        return TierPlan("free", "profile free")
+    if profile == "premium":
+        plan = TierPlan("premium", "profile premium")
+    elif profile == "reasoning" or (profile == "auto" and signals.reasoning):
+        plan = TierPlan("reasoning", "profile reasoning" if profile == "reasoning" else "reasoning markers")
+    else:
+        tier = "budget" if p_strong < STANDARD_FROM else "standard" if p_strong < PREMIUM_FROM else "premium"
+        why = f"p_strong {p_strong:.2f}"
+        if signals.agentic and RANK[tier] < RANK["standard"]:
+            tier, why = "standard", f"{why}, agentic request"
+        if profile == "eco" and RANK[tier] > RANK["standard"]:
+            tier, why = "standard", f"{why}, capped by profile eco"
+        plan = TierPlan(tier, why)
+    if session_floor in RANK and RANK[session_floor] > RANK[plan.tier]:
+        return TierPlan(session_floor, f"{plan.why}; session already at {session_floor}")
+    return plan
+
+
+def nearest_tier(candidates: Sequence[Deployment], tier: str) -> list[Deployment]:
+    """The candidates of ``tier``; else of the nearest tier above it; else the nearest below.
+    Never empty while there are candidates: a request is served on something."""
+    by_rank: dict[int, list[Deployment]] = {}
+    for candidate in candidates:
+        by_rank.setdefault(RANK[tier_of(candidate)], []).append(candidate)
+    want = RANK[tier]
+    above = sorted(rank for rank in by_rank if rank >= want)
+    if above:
+        return by_rank[above[0]]
+    below = sorted(rank for rank in by_rank if rank < want)
+    return by_rank[below[-1]] if below else []
+
+
+def requested_profile(body: Mapping[str, Any], header: str | None, group_is_profile: bool) -> str | None:
+    """The profile asked for, by header, by ``extra_body={"routeiq": {"profile": ...}}``, or by
+    asking for a profile name as the model. None: the caller did not choose."""
+    extra = body.get("routeiq")
+    from_body = extra.get("profile") if isinstance(extra, Mapping) else None
+    if header:
+        return header.strip().lower()
+    if isinstance(from_body, str):
+        return from_body.strip().lower()
+    if group_is_profile:
+        return str(body["model"]).lower()
+    return None

@@ -1,0 +1,43 @@
+"""Turn an API request into a routing context: which group, which profile, which session."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from routeiq.api.errors import APIError, bad_request
+from routeiq.routing.affinity import SESSION_HEADER, session_id_of
+from routeiq.routing.deployments import DeploymentTable
+from routeiq.routing.profiles import PROFILE_HEADER, PROFILES, requested_profile
+from routeiq.routing.strategy import RoutingContext
+from routeiq.settings import Settings
+
+
+def routing_context(
+    body: dict[str, Any],
+    headers: Mapping[str, str],
+    request_id: str,
+    deployments: DeploymentTable,
+    settings: Settings,
+) -> RoutingContext:
+    """404 for an unknown group; a profile name as the model means ``profile_group`` with that profile."""
+    model = str(body["model"])
+    group_is_profile = not deployments.has_group(model) and model.lower() in PROFILES
+    group = settings.profile_group if group_is_profile else model
+    if not deployments.has_group(group):
+        raise APIError(
+            404,
+            f"the model {model!r} does not exist; available: {', '.join(deployments.groups)}",
+            param="model",
+            code="model_not_found",
+        )
+    profile = requested_profile(body, headers.get(PROFILE_HEADER), group_is_profile) or "auto"
+    if profile not in PROFILES:
+        raise bad_request(f"unknown routing profile {profile!r}; valid: {list(PROFILES)}", param="profile")
+    return RoutingContext(
+        request_id=request_id,
+        group=group,
+        body=body,
+        profile=profile,
+        session_id=session_id_of(body, headers.get(SESSION_HEADER)),
+    )

@@ -1,0 +1,67 @@
+"""Scorers: how demanding is this prompt? The tier-aware strategies ask one of these.
+
+``CentroidScorer`` uses the shipped zero-config classifier. When its artifacts are missing or
+corrupt it does not guess at random: it says so (readiness, a metric) and falls back to the length
+rule below, which is documented and deterministic. ``LearnedScorer`` uses a trained router
+artifact (``routeiq train``) held in a slot that can be swapped at runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from routeiq.routing.strategy import Assessment
+
+logger = logging.getLogger("routeiq.routing")
+
+# The degraded rule: a prompt of LENGTH_RULE_FULL_CHARS characters or more counts as needing the
+# strong tier (p_strong 1.0), shorter ones proportionally less. Crude, but honest and stable.
+LENGTH_RULE_FULL_CHARS = 1500
+
+
+class Scorer(Protocol):
+    name: str
+
+    def assess(self, text: str) -> Assessment: ...
+
+
+def length_rule(text: str) -> Assessment:
+    p_strong = min(1.0, len(text) / LENGTH_RULE_FULL_CHARS)
+    return Assessment(p_strong=p_strong, category="conversation", confidence=0.3, scorer="length-rule")
+
+
+class CentroidScorer:
+    name = "centroid"
+
+    def __init__(self, classifier: Any | None, on_fallback: Callable[[], None] | None = None) -> None:
+        self.classifier = classifier  # None: artifacts unavailable, the length rule serves
+        self._on_fallback = on_fallback
+
+    def assess(self, text: str) -> Assessment:
+        if self.classifier is None:
+            if self._on_fallback is not None:
+                self._on_fallback()
+            return length_rule(text)
+        result = self.classifier.classify(text)
+        return Assessment(result.p_strong, result.category, result.confidence, scorer=self.name)
+
+
+class LearnedScorer:
+    """A trained router's p_strong; the category still comes from the centroid classifier."""
+
+    def __init__(self, name: str, slot: Any, centroid: CentroidScorer) -> None:
+        self.name = name
+        self._slot = slot
+        self._centroid = centroid
+
+    def assess(self, text: str) -> Assessment:
+        base = self._centroid.assess(text)
+        classifier = self._centroid.classifier
+        if classifier is None:  # no encoder to feed the learned router either
+            return base
+        router = self._slot.current
+        p_strong = float(router.p_strong(classifier.encoder.embed([text]))[0])
+        confidence = abs(p_strong - 0.5) * 2
+        return Assessment(p_strong, base.category, confidence, scorer=self.name)
