@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint format docs bench services clean
+.PHONY: run test lint format docs bench bench-routing services clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ docs: $(STAMP)
 ## Throughput, latency, streaming and memory, as ratios to a floor measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+## Routing quality (APGR, CPT, AUROC) on RouteLLM MMLU, plus classify latency.
+bench-routing: $(STAMP)
+	$(BIN)/python -m benchmarks.routing
 
 ## Start Redis and PostgreSQL on 127.0.0.1 if they are not already up.
 services:

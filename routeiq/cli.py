@@ -1,7 +1,8 @@
-"""``routeiq``: serve, check-config, version.
+"""``routeiq``: serve, check-config, train, classify, version.
 
-Only ``serve`` and ``check-config`` import LiteLLM (seconds of import time); ``--help`` and
-``version`` stay instant.
+Only ``serve`` and ``check-config`` import LiteLLM (seconds of import time); ``train`` and
+``classify`` import numpy and the router code inside their commands; ``--help`` and ``version``
+stay instant.
 """
 
 from __future__ import annotations
@@ -37,8 +38,59 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path, help="YAML config file")
 
     commands.add_parser("strategies", help="list the routing strategies")
+    _add_learned_commands(commands)
+
     commands.add_parser("version", help="print the version")
     return parser
+
+
+LEARNED_ALGOS = (
+    "knn",
+    "svm",
+    "mlp",
+    "mf",
+    "elo",
+)  # routeiq.routing.learned.ALGORITHM_NAMES, without the import
+
+
+def _add_learned_commands(commands: Any) -> None:
+    """``train`` and ``classify``: argparse only here; their bodies live in routeiq.routing.learned."""
+    train = commands.add_parser("train", help="train a learned router from prompts with per-model outcomes")
+    train.add_argument("--algo", required=True, choices=LEARNED_ALGOS, help="router algorithm")
+    train.add_argument("--data", required=True, type=Path, help="RouteLLM-style CSV folder/file or JSONL")
+    train.add_argument("--out", required=True, type=Path, help="artifact directory to write (atomically)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--strong", default=None, help="the strong model's label (default: best on average)")
+    train.add_argument("--weak", default=None, help="the weak model's label (default: worst on average)")
+    train.add_argument("--hmac-key-env", default=None, metavar="NAME", help="sign with the HMAC key in $NAME")
+    train.add_argument(
+        "--encoder", default="centroid", choices=["centroid", "hashing"], help="prompt encoder"
+    )
+    train.add_argument("--test-fraction", type=float, default=0.2, help="held-out share (sha256 split)")
+    train.add_argument(
+        "--strong-fraction",
+        type=float,
+        default=0.5,
+        help="share of training prompts above the saved threshold",
+    )
+    train.add_argument("--param", action="append", metavar="KEY=VALUE", help="algorithm hyper-parameter")
+
+    classify = commands.add_parser("classify", help="classify JSON-lines prompts (stdin or --input)")
+    classify.add_argument("--input", default=None, type=Path, help="JSON-lines file (default: stdin)")
+    classify.add_argument(
+        "--strategy",
+        default="llmrouter-centroid",
+        choices=["llmrouter-centroid", *(f"llmrouter-{algo}" for algo in LEARNED_ALGOS)],
+        help="classifier to use (default llmrouter-centroid)",
+    )
+    classify.add_argument(
+        "--model-path", default=None, type=Path, help="trained artifact for learned strategies"
+    )
+    classify.add_argument(
+        "--threshold", type=float, default=None, help="p_strong cut-off (default: the model's)"
+    )
+    classify.add_argument("--hmac-key-env", default=None, metavar="NAME", help="verify the artifact's HMAC")
+    classify.add_argument("--batch-size", type=int, default=1024, help="prompts embedded per batch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             marker = " (default)" if name == DEFAULT_STRATEGY else ""
             print(f"{name:28} {DESCRIPTIONS[name]}{marker}")
         return 0
+    if args.command in ("train", "classify"):
+        from routeiq.routing.learned import commands
+
+        return commands.run_train(args) if args.command == "train" else commands.run_classify(args)
     try:
         if args.command == "check-config":
             return _check_config(args.config)

@@ -26,7 +26,7 @@ from routeiq.resilience.traffic import TrafficGate
 from routeiq.routing.active import ActiveStrategy
 from routeiq.routing.affinity import SessionAffinity
 from routeiq.routing.deployments import DeploymentTable, litellm_model_list
-from routeiq.routing.models import RoutingModels, load_routing_models
+from routeiq.routing.models import RouterReloads, RoutingModels, load_routing_models
 from routeiq.routing.picker import Picker
 from routeiq.routing.plugin import RouterPlugin
 from routeiq.routing.registry import create_strategy
@@ -34,6 +34,8 @@ from routeiq.settings import Settings
 from routeiq.state.factory import StateStores, build_state_stores
 
 logger = logging.getLogger("routeiq")
+
+SUBSCRIBE_WAIT_SECONDS = 3.0
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Runtime:
     breakers: CircuitBreakers | None
     strategy: ActiveStrategy
     models: RoutingModels
+    reloads: RouterReloads
     stats: ClusterStats
     metrics: Metrics
     started_at: int
@@ -56,8 +59,12 @@ class Runtime:
         await self.state.start()
         if self.breakers is not None:
             await self.breakers.start()
+            self.state.on_reconnect(self.breakers.resync)
         await self.strategy.start()
+        self.state.on_reconnect(self.strategy.resync)
+        self.reloads.start()
         await self.stats.start()
+        await self.state.wait_subscribed(SUBSCRIBE_WAIT_SECONDS)
 
     async def close(self) -> None:
         await self.stats.close()
@@ -135,6 +142,7 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         breakers=breakers,
         strategy=strategy,
         models=models,
+        reloads=RouterReloads(state.for_feature("routing"), models.slots),
         stats=stats,
         metrics=metrics,
         started_at=int(time.time()),

@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> None:
         "weights": {"kind": "sif-zipf-rank", "a": args.sif_a, "first_word_rank": FIRST_WORD_RANK},
         "script": "scripts/build_static_encoder.py",
     }
-    (args.out / "encoder.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (args.out / "encoder.json").write_text(
+        json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     print(f"wrote {args.out} (dim {args.dim}, explained variance {explained.sum():.3f})")
 
 

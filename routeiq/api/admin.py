@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from routeiq import __version__
-from routeiq.api.errors import bad_request
+from routeiq.api.errors import APIError, bad_request
 from routeiq.routing.registry import DESCRIPTIONS, strategy_names
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -87,4 +87,22 @@ async def breakers(request: Request) -> dict[str, Any]:
 async def stats(request: Request) -> dict[str, Any]:
     """Requests per deployment and outcome, summed over every worker and replica."""
     result: dict[str, Any] = await request.app.state.runtime.stats.snapshot()
+    return result
+
+
+class RouterReload(BaseModel):
+    path: str | None = None  # None: reload the directory the router came from
+
+
+@router.post("/routers/{algo}/reload")
+async def reload_router(algo: str, change: RouterReload, request: Request) -> dict[str, Any]:
+    """Verify and hot-swap a trained router artifact on every worker; a bad one is refused."""
+    from routeiq.routing.learned import ArtifactError
+
+    try:
+        result: dict[str, Any] = await request.app.state.runtime.reloads.reload(algo, change.path)
+    except KeyError:
+        raise APIError(404, f"no trained router {algo!r} is configured", code="router_not_found") from None
+    except (ArtifactError, OSError) as error:
+        raise bad_request(f"artifact refused: {error}", param="path", code="artifact_refused") from None
     return result

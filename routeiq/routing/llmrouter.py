@@ -29,7 +29,7 @@ class TierRouting:
         if context.assessment is None:  # judged once per request: retries and fallbacks reuse it
             context.assessment = self.scorer.assess(context.signals.text)
         plan = wanted_tier(
-            context.profile, context.assessment.p_strong, context.signals, context.session_floor
+            context.profile, context.assessment, context.signals, context.session_floor
         )
         chosen, how = self._select(candidates, plan.tier)
         reason = f"{plan.why} -> {plan.tier}; {how}"

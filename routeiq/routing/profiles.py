@@ -13,16 +13,13 @@ from typing import Any
 
 from routeiq.routing.deployments import Deployment
 from routeiq.routing.signals import Signals
+from routeiq.routing.strategy import Assessment
 
 TIERS = ("free", "budget", "standard", "premium", "reasoning")
 RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 DEFAULT_TIER = "standard"  # a deployment with no tier configured
 PROFILES = ("auto", "eco", "premium", "free", "reasoning")
 PROFILE_HEADER = "x-routeiq-profile"
-
-# p_strong below the first bound asks for budget, below the second for standard, else premium.
-STANDARD_FROM = 0.35
-PREMIUM_FROM = 0.65
 
 
 def tier_of(deployment: Deployment) -> str:
@@ -35,9 +32,14 @@ class TierPlan:
     why: str
 
 
-def wanted_tier(profile: str, p_strong: float, signals: Signals, session_floor: str | None) -> TierPlan:
-    """The tier for this request: the profile's reading of the score and signals, never below the
-    tier its session already reached (a conversation that turned hard stays on the strong model)."""
+def wanted_tier(
+    profile: str, assessment: Assessment, signals: Signals, session_floor: str | None
+) -> TierPlan:
+    """The tier for this request: the profile's reading of the verdict and signals, never below the
+    tier its session already reached (a conversation that turned hard stays on the strong model).
+
+    A clear "simple" verdict asks for budget, a clear "complex" one for premium, and a close call
+    (which the scorer already resolved to complex, the safer side) for standard."""
     if profile == "free":
         return TierPlan("free", "profile free")
     if profile == "premium":
@@ -45,8 +47,11 @@ def wanted_tier(profile: str, p_strong: float, signals: Signals, session_floor: 
     elif profile == "reasoning" or (profile == "auto" and signals.reasoning):
         plan = TierPlan("reasoning", "profile reasoning" if profile == "reasoning" else "reasoning markers")
     else:
-        tier = "budget" if p_strong < STANDARD_FROM else "standard" if p_strong < PREMIUM_FROM else "premium"
-        why = f"p_strong {p_strong:.2f}"
+        tier = "premium" if assessment.complex else "budget"
+        if assessment.complex and assessment.borderline:
+            tier = "standard"
+        verdict = "borderline" if assessment.borderline else "complex" if assessment.complex else "simple"
+        why = f"{assessment.scorer}: {verdict} (p_strong {assessment.p_strong:.2f})"
         if signals.agentic and RANK[tier] < RANK["standard"]:
             tier, why = "standard", f"{why}, agentic request"
         if profile == "eco" and RANK[tier] > RANK["standard"]:

@@ -29,7 +29,7 @@ ArrayLike = npt.ArrayLike
 
 @dataclass(frozen=True, slots=True)
 class RoutingQuality:
-    """The summary numbers for one router on one labelled set: CPTs in percent of prompts, the rest in 0..1."""
+    """Summary numbers for one router on one labelled set: CPTs in percent of prompts, the rest in 0..1."""
 
     apgr: float
     cpt50: float
@@ -98,7 +98,7 @@ def cpt(scores: ArrayLike, weak: ArrayLike, strong: ArrayLike, target: float) ->
 
 
 def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
-    """Area under the ROC curve (Mann–Whitney), ties counted half; 0.5 when one class is missing."""
+    """Area under the ROC curve (Mann-Whitney), ties counted half; 0.5 when one class is missing."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     y = np.asarray(labels).reshape(-1).astype(bool)
     if s.shape != y.shape:

@@ -27,9 +27,21 @@ class Scorer(Protocol):
     def assess(self, text: str) -> Assessment: ...
 
 
+# A clear verdict has at least this confidence; below it the call was close (and went to complex).
+CLEAR_CONFIDENCE = 0.5
+
+
 def length_rule(text: str) -> Assessment:
     p_strong = min(1.0, len(text) / LENGTH_RULE_FULL_CHARS)
-    return Assessment(p_strong=p_strong, category="conversation", confidence=0.3, scorer="length-rule")
+    complex_ = p_strong >= 0.35
+    return Assessment(
+        p_strong,
+        "conversation",
+        confidence=0.3,
+        scorer="length-rule",
+        complex=complex_,
+        borderline=p_strong < 0.65,
+    )
 
 
 class CentroidScorer:
@@ -45,7 +57,14 @@ class CentroidScorer:
                 self._on_fallback()
             return length_rule(text)
         result = self.classifier.classify(text)
-        return Assessment(result.p_strong, result.category, result.confidence, scorer=self.name)
+        return Assessment(
+            result.p_strong,
+            result.category,
+            result.confidence,
+            scorer=self.name,
+            complex=result.tier == "complex",
+            borderline=result.confidence < CLEAR_CONFIDENCE,
+        )
 
 
 class LearnedScorer:
@@ -57,11 +76,13 @@ class LearnedScorer:
         self._centroid = centroid
 
     def assess(self, text: str) -> Assessment:
-        base = self._centroid.assess(text)
-        classifier = self._centroid.classifier
-        if classifier is None:  # no encoder to feed the learned router either
-            return base
-        router = self._slot.current
-        p_strong = float(router.p_strong(classifier.encoder.embed([text]))[0])
-        confidence = abs(p_strong - 0.5) * 2
-        return Assessment(p_strong, base.category, confidence, scorer=self.name)
+        category = self._centroid.assess(text).category
+        verdict = self._slot.current.classify([text])[0]  # against the threshold fitted in training
+        return Assessment(
+            verdict.p_strong,
+            category,
+            verdict.confidence,
+            scorer=self.name,
+            complex=verdict.tier == "complex",
+            borderline=verdict.confidence < CLEAR_CONFIDENCE,
+        )

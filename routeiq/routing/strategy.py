@@ -18,6 +18,8 @@ class Assessment:
     category: str
     confidence: float
     scorer: str  # which model judged: "centroid", "knn", ... or "length-rule" when degraded
+    complex: bool  # the scorer's verdict: needs the strong tier
+    borderline: bool  # a close call (already resolved to complex, the safer side)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from routeiq.settings import Settings
@@ -35,6 +36,16 @@ class StateStores:
             except Exception as error:  # keep serving: the listener reconnects when Redis is back
                 self.health.record_failure("startup", f"redis unreachable at startup: {error}")
                 logger.warning("Redis unreachable at startup; serving on per-process state until it returns")
+
+    async def wait_subscribed(self, seconds: float) -> None:
+        """Return once this process's subscriptions are live (notices sent before that are lost)."""
+        if self.shared is not None and not await self.shared.wait_subscribed(seconds):
+            logger.warning("shared-state notices not live after %.1fs; relying on periodic resync", seconds)
+
+    def on_reconnect(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` whenever the notice channel reconnects: whatever was announced meanwhile is lost."""
+        if self.shared is not None:
+            self.shared.add_reconnect_hook(hook)
 
     async def close(self) -> None:
         if self.shared is not None:

@@ -112,7 +112,9 @@ def test_routing_metrics_and_decision_event(demo: Gateway) -> None:
     metrics = httpx.get(f"{demo.url}/metrics").text
     decisions = [line for line in metrics.splitlines() if line.startswith("routeiq_routing_decisions_total{")]
     assert any(
-        'strategy="llmrouter-centroid"' in line and 'tier="budget"' in line and 'served_model="demo-budget"' in line
+        'strategy="llmrouter-centroid"' in line
+        and 'tier="budget"' in line
+        and 'served_model="demo-budget"' in line
         for line in decisions
     ), decisions
     assert "routeiq_routing_latency_seconds_count" in metrics

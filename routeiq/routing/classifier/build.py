@@ -3,16 +3,14 @@
 Embeds data/classifier/prototypes.yaml with the shipped static encoder and writes centroids.npz
 (centroids + calibration) and metadata.json (encoder, counts, out-of-fold accuracy, sha256 of
 every artifact). Pure numpy and deterministic: the same inputs give byte-identical outputs, so the
-committed artifacts can be checked by rebuilding them. metadata.json carries a build date only if
-SOURCE_DATE_EPOCH is set (the reproducible-builds convention), never the wall clock.
+committed artifacts can be checked by rebuilding them. For that reason metadata.json records no
+wall-clock build date: the git commit that changed the artifacts dates them.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from routeiq.routing.classifier.artifacts import (
     sha256_file,
 )
 from routeiq.routing.classifier.calibration import fit_logistic
-from routeiq.routing.classifier.centroid import centre, tier_margin
+from routeiq.routing.classifier.centroid import centre, similarities, tier_margin
 from routeiq.routing.classifier.encoder import StaticEncoder
 from routeiq.routing.classifier.prototypes import CATEGORIES, TIERS, load_prototypes
 
@@ -54,7 +52,7 @@ def out_of_fold(centred: np.ndarray, tiers: np.ndarray, cats: np.ndarray) -> tup
         tier_c = class_centroids(centred[train], tiers[train], len(TIERS))
         cat_c = class_centroids(centred[train], cats[train], len(CATEGORIES))
         margins[held] = tier_margin(centred[held], tier_c)
-        predicted[held] = (centred[held] @ cat_c.T).argmax(axis=1)
+        predicted[held] = similarities(centred[held], cat_c).argmax(axis=1)
     return margins, predicted
 
 
@@ -91,7 +89,11 @@ def build(data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None) -> dic
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "builder": "routeiq.routing.classifier.build",
-        "encoder": {"id": encoder.id, "dimension": encoder.dimension, "source": encoder_meta.get("source_model")},
+        "encoder": {
+            "id": encoder.id,
+            "dimension": encoder.dimension,
+            "source": encoder_meta.get("source_model"),
+        },
         "prototype_counts": {
             "tiers": {tier: int((tiers == i).sum()) for i, tier in enumerate(TIERS)},
             "categories": {cat: {tier: counts[(cat, tier)] for tier in TIERS} for cat in CATEGORIES},
@@ -107,9 +109,6 @@ def build(data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None) -> dic
         },
         "files": dict(sorted(files.items())),
     }
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        meta["build_date"] = datetime.datetime.fromtimestamp(int(epoch), tz=datetime.UTC).date().isoformat()
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
     (out_dir / METADATA_FILE).write_text(text, encoding="utf-8")
     return meta
@@ -121,7 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: --data-dir)")
     args = parser.parse_args(argv)
     meta = build(args.data_dir, args.out)
-    print(json.dumps({"prototype_counts": meta["prototype_counts"], "calibration": meta["calibration"]}, indent=2))
+    print(
+        json.dumps(
+            {"prototype_counts": meta["prototype_counts"], "calibration": meta["calibration"]}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def fit_logistic(score: np.ndarray, label: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> tuple[float, float]:
+def fit_logistic(
+    score: np.ndarray, label: np.ndarray, l2: float = 1e-3, iterations: int = 50
+) -> tuple[float, float]:
     """(scale, offset) maximising the likelihood of label ~ sigmoid(scale*score + offset); Newton steps."""
     x = np.stack([score.astype(np.float64), np.ones_like(score, dtype=np.float64)], axis=1)
     y = label.astype(np.float64)

@@ -60,9 +60,18 @@ def centre(embeddings: np.ndarray, center: np.ndarray) -> np.ndarray:
     return np.divide(shifted, norms, out=np.zeros_like(shifted), where=norms > 0)
 
 
+def similarities(rows: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """rows @ centroids.T, computed row by row so a text scores the same alone or in a batch.
+
+    A BLAS matmul may sum in a different order for different batch sizes; classify() and
+    classify_many() must agree exactly, and at k <= 8 centroids the elementwise form costs nothing.
+    """
+    return (rows[:, None, :] * centroids[None, :, :]).sum(axis=-1)
+
+
 def tier_margin(centred: np.ndarray, tier_centroids: np.ndarray) -> np.ndarray:
     """cos(complex) - cos(simple) for each row; tier_centroids rows are (simple, complex)."""
-    sims = centred @ tier_centroids.T
+    sims = similarities(centred, tier_centroids)
     return sims[:, 1] - sims[:, 0]
 
 
@@ -89,7 +98,9 @@ class CentroidClassifier:
             raise ClassifierUnavailable("centroids.npz tier_names must be ('simple', 'complex')")
 
     @classmethod
-    def load(cls, directory: Path = DEFAULT_DATA_DIR, borderline_margin: float | None = None) -> CentroidClassifier:
+    def load(
+        cls, directory: Path = DEFAULT_DATA_DIR, borderline_margin: float | None = None
+    ) -> CentroidClassifier:
         """Verify every artifact's sha256, then load; raises ClassifierUnavailable on any problem."""
         directory = Path(directory)
         verify(directory)
@@ -121,14 +132,14 @@ class CentroidClassifier:
     def p_strong(self, embeddings: np.ndarray) -> np.ndarray:
         """Vectorised p_strong for embeddings from ``encoder.embed`` (for batch scoring)."""
         margin = tier_margin(centre(embeddings, self._center), self._tier_centroids)
-        return 1.0 / (1.0 + np.exp(-(self._scale * margin + self._offset)))
+        return np.asarray(1.0 / (1.0 + np.exp(-(self._scale * margin + self._offset))))
 
     def classify_embeddings(self, embeddings: np.ndarray) -> list[Classification]:
         """Classify rows already embedded with ``encoder`` (lets callers embed once, use twice)."""
         centred = centre(embeddings, self._center)
         margin = tier_margin(centred, self._tier_centroids)
         p_strong = 1.0 / (1.0 + np.exp(-(self._scale * margin + self._offset)))
-        category_index = (centred @ self._category_centroids.T).argmax(axis=1)
+        category_index = similarities(centred, self._category_centroids).argmax(axis=1)
         out = []
         for p, index in zip(p_strong.tolist(), category_index.tolist(), strict=True):
             tier, confidence = self._decide(p)

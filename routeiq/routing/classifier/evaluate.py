@@ -90,7 +90,9 @@ def apgr(score: np.ndarray, weak: np.ndarray, strong: np.ndarray, points: int = 
     return float(np.mean(recovered))
 
 
-def report(scores: dict[str, np.ndarray], outcomes: Outcomes, mask: np.ndarray) -> dict[str, dict[str, float]]:
+def report(
+    scores: dict[str, np.ndarray], outcomes: Outcomes, mask: np.ndarray
+) -> dict[str, dict[str, float]]:
     label = (~outcomes.weak & outcomes.strong)[mask]
     return {
         name: {

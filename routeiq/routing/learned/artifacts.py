@@ -93,7 +93,7 @@ def _manifest(router: LearnedRouter, files: dict[str, str]) -> dict[str, Any]:
         "score_range": list(info.score_range),
         "threshold": info.threshold,
         "strong_fraction": info.strong_fraction,
-        "calibration": list(info.calibration),
+        "calibration": [round(value, 6) for value in info.calibration],
         "params": info.params,
         "seed": info.seed,
         "training": info.training,
@@ -121,7 +121,7 @@ def save_router(
         arrays = {f"{SCORER_PREFIX}{name}": value for name, value in router.scorer.arrays().items()}
         arrays |= {f"{FEATURE_PREFIX}{name}": value for name, value in router.features.arrays().items()}
         with (staging / WEIGHTS).open("wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
         manifest = json.dumps(
             _manifest(router, {WEIGHTS: _sha256(staging / WEIGHTS)}), indent=2, sort_keys=True
         ).encode("utf-8")
@@ -200,7 +200,9 @@ def _verify_signatures(
     if ed25519_public_key is not None:
         path = directory / ED25519_FILE
         if not path.is_file():
-            raise ArtifactError(f"{directory}: an Ed25519 key was given but the artifact has no {ED25519_FILE}")
+            raise ArtifactError(
+                f"{directory}: an Ed25519 key was given but the artifact has no {ED25519_FILE}"
+            )
         _ed25519_verify(raw, path.read_text().strip(), ed25519_public_key)
 
 
@@ -273,10 +275,16 @@ def load_router(
     if (info.weak is None) != (info.strong is None) or any(
         name is not None and name not in info.models for name in (info.weak, info.strong)
     ):
-        raise ArtifactError(f"{path}: weak/strong labels {info.weak!r}/{info.strong!r} are not among the models")
+        raise ArtifactError(
+            f"{path}: weak/strong labels {info.weak!r}/{info.strong!r} are not among the models"
+        )
     arrays = _read_arrays(path / WEIGHTS)
-    scorer_arrays = {k.removeprefix(SCORER_PREFIX): v for k, v in arrays.items() if k.startswith(SCORER_PREFIX)}
-    feature_arrays = {k.removeprefix(FEATURE_PREFIX): v for k, v in arrays.items() if k.startswith(FEATURE_PREFIX)}
+    scorer_arrays = {
+        k.removeprefix(SCORER_PREFIX): v for k, v in arrays.items() if k.startswith(SCORER_PREFIX)
+    }
+    feature_arrays = {
+        k.removeprefix(FEATURE_PREFIX): v for k, v in arrays.items() if k.startswith(FEATURE_PREFIX)
+    }
     try:
         scorer = algorithm(info.algo).restore(scorer_arrays, info.params)
         features = FeatureSpec.from_arrays(feature_arrays, info.feature_weight)
@@ -310,7 +318,8 @@ def _check_width(path: Path, info: RouterInfo, scorer: Any, features: FeatureSpe
         width = scorer.predict(probe).shape[1]
     except ValueError as error:
         raise ArtifactError(
-            f"{path}: weights do not fit {info.encoder_dimension}d embeddings + {features.extra} cues: {error}"
+            f"{path}: weights do not fit {info.encoder_dimension}d embeddings "
+            f"+ {features.extra} cues: {error}"
         ) from None
     if width != info.outputs:
         raise ArtifactError(f"{path}: weights give {width} outputs, the manifest implies {info.outputs}")

@@ -10,6 +10,7 @@ it is never picked silently: callers ask for it by name.
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from collections.abc import Sequence
@@ -63,7 +64,7 @@ class HashingEncoder:
     def _features(self, text: str) -> list[str]:
         words = WORD.findall(text.lower())
         features = [f"w:{word}" for word in words]
-        features += [f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        features += [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
         for word in words:
             padded = f"<{word}>"
             features += [f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2)]
@@ -119,6 +120,7 @@ def embed_in_batches(encoder: Encoder, texts: Sequence[str], batch_size: int = 5
     vectors = np.concatenate(parts).astype(np.float32, copy=False)
     if vectors.shape != (len(texts), encoder.dimension):
         raise EncoderUnavailable(
-            f"encoder {encoder.id} returned shape {vectors.shape}, expected ({len(texts)}, {encoder.dimension})"
+            f"encoder {encoder.id} returned shape {vectors.shape}, "
+            f"expected ({len(texts)}, {encoder.dimension})"
         )
     return vectors

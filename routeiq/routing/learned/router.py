@@ -55,7 +55,7 @@ class RouterInfo:
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """Per-prompt model scores (rows = prompts, columns = ``models``) and ``p_strong`` (None without a pair)."""
+    """Per-prompt model scores (rows = prompts, columns = ``models``); ``p_strong`` is None without a pair."""
 
     models: tuple[str, ...]
     scores: np.ndarray

@@ -1,8 +1,8 @@
-"""Bradley–Terry (Elo) ratings of the models, per cluster of similar prompts.
+"""Bradley-Terry (Elo) ratings of the models, per cluster of similar prompts.
 
 Each training prompt yields pairwise outcomes between the models (higher score wins, ties half).
 Prompts are grouped by spherical k-means; every cluster gets its own ratings, fitted by Newton's
-method on the Bradley–Terry likelihood and shrunk toward the global ratings (a cluster with little
+method on the Bradley-Terry likelihood and shrunk toward the global ratings (a cluster with little
 data says little). A new prompt is softly assigned to clusters by similarity, its ratings are the
 weighted mix, and ``p_strong = sigmoid(r_strong - r_weak)``. Ratings are in natural-log odds units
 (multiply by 400 / ln 10 for the chess Elo scale). The same idea as RouteLLM's similarity-weighted

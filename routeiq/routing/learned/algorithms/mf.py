@@ -4,7 +4,7 @@ A prompt's features are projected to ``rank`` dimensions (``P x``); each model h
 ``v_m`` and bias ``b_m``; the model's logit for the prompt is ``v_m · P x + b_m``. The per-model outputs
 are ``sigmoid(logit)`` (trained against each model's outcome) and, for a (weak, strong) pair,
 ``p_strong = sigmoid(logit_strong - logit_weak)`` trained against "the strong model wins, ties half":
-the Bradley–Terry form RouteLLM's MF router uses, so scores stay comparable across models and new
+the Bradley-Terry form RouteLLM's MF router uses, so scores stay comparable across models and new
 models only add a vector.
 """
 

@@ -1,0 +1,203 @@
+"""Routing quality benchmark: ``python -m benchmarks.routing [--json PATH] [--data DIR] [--quick]``.
+
+On RouteLLM's MMLU responses (weak Mixtral-8x7B vs strong GPT-4; contaminated prompts dropped) with
+the deterministic sha256 split (80 % train / 20 % held out), it reports APGR, CPT(50%), CPT(80%) and
+AUROC on the held-out prompts for:
+
+- ``random`` (seeded) and ``prompt length`` (longer → strong): the baselines to beat;
+- ``centroid``: the zero-config classifier's p_strong (it never saw this data);
+- each learned router (knn, svm, mlp, mf, elo) trained on the train split with the production
+  encoder (the centroid classifier's static encoder) plus surface cues;
+
+and the centroid classifier's single-prompt classify latency (p50/p99). Targets are printed as
+PASS/FAIL and never change the exit code: only a harness that cannot run exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routeiq.routing import quality
+from routeiq.routing.learned.algorithms import ALGORITHM_NAMES
+from routeiq.routing.learned.dataset import load_dataset, split_by_hash
+from routeiq.routing.learned.encoder import Encoder, EncoderUnavailable, HashingEncoder, embed_in_batches
+from routeiq.routing.learned.train import train_router
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "routellm-mmlu"
+FALLBACK_DATA = Path("/work/shared/data/routellm-mmlu")
+DEFAULT_JSON = REPO_ROOT / "benchmarks" / "results" / "routing.json"
+SEED = 0
+LATENCY_PROMPTS = 1000
+TARGET_BEST_APGR = 0.66
+TARGET_CLASSIFY_P50_MS = 2.0
+
+
+def _data_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    return DEFAULT_DATA if DEFAULT_DATA.is_dir() else FALLBACK_DATA
+
+
+def _load_centroid() -> tuple[Any, str | None]:
+    try:
+        from routeiq.routing.classifier import CentroidClassifier
+
+        return CentroidClassifier.load(), None
+    except Exception as error:  # ImportError or ClassifierUnavailable: reported, not fatal
+        return None, f"{type(error).__name__}: {error}"
+
+
+def _latency(classifier: Any, prompts: list[str]) -> dict[str, float]:
+    for prompt in prompts[:50]:  # warm caches and the tokenizer
+        classifier.classify(prompt)
+    samples = []
+    for prompt in prompts:
+        start = time.perf_counter()
+        classifier.classify(prompt)
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return {
+        "p50_ms": float(np.percentile(samples, 50)),
+        "p99_ms": float(np.percentile(samples, 99)),
+        "n": len(samples),
+    }
+
+
+def run(data: Path, quick: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    dataset = load_dataset(data)
+    train, test = split_by_hash(dataset, 0.2)
+    weak_name, strong_name = dataset.models[0], dataset.models[1]
+    weak, strong = test.column(weak_name), test.column(strong_name)
+    classifier, centroid_error = _load_centroid()
+    encoder: Encoder = classifier.encoder if classifier is not None else HashingEncoder(256)
+    notes = (
+        []
+        if classifier is not None
+        else [f"centroid classifier unavailable ({centroid_error}); hashing encoder"]
+    )
+    train_vectors = embed_in_batches(encoder, list(train.prompts))
+    test_vectors = embed_in_batches(encoder, list(test.prompts))
+
+    rows: dict[str, dict[str, Any]] = {}
+    noise = np.random.default_rng(SEED).random(len(test))
+    rows["random"] = quality.evaluate(noise, weak, strong).as_dict()
+    lengths = np.array([len(prompt) for prompt in test.prompts], dtype=np.float64)
+    rows["prompt_length"] = quality.evaluate(lengths, weak, strong).as_dict()
+    if classifier is not None:
+        rows["centroid"] = quality.evaluate(classifier.p_strong(test_vectors), weak, strong).as_dict()
+    for algo in ALGORITHM_NAMES:
+        if quick and algo in ("svm", "mf"):
+            continue
+        fit_start = time.perf_counter()
+        router = train_router(
+            train, algo, encoder, seed=SEED, weak=weak_name, strong=strong_name, embeddings=train_vectors
+        )
+        fit_seconds = time.perf_counter() - fit_start
+        prediction = router.predict_embeddings(list(test.prompts), test_vectors)
+        assert prediction.p_strong is not None
+        rows[algo] = {**quality.evaluate(prediction.p_strong, weak, strong).as_dict(), "train_s": fit_seconds}
+
+    latency = _latency(classifier, list(test.prompts[:LATENCY_PROMPTS])) if classifier is not None else None
+    return {
+        "data": str(data),
+        "encoder": {"id": encoder.id, "dimension": encoder.dimension},
+        "split": {"train": len(train), "test": len(test), "test_fraction": 0.2, "seed": SEED},
+        "models": {"weak": weak_name, "strong": strong_name},
+        "results": rows,
+        "classify_latency": latency,
+        "notes": notes,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(target, PASS/FAIL/SKIP, detail) for the three targets."""
+    rows = report["results"]
+    learned = {name: rows[name]["apgr"] for name in ALGORITHM_NAMES if name in rows}
+    best = max(learned, key=lambda name: learned[name])
+    out = [
+        (
+            f"best learned router APGR >= {TARGET_BEST_APGR}",
+            "PASS" if learned[best] >= TARGET_BEST_APGR else "FAIL",
+            f"{best} {learned[best]:.4f}",
+        )
+    ]
+    if "centroid" in rows:
+        centroid, length = rows["centroid"]["apgr"], rows["prompt_length"]["apgr"]
+        out.append(
+            (
+                "centroid APGR >= prompt length",
+                "PASS" if centroid >= length else "FAIL",
+                f"{centroid:.4f} vs {length:.4f}",
+            )
+        )
+    else:
+        out.append(("centroid APGR >= prompt length", "SKIP", "classifier unavailable"))
+    latency = report["classify_latency"]
+    if latency:
+        p50 = latency["p50_ms"]
+        out.append(
+            (
+                f"centroid classify p50 <= {TARGET_CLASSIFY_P50_MS} ms",
+                "PASS" if p50 <= TARGET_CLASSIFY_P50_MS else "FAIL",
+                f"p50 {p50:.3f} ms, p99 {latency['p99_ms']:.3f} ms",
+            )
+        )
+    else:
+        out.append(
+            (f"centroid classify p50 <= {TARGET_CLASSIFY_P50_MS} ms", "SKIP", "classifier unavailable")
+        )
+    return out
+
+
+def render(report: dict[str, Any]) -> str:
+    split = report["split"]
+    lines = [
+        f"routing quality on {split['test']} held-out prompts (trained on {split['train']}), "
+        f"encoder {report['encoder']['id']} ({report['encoder']['dimension']}d)",
+        f"{'router':<16} {'APGR':>7} {'CPT(50%)':>9} {'CPT(80%)':>9} {'AUROC':>7} {'train s':>8}",
+    ]
+    for name, row in report["results"].items():
+        train_s = f"{row['train_s']:8.1f}" if "train_s" in row else f"{'':>8}"
+        cpts = f"{row['cpt50']:8.1f}% {row['cpt80']:8.1f}%"
+        lines.append(f"{name:<16} {row['apgr']:7.4f} {cpts} {row['auroc']:7.4f} {train_s}")
+    lines.append("")
+    lines += [f"{status:<5} {target}: {detail}" for target, status, detail in verdicts(report)]
+    lines += [f"note: {note}" for note in report["notes"]]
+    lines.append(f"({report['seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.routing", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="RouteLLM-style CSV folder")
+    parser.add_argument(
+        "--json", type=Path, default=DEFAULT_JSON, help=f"write the report here ({DEFAULT_JSON})"
+    )
+    parser.add_argument("--quick", action="store_true", help="skip the slower routers (svm, mf)")
+    args = parser.parse_args(argv)
+    try:
+        report = run(_data_dir(args.data), args.quick)
+    except (OSError, ValueError, EncoderUnavailable) as error:
+        print(f"benchmarks.routing: cannot run: {error}", file=sys.stderr)
+        return 1
+    report["verdicts"] = [
+        {"target": target, "status": status, "detail": detail} for target, status, detail in verdicts(report)
+    ]
+    print(render(report))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

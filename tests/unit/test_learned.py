@@ -1,0 +1,268 @@
+"""Learned routers: datasets and split, each algorithm on a separable toy, artifacts and hot swap."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from routeiq.routing import quality
+from routeiq.routing.learned import (
+    ALGORITHM_NAMES,
+    ArtifactError,
+    DatasetError,
+    HashingEncoder,
+    LearnedRouter,
+    RouterSlot,
+    RoutingDataset,
+    load_dataset,
+    load_router,
+    save_router,
+    split_by_hash,
+    train_router,
+)
+from routeiq.routing.learned.algorithms import Pair, algorithm
+from routeiq.routing.learned.artifacts import WEIGHTS, _sha256
+from routeiq.routing.learned.commands import parse_params, prompt_text
+
+WEAK, STRONG = "small-model", "big-model"
+
+# --- datasets -------------------------------------------------------------------------------------
+
+
+def write_csv_folder(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "mmlu_a.csv").write_text(
+        f'prompt,{WEAK},{STRONG}\n"What is 1+1?\nA. 2\nAnswer:",True,True\n'
+        '"Hard one",False,True\nleaked,True,False\n'
+    )
+    (folder / "mmlu_b.csv").write_text(f"prompt,{WEAK},{STRONG}\nanother,false,true\n")
+    (folder / "contaminated_prompts.jsonl").write_text(json.dumps({"eval_prompt": "leaked"}) + "\n")
+    return folder
+
+
+def test_csv_folder_drops_contaminated_and_reads_booleans(tmp_path: Path) -> None:
+    dataset = load_dataset(write_csv_folder(tmp_path / "csv"))
+    assert dataset.models == (WEAK, STRONG)
+    assert dataset.prompts == ("What is 1+1?\nA. 2\nAnswer:", "Hard one", "another")
+    assert dataset.scores.tolist() == [[1, 1], [0, 1], [0, 1]]
+    assert dataset.sources == ("mmlu_a", "mmlu_a", "mmlu_b")
+    assert load_dataset(tmp_path / "csv", drop_contaminated=False).prompts[2] == "leaked"
+    assert load_dataset(tmp_path / "csv" / "mmlu_b.csv").prompts == ("another",)
+
+
+def test_csv_folder_rejects_mismatched_models_and_bad_values(tmp_path: Path) -> None:
+    folder = write_csv_folder(tmp_path / "csv")
+    (folder / "mmlu_c.csv").write_text("prompt,other,models\nx,True,True\n")
+    with pytest.raises(DatasetError, match="differ"):
+        load_dataset(folder)
+    (folder / "mmlu_c.csv").write_text(f"prompt,{WEAK},{STRONG}\nx,maybe,True\n")
+    with pytest.raises(DatasetError, match=r"mmlu_c\.csv:2"):
+        load_dataset(folder)
+
+
+def test_jsonl_reads_scores_by_model_name(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    lines = [
+        {"prompt": "a", "scores": {"m2": 0.5, "m1": 1}},
+        {"prompt": "b", "scores": {"m1": False, "m2": True}},
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    dataset = load_dataset(path)
+    assert dataset.models == ("m1", "m2")
+    assert dataset.scores.tolist() == [[1.0, 0.5], [0.0, 1.0]]
+    path.write_text(json.dumps({"prompt": "c", "scores": {"m1": 1}}) + "\n" + json.dumps({"prompt": "d"}))
+    with pytest.raises(DatasetError, match=r"data\.jsonl:2"):
+        load_dataset(path)
+
+
+def test_hash_split_is_deterministic_disjoint_and_complete() -> None:
+    prompts = (*(f"prompt {i}" for i in range(500)), "prompt 3")  # one duplicate
+    dataset = RoutingDataset(prompts, (WEAK, STRONG), np.zeros((len(prompts), 2)))
+    train, test = split_by_hash(dataset, 0.2)
+    again_train, again_test = split_by_hash(dataset, 0.2)
+    assert train.prompts == again_train.prompts and test.prompts == again_test.prompts
+    assert not set(train.prompts) & set(test.prompts)
+    assert len(train) + len(test) == len(dataset)
+    assert 60 < len(test) < 140  # ~20 %
+
+
+# --- algorithms -----------------------------------------------------------------------------------
+
+
+def toy_problem(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two clusters; on cluster B only the strong model is right, on cluster A both are."""
+    rng = np.random.default_rng(seed)
+    hard = rng.random(n) < 0.5
+    centres = np.where(hard[:, None], np.r_[1.0, 0.0, 0.0, 0.0], np.r_[0.0, 1.0, 0.0, 0.0])
+    features = centres + rng.normal(0, 0.15, (n, 4))
+    scores = np.column_stack([(~hard).astype(float), np.ones(n)])
+    return features, scores, hard
+
+
+@pytest.mark.parametrize("name", ALGORITHM_NAMES)
+def test_each_algorithm_learns_a_separable_toy_deterministically(name: str) -> None:
+    features, scores, _ = toy_problem(400, seed=1)
+    test_features, _, hard = toy_problem(200, seed=2)
+    scorer = algorithm(name).fit(features, scores, Pair(weak=0, strong=1), 7, {})
+    predicted = scorer.predict(test_features)
+    assert predicted.shape == (200, 3)
+    p_strong = predicted[:, -1]
+    assert p_strong[hard].min() > p_strong[~hard].max(), name
+    assert quality.auroc(p_strong, hard) == 1.0
+    assert predicted[~hard, 0].mean() > predicted[hard, 0].mean()  # weak model's score follows its record
+    again = algorithm(name).fit(features, scores, Pair(weak=0, strong=1), 7, {})
+    np.testing.assert_allclose(again.predict(test_features), predicted)
+
+
+# --- routers and artifacts ------------------------------------------------------------------------
+
+
+def text_dataset(n: int = 160) -> RoutingDataset:
+    easy = [f"hello there friend, how are you doing today number {i}" for i in range(n // 2)]
+    hard = [f"prove the integral of the polynomial series converges, lemma {i}" for i in range(n // 2)]
+    scores = [[1.0, 1.0]] * len(easy) + [[0.0, 1.0]] * len(hard)
+    return RoutingDataset(tuple(easy + hard), (WEAK, STRONG), np.array(scores))
+
+
+@pytest.fixture(scope="module")
+def trained() -> LearnedRouter:
+    return train_router(text_dataset(), "mlp", HashingEncoder(64), seed=3)
+
+
+def test_trained_router_predicts_p_strong_and_tiers(trained: LearnedRouter) -> None:
+    assert trained.info.weak == WEAK and trained.info.strong == STRONG  # chosen by mean score
+    texts = ["hello there friend, how are you", "prove the integral of the series converges"]
+    prediction = trained.predict(texts)
+    assert prediction.scores.shape == (2, 2) and prediction.p_strong is not None
+    assert prediction.p_strong[1] > prediction.p_strong[0]
+    decisions = trained.classify(texts)
+    assert [decision.tier for decision in decisions] == ["simple", "complex"]
+    assert all(0.0 <= decision.confidence <= 1.0 for decision in decisions)
+    assert trained.strategy == "llmrouter-mlp"
+
+
+def test_artifact_round_trip(tmp_path: Path, trained: LearnedRouter) -> None:
+    path = save_router(trained, tmp_path / "router", hmac_key="k1")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["algo"] == "mlp" and manifest["models"] == [WEAK, STRONG]
+    assert manifest["weak"] == WEAK and manifest["strong"] == STRONG
+    assert manifest["encoder"] == {"id": "hashing-v1-64", "dimension": 64}
+    assert manifest["files"][WEIGHTS] == _sha256(path / WEIGHTS)
+    assert manifest["training"]["prompts"] == 160 and manifest["created_by"].startswith("routeiq ")
+    loaded = load_router(path, hmac_key="k1")
+    texts = ["hello friend", "prove the lemma"]
+    np.testing.assert_allclose(loaded.predict(texts).scores, trained.predict(texts).scores)
+    assert not list(tmp_path.glob(".router.*")), "no staging directory left behind"
+    save_router(trained, path)  # replacing an existing artifact
+    assert load_router(path).info.algo == "mlp"
+
+
+def test_tampered_weights_are_refused(tmp_path: Path, trained: LearnedRouter) -> None:
+    path = save_router(trained, tmp_path / "router")
+    data = bytearray((path / WEIGHTS).read_bytes())
+    data[-40] ^= 0xFF
+    (path / WEIGHTS).write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        load_router(path)
+
+
+def test_wrong_or_missing_hmac_is_refused(tmp_path: Path, trained: LearnedRouter) -> None:
+    signed = save_router(trained, tmp_path / "signed", hmac_key="right")
+    with pytest.raises(ArtifactError, match="HMAC mismatch"):
+        load_router(signed, hmac_key="wrong")
+    manifest = json.loads((signed / "manifest.json").read_text())
+    manifest["threshold"] = 0.0  # edit the manifest: the signature no longer matches
+    (signed / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="HMAC mismatch"):
+        load_router(signed, hmac_key="right")
+    unsigned = save_router(trained, tmp_path / "unsigned")
+    with pytest.raises(ArtifactError, match=r"no manifest\.hmac"):
+        load_router(unsigned, hmac_key="right")
+
+
+def test_wrong_encoder_dimension_is_refused(tmp_path: Path, trained: LearnedRouter) -> None:
+    path = save_router(trained, tmp_path / "router")
+    with pytest.raises(ArtifactError, match="encoder"):
+        load_router(path, encoder=HashingEncoder(128))
+
+
+def test_pickled_arrays_are_refused(tmp_path: Path, trained: LearnedRouter) -> None:
+    path = save_router(trained, tmp_path / "router")
+    np.savez(path / WEIGHTS, **{"scorer.w1": np.array([{"evil": 1}], dtype=object)})
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"][WEIGHTS] = _sha256(path / WEIGHTS)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="without pickle"):
+        load_router(path)
+
+
+def test_not_an_artifact(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match=r"no manifest\.json"):
+        load_router(tmp_path)
+
+
+def test_slot_swaps_only_to_a_verified_router(tmp_path: Path, trained: LearnedRouter) -> None:
+    good = save_router(trained, tmp_path / "good", hmac_key="k")
+    other = train_router(text_dataset(), "knn", HashingEncoder(64), seed=1)
+    better = save_router(other, tmp_path / "better", hmac_key="k")
+    bad = save_router(other, tmp_path / "bad", hmac_key="not-k")
+    slot = RouterSlot(hmac_key="k")
+    assert not slot.loaded
+    with pytest.raises(ArtifactError):
+        _ = slot.current
+    first = slot.swap_from(good)
+    assert slot.current is first and slot.current.algo == "mlp"
+    with pytest.raises(ArtifactError, match="HMAC"):
+        slot.swap_from(bad)
+    assert slot.current is first, "a bad artifact must not replace the serving router"
+    (tmp_path / "bad" / WEIGHTS).unlink()
+    with pytest.raises(ArtifactError):
+        slot.swap_from(tmp_path / "bad")
+    assert slot.current is first
+    assert slot.swap_from(better).algo == "knn" and slot.current.algo == "knn"
+
+
+def test_ed25519_signature(tmp_path: Path, trained: LearnedRouter) -> None:
+    ed25519 = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ed25519")
+    from cryptography.hazmat.primitives import serialization
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    path = save_router(trained, tmp_path / "router", ed25519_private_key=private)
+    assert load_router(path, ed25519_public_key=public).info.algo == "mlp"
+    other = ed25519.Ed25519PrivateKey.generate().public_key()
+    with pytest.raises(ArtifactError, match="Ed25519"):
+        load_router(
+            path,
+            ed25519_public_key=other.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw),
+        )
+
+
+# --- CLI helpers ----------------------------------------------------------------------------------
+
+
+def test_prompt_text_reads_prompt_or_last_user_message() -> None:
+    assert prompt_text({"prompt": "hi"}) == "hi"
+    messages = [
+        {"role": "system", "content": "be nice"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [{"type": "text", "text": "second"}]},
+    ]
+    assert prompt_text({"messages": messages}) == "second"
+    with pytest.raises(ValueError):
+        prompt_text({"messages": [{"role": "system", "content": "x"}]})
+    with pytest.raises(ValueError):
+        prompt_text(["not", "an", "object"])
+
+
+def test_parse_params() -> None:
+    assert parse_params(["k=8", "l2=0.01", "name=x"]) == {"k": 8, "l2": 0.01, "name": "x"}
+    with pytest.raises(ValueError):
+        parse_params(["oops"])
