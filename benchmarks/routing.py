@@ -92,7 +92,9 @@ def run(data: Path, quick: bool) -> dict[str, Any]:
     lengths = np.array([len(prompt) for prompt in test.prompts], dtype=np.float64)
     rows["prompt_length"] = quality.evaluate(lengths, weak, strong).as_dict()
     if classifier is not None:
-        rows["centroid"] = quality.evaluate(classifier.p_strong(test_vectors), weak, strong).as_dict()
+        verdicts = classifier.classify_many(list(test.prompts))
+        centroid_scores = np.array([verdict.p_strong for verdict in verdicts], dtype=np.float64)
+        rows["centroid"] = quality.evaluate(centroid_scores, weak, strong).as_dict()
     for algo in ALGORITHM_NAMES:
         if quick and algo in ("svm", "mf"):
             continue

@@ -26,6 +26,10 @@ class TierRouting:
         self._shuffle = WeightedShuffle()
 
     def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision:
+        if context.profile == "auto" and len({tier_of(candidate) for candidate in candidates}) == 1:
+            # One tier to choose from: judging the prompt could not change the outcome, so don't.
+            chosen, how = self._shuffle.pick(candidates)
+            return Decision(chosen, self.name, f"single tier {tier_of(chosen)}; {how}", tier=tier_of(chosen))
         if context.assessment is None:  # judged once per request: retries and fallbacks reuse it
             context.assessment = self.scorer.assess(context.signals.text)
         plan = wanted_tier(

@@ -56,7 +56,7 @@ def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+        return " ".join(part["text"] for part in content if isinstance(part, Mapping) and part.get("text"))
     return ""
 
 

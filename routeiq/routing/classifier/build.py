@@ -1,10 +1,11 @@
 """Build the shipped centroids: ``python -m routeiq.routing.classifier.build``.
 
 Embeds data/classifier/prototypes.yaml with the shipped static encoder and writes centroids.npz
-(centroids + calibration) and metadata.json (encoder, counts, out-of-fold accuracy, sha256 of
-every artifact). Pure numpy and deterministic: the same inputs give byte-identical outputs, so the
-committed artifacts can be checked by rebuilding them. For that reason metadata.json records no
-wall-clock build date: the git commit that changed the artifacts dates them.
+(the centred prototype embeddings as float16 with their tiers, category centroids, calibration)
+and metadata.json (encoder, counts, out-of-fold accuracy, sha256 of every artifact). Pure numpy and
+deterministic: the same inputs give byte-identical outputs, so the committed artifacts can be
+checked by rebuilding them. For that reason metadata.json records no wall-clock build date: the git
+commit that changed the artifacts dates them.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from routeiq.routing.classifier.artifacts import (
     sha256_file,
 )
 from routeiq.routing.classifier.calibration import fit_logistic
-from routeiq.routing.classifier.centroid import centre, similarities, tier_margin
+from routeiq.routing.classifier.centroid import centre, similarities, tier_features
 from routeiq.routing.classifier.encoder import StaticEncoder
 from routeiq.routing.classifier.prototypes import CATEGORIES, TIERS, load_prototypes
 
 DEFAULT_BORDERLINE_MARGIN = 0.1
 FOLDS = 5
+TIER_NEIGHBOURS = 5  # prototypes of each tier averaged into its k-nearest score
 
 
 def class_centroids(centred: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -42,18 +44,27 @@ def class_centroids(centred: np.ndarray, labels: np.ndarray, n_classes: int) -> 
     return (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
 
 
-def out_of_fold(centred: np.ndarray, tiers: np.ndarray, cats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Tier margins and category predictions for each prototype from centroids built without it."""
+def stored_prototypes(centred: np.ndarray) -> np.ndarray:
+    """The prototype rows exactly as the runtime sees them: float16 on disk, float32 in memory."""
+    return centred.astype(np.float16).astype(np.float32)
+
+
+def out_of_fold(
+    centred: np.ndarray, counts: np.ndarray, tiers: np.ndarray, cats: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tier features and category predictions for each prototype from prototypes other than its fold's."""
     folds = np.arange(len(tiers)) % FOLDS
-    margins = np.zeros(len(tiers), dtype=np.float64)
+    features = np.zeros((len(tiers), 2), dtype=np.float64)
     predicted = np.zeros(len(tiers), dtype=np.int64)
+    stored = stored_prototypes(centred)
     for fold in range(FOLDS):
         train, held = folds != fold, folds == fold
-        tier_c = class_centroids(centred[train], tiers[train], len(TIERS))
         cat_c = class_centroids(centred[train], cats[train], len(CATEGORIES))
-        margins[held] = tier_margin(centred[held], tier_c)
+        features[held] = tier_features(
+            centred[held], counts[held], stored[train], tiers[train], TIER_NEIGHBOURS
+        )
         predicted[held] = similarities(centred[held], cat_c).argmax(axis=1)
-    return margins, predicted
+    return features, predicted
 
 
 def build(data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None) -> dict[str, Any]:
@@ -61,23 +72,25 @@ def build(data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None) -> dic
     out_dir = out_dir or data_dir
     prototypes = load_prototypes(data_dir / PROTOTYPES_FILE)
     encoder = StaticEncoder.load(data_dir / ENCODER_DIR)
-    embeddings = encoder.embed([p.text for p in prototypes])
+    embeddings, counts = encoder.embed_with_counts([p.text for p in prototypes])
     tiers = np.array([TIERS.index(p.tier) for p in prototypes])
     cats = np.array([CATEGORIES.index(p.category) for p in prototypes])
 
     center = embeddings.mean(axis=0).astype(np.float32)
     centred = centre(embeddings, center)
-    margins, predicted = out_of_fold(centred, tiers, cats)
-    scale, offset = fit_logistic(margins, tiers)
-    p_oof = 1.0 / (1.0 + np.exp(-(scale * margins + offset)))
+    features, predicted = out_of_fold(centred, counts, tiers, cats)
+    weights, offset = fit_logistic(features, tiers)
+    p_oof = 1.0 / (1.0 + np.exp(-(features @ weights + offset)))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(
         out_dir / CENTROIDS_FILE,
         center=center,
         tier_names=np.array(TIERS),
-        tier_centroids=class_centroids(centred, tiers, len(TIERS)),
-        tier_calibration=np.array([scale, offset], dtype=np.float64),
+        prototype_embeddings=centred.astype(np.float16),
+        prototype_tiers=tiers.astype(np.int8),
+        tier_neighbours=np.array(TIER_NEIGHBOURS, dtype=np.int64),
+        tier_calibration=np.array([*weights, offset], dtype=np.float64),
         category_names=np.array(CATEGORIES),
         category_centroids=class_centroids(centred, cats, len(CATEGORIES)),
         borderline_margin=np.array(DEFAULT_BORDERLINE_MARGIN, dtype=np.float64),
@@ -85,7 +98,7 @@ def build(data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None) -> dic
     files = {name: sha256_file(data_dir / name) for name in REQUIRED_FILES if name != CENTROIDS_FILE}
     files[CENTROIDS_FILE] = sha256_file(out_dir / CENTROIDS_FILE)
     encoder_meta = json.loads((data_dir / ENCODER_DIR / "encoder.json").read_text(encoding="utf-8"))
-    counts = Counter((p.category, p.tier) for p in prototypes)
+    per_class = Counter((p.category, p.tier) for p in prototypes)
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "builder": "routeiq.routing.classifier.build",
@@ -96,11 +109,13 @@ def build(data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None) -> dic
         },
         "prototype_counts": {
             "tiers": {tier: int((tiers == i).sum()) for i, tier in enumerate(TIERS)},
-            "categories": {cat: {tier: counts[(cat, tier)] for tier in TIERS} for cat in CATEGORIES},
+            "categories": {cat: {tier: per_class[(cat, tier)] for tier in TIERS} for cat in CATEGORIES},
             "total": len(prototypes),
         },
         "calibration": {
-            "tier_scale": round(scale, 6),
+            "tier_neighbours": TIER_NEIGHBOURS,
+            "tier_weight_margin": round(float(weights[0]), 6),
+            "tier_weight_log_tokens": round(float(weights[1]), 6),
             "tier_offset": round(offset, 6),
             "borderline_margin": DEFAULT_BORDERLINE_MARGIN,
             "out_of_fold_tier_accuracy": round(float(((p_oof >= 0.5) == (tiers == 1)).mean()), 4),

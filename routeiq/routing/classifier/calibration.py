@@ -14,19 +14,24 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def fit_logistic(
-    score: np.ndarray, label: np.ndarray, l2: float = 1e-3, iterations: int = 50
-) -> tuple[float, float]:
-    """(scale, offset) maximising the likelihood of label ~ sigmoid(scale*score + offset); Newton steps."""
-    x = np.stack([score.astype(np.float64), np.ones_like(score, dtype=np.float64)], axis=1)
+    features: np.ndarray, label: np.ndarray, l2: float = 1e-3, iterations: int = 100
+) -> tuple[np.ndarray, float]:
+    """(weights, offset) maximising the likelihood of label ~ sigmoid(features @ weights + offset).
+
+    Newton's method with a small ridge on the weights (not the offset): deterministic, no
+    learning rate to tune, and converges in a handful of steps on a few hundred prototypes.
+    """
+    x = np.column_stack([features.astype(np.float64), np.ones(len(features))])
     y = label.astype(np.float64)
-    w = np.zeros(2)
-    penalty = np.diag([l2, 0.0])
+    k = x.shape[1]
+    w = np.zeros(k)
+    penalty = np.diag([l2] * (k - 1) + [0.0])
     for _ in range(iterations):
         p = sigmoid(x @ w)
         gradient = x.T @ (p - y) + penalty @ w
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + penalty + 1e-9 * np.eye(2)
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + penalty + 1e-9 * np.eye(k)
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if float(np.abs(step).max()) < 1e-10:
             break
-    return float(w[0]), float(w[1])
+    return w[:-1].copy(), float(w[-1])

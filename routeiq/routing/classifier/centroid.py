@@ -1,8 +1,12 @@
-"""The zero-config prompt classifier: nearest centroids over a static embedding.
+"""The zero-config prompt classifier: nearest prototypes over a static embedding.
 
-Tier: p_strong = sigmoid(scale * (cos(complex) - cos(simple)) + offset), with scale/offset fitted
-at build time. Near the decision boundary the classifier picks ``complex``: sending an easy prompt
-to a strong model costs money, sending a hard one to a weak model costs a wrong answer.
+Tier: p_strong = sigmoid(a * (knn(complex) - knn(simple)) + b * log(1 + tokens) + c), where knn(t)
+is the mean cosine to the K most similar prototypes of tier t (the prototypes act as many small
+centroids: "hard" and "easy" are each a union of unlike regions, which one mean per tier blurs),
+and a, b, c are fitted at build time on the prototypes (out-of-fold). The size term is there
+because length is real evidence (long prompts carry more context and more constraints). Near the
+decision boundary the classifier picks ``complex``: sending an easy prompt to a strong model costs
+money, sending a hard one to a weak model costs a wrong answer.
 Category: the most similar of the eight category centroids.
 """
 
@@ -26,12 +30,15 @@ from routeiq.routing.classifier.errors import ClassifierUnavailable
 CENTROID_ARRAYS = (
     "center",
     "tier_names",
-    "tier_centroids",
+    "prototype_embeddings",
+    "prototype_tiers",
+    "tier_neighbours",
     "tier_calibration",
     "category_names",
     "category_centroids",
     "borderline_margin",
 )
+SIMILARITY_CHUNK = 64  # rows per broadcast product: 64 x 500 prototypes x 128 dims is ~16 MB
 
 
 @dataclass(frozen=True)
@@ -64,15 +71,39 @@ def similarities(rows: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """rows @ centroids.T, computed row by row so a text scores the same alone or in a batch.
 
     A BLAS matmul may sum in a different order for different batch sizes; classify() and
-    classify_many() must agree exactly, and at k <= 8 centroids the elementwise form costs nothing.
+    classify_many() must agree exactly. The elementwise form sums each (row, centroid) pair alone;
+    callers with many rows and hundreds of prototypes pass it chunks (SIMILARITY_CHUNK rows).
     """
     return (rows[:, None, :] * centroids[None, :, :]).sum(axis=-1)
 
 
-def tier_margin(centred: np.ndarray, tier_centroids: np.ndarray) -> np.ndarray:
-    """cos(complex) - cos(simple) for each row; tier_centroids rows are (simple, complex)."""
-    sims = similarities(centred, tier_centroids)
-    return sims[:, 1] - sims[:, 0]
+def tier_features(
+    centred: np.ndarray, token_counts: np.ndarray, prototypes: np.ndarray, prototype_tiers: np.ndarray, k: int
+) -> np.ndarray:
+    """The calibrated model's inputs, shape (n, 2): k-nearest-prototype margin and log(1 + tokens)."""
+    margin = tier_margin(centred, prototypes, prototype_tiers, k)
+    return np.column_stack([margin, np.log1p(token_counts.astype(np.float64))])
+
+
+def tier_margin(
+    centred: np.ndarray, prototypes: np.ndarray, prototype_tiers: np.ndarray, k: int
+) -> np.ndarray:
+    """knn(complex) - knn(simple) per row: mean cosine to the k most similar prototypes of each tier.
+
+    prototype_tiers holds 0 (simple) or 1 (complex) per prototype row.
+    """
+    sims = np.empty((len(centred), len(prototypes)), dtype=centred.dtype)
+    for start in range(0, len(centred), SIMILARITY_CHUNK):
+        sims[start : start + SIMILARITY_CHUNK] = similarities(
+            centred[start : start + SIMILARITY_CHUNK], prototypes
+        )
+    scores = []
+    for tier in (0, 1):
+        tier_sims = sims[:, prototype_tiers == tier]
+        kk = min(k, tier_sims.shape[1])
+        top = np.partition(tier_sims, tier_sims.shape[1] - kk, axis=1)[:, tier_sims.shape[1] - kk :]
+        scores.append(np.sort(top, axis=1).astype(np.float64).sum(axis=1) / kk)
+    return np.asarray(scores[1] - scores[0])
 
 
 class CentroidClassifier:
@@ -86,8 +117,17 @@ class CentroidClassifier:
     ) -> None:
         self._encoder = encoder
         self._center = arrays["center"].astype(np.float32)
-        self._tier_centroids = arrays["tier_centroids"].astype(np.float32)
-        self._scale, self._offset = (float(v) for v in arrays["tier_calibration"])
+        self._prototypes = arrays["prototype_embeddings"].astype(np.float32)
+        self._prototype_tiers = arrays["prototype_tiers"].astype(np.int64)
+        self._k = int(arrays["tier_neighbours"])
+        if self._prototypes.shape[0] != self._prototype_tiers.shape[0] or self._k < 1:
+            raise ClassifierUnavailable("centroids.npz prototype arrays are inconsistent")
+        if not (np.any(self._prototype_tiers == 0) and np.any(self._prototype_tiers == 1)):
+            raise ClassifierUnavailable("centroids.npz needs prototypes of both tiers")
+        calibration = arrays["tier_calibration"].astype(np.float64)
+        if calibration.shape != (3,):
+            raise ClassifierUnavailable("centroids.npz tier_calibration must hold (margin, length, offset)")
+        self._weights, self._offset = calibration[:2], float(calibration[2])
         self._category_names = tuple(str(name) for name in arrays["category_names"])
         self._category_centroids = arrays["category_centroids"].astype(np.float32)
         margin = float(arrays["borderline_margin"]) if borderline_margin is None else borderline_margin
@@ -124,21 +164,24 @@ class CentroidClassifier:
         return self._category_names
 
     def classify(self, text: str) -> Classification:
-        return self.classify_embeddings(self._encoder.embed([text]))[0]
+        return self.classify_embeddings(*self._encoder.embed_with_counts([text]))[0]
 
     def classify_many(self, texts: Sequence[str]) -> list[Classification]:
-        return self.classify_embeddings(self._encoder.embed(list(texts)))
+        return self.classify_embeddings(*self._encoder.embed_with_counts(list(texts)))
 
-    def p_strong(self, embeddings: np.ndarray) -> np.ndarray:
-        """Vectorised p_strong for embeddings from ``encoder.embed`` (for batch scoring)."""
-        margin = tier_margin(centre(embeddings, self._center), self._tier_centroids)
-        return np.asarray(1.0 / (1.0 + np.exp(-(self._scale * margin + self._offset))))
+    def p_strong(self, embeddings: np.ndarray, token_counts: np.ndarray) -> np.ndarray:
+        """Vectorised p_strong for ``encoder.embed_with_counts`` output (for batch scoring)."""
+        return self._p_strong(centre(embeddings, self._center), token_counts)
 
-    def classify_embeddings(self, embeddings: np.ndarray) -> list[Classification]:
-        """Classify rows already embedded with ``encoder`` (lets callers embed once, use twice)."""
+    def _p_strong(self, centred: np.ndarray, token_counts: np.ndarray) -> np.ndarray:
+        features = tier_features(centred, token_counts, self._prototypes, self._prototype_tiers, self._k)
+        logits = (features * self._weights).sum(axis=1) + self._offset
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+
+    def classify_embeddings(self, embeddings: np.ndarray, token_counts: np.ndarray) -> list[Classification]:
+        """Classify rows from ``encoder.embed_with_counts`` (lets callers embed once, use twice)."""
         centred = centre(embeddings, self._center)
-        margin = tier_margin(centred, self._tier_centroids)
-        p_strong = 1.0 / (1.0 + np.exp(-(self._scale * margin + self._offset)))
+        p_strong = self._p_strong(centred, token_counts)
         category_index = similarities(centred, self._category_centroids).argmax(axis=1)
         out = []
         for p, index in zip(p_strong.tolist(), category_index.tolist(), strict=True):

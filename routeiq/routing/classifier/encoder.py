@@ -77,19 +77,23 @@ class StaticEncoder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Shape (len(texts), dimension), float32, each row unit-norm (or zero for an empty text)."""
+        return self.embed_with_counts(texts)[0]
+
+    def embed_with_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings plus each text's token count (after truncation), from one tokenizer pass."""
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts, not one string")
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
-            return out
+            return out, np.zeros(0, dtype=np.int64)
         ids = self.token_ids(texts)
         lengths = np.fromiter((len(seq) for seq in ids), dtype=np.int64, count=len(ids))
         present = lengths > 0
         if not present.any():
-            return out
+            return out, lengths
         flat = np.fromiter((i for seq in ids for i in seq), dtype=np.int64, count=int(lengths.sum()))
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[present]
         sums = np.add.reduceat(self._rows[flat], starts, axis=0)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         out[present] = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
-        return out
+        return out, lengths
