@@ -212,6 +212,9 @@ class Settings(BaseSettings):
     session_ttl_seconds: float = Field(
         default=3600.0, gt=0, description="How long a session's tier floor lives after its last turn."
     )
+    classifier_dir: str | None = Field(
+        default=None, description="Classifier artifacts to use instead of the shipped data/classifier."
+    )
     learned_routers: dict[str, str] = Field(
         default_factory=dict, description="Trained router artifacts by algorithm: {knn: DIR, ...}."
     )

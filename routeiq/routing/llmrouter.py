@@ -32,9 +32,7 @@ class TierRouting:
             return Decision(chosen, self.name, f"single tier {tier_of(chosen)}; {how}", tier=tier_of(chosen))
         if context.assessment is None:  # judged once per request: retries and fallbacks reuse it
             context.assessment = self.scorer.assess(context.signals.text)
-        plan = wanted_tier(
-            context.profile, context.assessment, context.signals, context.session_floor
-        )
+        plan = wanted_tier(context.profile, context.assessment, context.signals, context.session_floor)
         chosen, how = self._select(candidates, plan.tier)
         reason = f"{plan.why} -> {plan.tier}; {how}"
         return Decision(chosen, self.name, reason, tier=tier_of(chosen), assessment=context.assessment)

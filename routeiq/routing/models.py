@@ -31,7 +31,7 @@ class RoutingModels:
 
 
 def load_routing_models(settings: Settings, on_classifier_fallback: Any) -> RoutingModels:
-    classifier, status = _load_classifier()
+    classifier, status = _load_classifier(settings.classifier_dir)
     centroid = CentroidScorer(classifier, on_fallback=on_classifier_fallback)
     deps = StrategyDeps(centroid=centroid, load=LoadTracker())
     slots: dict[str, Any] = {}
@@ -47,13 +47,13 @@ def load_routing_models(settings: Settings, on_classifier_fallback: Any) -> Rout
     return RoutingModels(deps, status, slots)
 
 
-def _load_classifier() -> tuple[Any | None, str]:
+def _load_classifier(directory: str | None) -> tuple[Any | None, str]:
     try:
         from routeiq.routing.classifier import CentroidClassifier, ClassifierUnavailable
     except ImportError as error:
         return None, f"degraded: classifier package unavailable ({error})"
     try:
-        classifier = CentroidClassifier.load()
+        classifier = CentroidClassifier.load(Path(directory)) if directory else CentroidClassifier.load()
     except ClassifierUnavailable as error:
         logger.error("centroid classifier unavailable, routing by the length rule: %s", error)
         return None, f"degraded: {error}"

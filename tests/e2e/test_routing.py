@@ -121,3 +121,22 @@ def test_routing_metrics_and_decision_event(demo: Gateway) -> None:
     events = [line for line in demo.log().splitlines() if '"event":"routing_decision"' in line]
     assert events, "every routed request logs a decision event"
     assert EASY not in "\n".join(events), "decision events carry no prompt text"
+
+
+def test_corrupt_classifier_is_loud_and_routing_falls_back_to_the_length_rule(tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "classifier"
+    shutil.copytree(ROOT / "data" / "classifier", broken)
+    (broken / "centroids.npz").write_bytes(b"not the shipped centroids")
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    config.setdefault("routeiq", {})["classifier_dir"] = str(broken)
+    with Gateway(config, tmp_path) as gateway:
+        ready = httpx.get(f"{gateway.url}/_health/ready")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["classifier"].startswith("degraded")
+        easy = chat(gateway, EASY)
+        assert "length-rule" in easy.headers["x-routeiq-reason"]
+        assert easy.headers["x-routeiq-tier"] == "budget"  # short: the rule says simple
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+        assert "routeiq_classifier_fallbacks_total 1.0" in metrics
