@@ -207,8 +207,8 @@ def _classify_chunk(
         shared: np.ndarray | None = None
         categories: list[Any] = [None] * len(texts)
         if classifier is not None:
-            shared = embed_in_batches(classifier.encoder, texts)
-            categories = classifier.classify_embeddings(shared)
+            shared, token_counts = classifier.encoder.embed_with_counts(texts)
+            categories = classifier.classify_embeddings(shared, token_counts)
         if learned is None:
             for item in categories:
                 tier = item.tier if threshold is None else (COMPLEX if item.p_strong >= threshold else SIMPLE)
