@@ -20,6 +20,7 @@ from routeiq.api.requests import (
 from routeiq.executors.base import Operation
 from routeiq.routing.preview import preview
 from routeiq.routing.request import routing_context
+from routeiq.routing.strategy import RoutingContext
 
 router = APIRouter()
 
@@ -35,15 +36,19 @@ def _both_paths(method: str, path: str) -> Callable[[Endpoint], Endpoint]:
     return register
 
 
-async def _serve(request: Request, operation: Operation, schema: type[BaseModel]) -> Response:
+async def _routing_context(request: Request, schema: type[BaseModel]) -> RoutingContext:
+    """Read and validate the body, then resolve group, profile and session (400/404/413 on failure)."""
     runtime = request.app.state.runtime
     body = await read_json(request, runtime.settings.max_request_body_bytes)
     validate(schema, body)
-    state: dict[str, Any] = request.scope.get("state", {})
-    context = routing_context(
-        body, request.headers, state.get("request_id", ""), runtime.deployments, runtime.settings
-    )
-    return await runtime.dispatcher.dispatch(operation, context, state.get("started", time.perf_counter()))
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    return routing_context(body, request.headers, request_id, runtime.deployments, runtime.settings)
+
+
+async def _serve(request: Request, operation: Operation, schema: type[BaseModel]) -> Response:
+    context = await _routing_context(request, schema)
+    started = request.scope.get("state", {}).get("started", time.perf_counter())
+    return await request.app.state.runtime.dispatcher.dispatch(operation, context, started)
 
 
 @_both_paths("POST", "/chat/completions")
@@ -80,11 +85,5 @@ async def list_models(request: Request) -> dict[str, Any]:
 @_both_paths("POST", "/routeiq/route")
 async def route_preview(request: Request) -> dict[str, Any]:
     """Dry run: the decision RouteIQ would make for this chat request, without calling any model."""
-    runtime = request.app.state.runtime
-    body = await read_json(request, runtime.settings.max_request_body_bytes)
-    validate(ChatCompletionRequest, body)
-    state: dict[str, Any] = request.scope.get("state", {})
-    context = routing_context(
-        body, request.headers, state.get("request_id", ""), runtime.deployments, runtime.settings
-    )
-    return await preview(runtime, context)
+    context = await _routing_context(request, ChatCompletionRequest)
+    return await preview(request.app.state.runtime, context)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections import Counter
 
+from routeiq.periodic import every, stop
 from routeiq.state.base import StateStore, StateUnavailable
 
 logger = logging.getLogger("routeiq.stats")
@@ -31,13 +32,11 @@ class ClusterStats:
         self._pending[f"{group}|{deployment}|{outcome}"] += 1
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._flush_forever())
+        self._task = every(FLUSH_SECONDS, self.flush, "stats flush")
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop([self._task])
         with contextlib.suppress(Exception):
             await self.flush()
 
@@ -72,11 +71,3 @@ class ClusterStats:
             "scope": scope,
             "backend": self._store.backend,
         }
-
-    async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await self.flush()
-            except Exception:
-                logger.debug("stats flush failed; will retry", exc_info=True)

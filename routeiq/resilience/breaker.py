@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from routeiq.periodic import every, stop
 from routeiq.routing.deployments import Deployment
 from routeiq.settings import CircuitBreakerSettings
 from routeiq.state.base import StateStore
@@ -62,16 +63,12 @@ class CircuitBreakers:
         self._store.subscribe(CHANNEL, self._on_notice)
         await self.resync()
         self._tasks = [
-            asyncio.create_task(self._every(FLUSH_SECONDS, self.flush)),
-            asyncio.create_task(self._every(RESYNC_SECONDS, self.resync)),
+            every(FLUSH_SECONDS, self.flush, "breaker flush"),
+            every(RESYNC_SECONDS, self.resync, "breaker resync"),
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(self._tasks)
         with contextlib.suppress(Exception):
             await self.flush()
 
@@ -215,12 +212,3 @@ class CircuitBreakers:
                 float(opened_at) if opened_at is not None else None,
                 (record or {}).get("reason", ""),
             )
-
-    @staticmethod
-    async def _every(seconds: float, action: Callable[[], Any]) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await action()
-            except Exception:  # a periodic chore must outlive a bad moment (Redis away, say)
-                logger.debug("breaker chore failed", exc_info=True)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+from routeiq.periodic import every, stop
 from routeiq.routing.picker import Picker
 from routeiq.routing.registry import StrategyDeps, create_strategy, strategy_names
 from routeiq.state.base import StateStore
@@ -44,13 +45,11 @@ class ActiveStrategy:
         self._store.subscribe(CHANNEL, self._apply)
         with contextlib.suppress(Exception):  # Redis away at startup: the configured ones serve
             await self.resync()
-        self._task = asyncio.create_task(self._resync_forever())
+        self._task = every(RESYNC_SECONDS, self.resync, "strategy resync")
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop([self._task])
 
     async def set(self, name: str, group: str | None = None) -> None:
         """Make ``name`` the strategy of ``group`` (or the default for every group without its own)."""
@@ -89,11 +88,3 @@ class ActiveStrategy:
         except ValueError:  # e.g. a learned router this process has no artifact for
             logger.warning("cannot use strategy %s here", name, exc_info=True)
             return None
-
-    async def _resync_forever(self) -> None:
-        while True:
-            await asyncio.sleep(RESYNC_SECONDS)
-            try:
-                await self.resync()
-            except Exception:
-                logger.debug("strategy resync failed", exc_info=True)

@@ -53,7 +53,7 @@ def routeiq(
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if MMLU is None:
-        pytest.skip("the RouteLLM MMLU data is not available")
+        pytest.fail("the RouteLLM MMLU data is missing: ../shared/data/routellm-mmlu next to the checkout")
     folder = tmp_path_factory.mktemp("mmlu")
     for name in SUBJECTS:
         shutil.copy(MMLU / name, folder / name)

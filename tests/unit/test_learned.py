@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from routeiq.routing import quality
+from routeiq.routing.classifier.artifacts import sha256_file
 from routeiq.routing.learned import (
     ALGORITHM_NAMES,
     ArtifactError,
@@ -24,7 +25,7 @@ from routeiq.routing.learned import (
     train_router,
 )
 from routeiq.routing.learned.algorithms import Pair, algorithm
-from routeiq.routing.learned.artifacts import WEIGHTS, _sha256
+from routeiq.routing.learned.artifacts import WEIGHTS
 from routeiq.routing.learned.commands import parse_params, prompt_text
 
 WEAK, STRONG = "small-model", "big-model"
@@ -150,7 +151,7 @@ def test_artifact_round_trip(tmp_path: Path, trained: LearnedRouter) -> None:
     assert manifest["algo"] == "mlp" and manifest["models"] == [WEAK, STRONG]
     assert manifest["weak"] == WEAK and manifest["strong"] == STRONG
     assert manifest["encoder"] == {"id": "hashing-v1-64", "dimension": 64}
-    assert manifest["files"][WEIGHTS] == _sha256(path / WEIGHTS)
+    assert manifest["files"][WEIGHTS] == sha256_file(path / WEIGHTS)
     assert manifest["training"]["prompts"] == 160 and manifest["created_by"].startswith("routeiq ")
     loaded = load_router(path, hmac_key="k1")
     texts = ["hello friend", "prove the lemma"]
@@ -193,7 +194,7 @@ def test_pickled_arrays_are_refused(tmp_path: Path, trained: LearnedRouter) -> N
     path = save_router(trained, tmp_path / "router")
     np.savez(path / WEIGHTS, **{"scorer.w1": np.array([{"evil": 1}], dtype=object)})
     manifest = json.loads((path / "manifest.json").read_text())
-    manifest["files"][WEIGHTS] = _sha256(path / WEIGHTS)
+    manifest["files"][WEIGHTS] = sha256_file(path / WEIGHTS)
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="without pickle"):
         load_router(path)
@@ -226,7 +227,7 @@ def test_slot_swaps_only_to_a_verified_router(tmp_path: Path, trained: LearnedRo
 
 
 def test_ed25519_signature(tmp_path: Path, trained: LearnedRouter) -> None:
-    ed25519 = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ed25519")
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # the signing extra; a dev dependency
     from cryptography.hazmat.primitives import serialization
 
     key = ed25519.Ed25519PrivateKey.generate()

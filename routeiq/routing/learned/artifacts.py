@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from routeiq import __version__
+from routeiq.routing.classifier.artifacts import sha256_file
 from routeiq.routing.learned.algorithms import ALGORITHM_NAMES, algorithm
 from routeiq.routing.learned.encoder import Encoder, EncoderUnavailable, encoder_by_name
 from routeiq.routing.learned.features import FeatureSpec
@@ -50,14 +51,6 @@ NUMERIC_KINDS = frozenset("biuf")
 
 class ArtifactError(ValueError):
     """A router artifact is missing, malformed, tampered with, unsigned when it must be, or mismatched."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _key_bytes(key: bytes | str) -> bytes:
@@ -123,7 +116,7 @@ def save_router(
         with (staging / WEIGHTS).open("wb") as handle:
             np.savez(handle, **arrays)  # type: ignore[arg-type]
         manifest = json.dumps(
-            _manifest(router, {WEIGHTS: _sha256(staging / WEIGHTS)}), indent=2, sort_keys=True
+            _manifest(router, {WEIGHTS: sha256_file(staging / WEIGHTS)}), indent=2, sort_keys=True
         ).encode("utf-8")
         (staging / MANIFEST).write_bytes(manifest)
         if hmac_key is not None:
@@ -214,7 +207,7 @@ def _verify_files(directory: Path, manifest: dict[str, Any]) -> None:
         path = directory / name
         if Path(name).name != name or not path.is_file():
             raise ArtifactError(f"{directory}: listed file {name!r} is missing")
-        if _sha256(path) != expected:
+        if sha256_file(path) != expected:
             raise ArtifactError(f"{path}: sha256 mismatch (the file was modified or corrupted)")
 
 
