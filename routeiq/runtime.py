@@ -19,6 +19,7 @@ from routeiq.executors.attempts import Dispatcher
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
 from routeiq.observability.cluster_stats import ClusterStats
+from routeiq.observability.decision_log import DecisionLog
 from routeiq.observability.metrics import Metrics
 from routeiq.observability.outcomes import OutcomeRecorder
 from routeiq.resilience.breaker import CircuitBreakers
@@ -52,6 +53,7 @@ class Runtime:
     models: RoutingModels
     reloads: RouterReloads
     stats: ClusterStats
+    decisions: DecisionLog
     metrics: Metrics
     started_at: int
 
@@ -64,9 +66,11 @@ class Runtime:
         self.state.on_reconnect(self.strategy.resync)
         self.reloads.start()
         await self.stats.start()
+        self.decisions.start()
         await self.state.wait_subscribed(SUBSCRIBE_WAIT_SECONDS)
 
     async def close(self) -> None:
+        await self.decisions.close()
         await self.stats.close()
         await self.strategy.close()
         if self.breakers is not None:
@@ -128,7 +132,8 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
     stats = ClusterStats(state.for_feature("stats"))
     metrics.watch(gate, breakers, state.health)
     affinity = SessionAffinity(state.for_feature("affinity"), settings.session_ttl_seconds)
-    outcomes = OutcomeRecorder(breakers, stats, metrics, picker, affinity, models.deps.load)
+    decisions = DecisionLog(settings.decision_log)
+    outcomes = OutcomeRecorder(breakers, stats, metrics, picker, affinity, models.deps.load, decisions)
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
     dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics)
     runtime = Runtime(
@@ -144,6 +149,7 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         models=models,
         reloads=RouterReloads(state.for_feature("routing"), models.slots),
         stats=stats,
+        decisions=decisions,
         metrics=metrics,
         started_at=int(time.time()),
     )

@@ -196,6 +196,10 @@ class Settings(BaseSettings):
     state_failure_mode: StateFailureModes = Field(default_factory=StateFailureModes)
     circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
 
+    decision_log: str = Field(
+        default="stderr", description="Where routing decision events go: `stderr`, `off`, or a file path."
+    )
+
     # Executors
     passthrough: Literal["auto", "off"] = Field(
         default="auto", description="`auto` forwards OpenAI-wire deployments as bytes; `off` uses LiteLLM."

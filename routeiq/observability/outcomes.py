@@ -3,14 +3,12 @@ and the session's tier floor."""
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
-import orjson
-
 from routeiq.executors.base import CALLER_FAULT_STATUSES, UpstreamError
 from routeiq.observability.cluster_stats import ClusterStats
+from routeiq.observability.decision_log import DecisionLog
 from routeiq.observability.metrics import Metrics
 from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.routing.affinity import SessionAffinity
@@ -19,8 +17,6 @@ from routeiq.routing.deployments import Deployment
 from routeiq.routing.load import LoadTracker
 from routeiq.routing.picker import Picker
 from routeiq.routing.strategy import Decision, RoutingContext
-
-decision_log = logging.getLogger("routeiq.decision")
 
 
 class OutcomeRecorder:
@@ -32,7 +28,9 @@ class OutcomeRecorder:
         picker: Picker,
         affinity: SessionAffinity,
         load: LoadTracker,
+        decisions: DecisionLog,
     ) -> None:
+        self._decisions = decisions
         self._breakers = breakers
         self._stats = stats
         self._metrics = metrics
@@ -74,9 +72,8 @@ class OutcomeRecorder:
             await self._breakers.record_success(deployment.id)
         if context.session_id is not None and decision.tier is not None:
             await self._affinity.reached(context.session_id, decision.tier, context.session_floor)
-        if decision_log.isEnabledFor(logging.INFO):
-            event = decision_event(decision, context, failed, "ok", routing_seconds)
-            decision_log.info(orjson.dumps(event).decode())
+        if self._decisions.enabled:
+            self._decisions.record(decision_event(decision, context, failed, "ok", routing_seconds))
 
 
 def _total_tokens(usage: dict[str, Any] | None) -> int:

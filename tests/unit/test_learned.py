@@ -227,8 +227,8 @@ def test_slot_swaps_only_to_a_verified_router(tmp_path: Path, trained: LearnedRo
 
 
 def test_ed25519_signature(tmp_path: Path, trained: LearnedRouter) -> None:
-    from cryptography.hazmat.primitives.asymmetric import ed25519  # the signing extra; a dev dependency
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # the signing extra; a dev dependency
 
     key = ed25519.Ed25519PrivateKey.generate()
     private = key.private_bytes(
