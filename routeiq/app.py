@@ -27,16 +27,22 @@ logger = logging.getLogger("routeiq")
 
 
 def middleware_stack(settings: Settings, gate: TrafficGate) -> list[Middleware]:
-    """Outermost first: each layer sees only what the layers before it let through."""
+    """Outermost first: each layer sees only what the layers before it let through.
+
+    CORS is there only when origins are configured: with none allowed it would change nothing but
+    still wrap every response."""
     master_key = settings.master_key.get_secret_value() if settings.master_key else None
-    return [
+    cors = [
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["x-request-id", "retry-after", "retry-after-ms"],
-        ),
+        )
+    ]
+    return [
+        *(cors if settings.cors_allow_origins else []),
         Middleware(RequestIdMiddleware),
         Middleware(BackpressureMiddleware, gate=gate, retry_after_seconds=settings.shed_retry_after_seconds),
         Middleware(
