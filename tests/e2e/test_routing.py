@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,8 +119,10 @@ def test_routing_metrics_and_decision_event(demo: Gateway) -> None:
         for line in decisions
     ), decisions
     assert "routeiq_routing_latency_seconds_count" in metrics
-    events = [line for line in demo.log().splitlines() if '"event":"routing_decision"' in line]
-    assert events, "every routed request logs a decision event"
+    deadline = time.monotonic() + 10  # events are written in batches, twice a second
+    while not (events := [line for line in demo.log().splitlines() if '"event":"routing_decision"' in line]):
+        assert time.monotonic() < deadline, "every routed request logs a decision event"
+        time.sleep(0.2)
     assert EASY not in "\n".join(events), "decision events carry no prompt text"
 
 

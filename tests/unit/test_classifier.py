@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +18,16 @@ from routeiq.routing.classifier import (
     ClassifierUnavailable,
     StaticEncoder,
 )
-from routeiq.routing.classifier.artifacts import CENTROIDS_FILE, METADATA_FILE, verify
-from routeiq.routing.classifier.build import build
+from routeiq.routing.classifier.artifacts import (
+    CENTROIDS_FILE,
+    FORMAT_VERSION,
+    METADATA_FILE,
+    PROTOTYPES_FILE,
+    encoder_kind,
+    sha256_file,
+    verify,
+)
+from routeiq.routing.classifier.build import build, main
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +157,66 @@ def test_build_is_reproducible(tmp_path: Path) -> None:
     build(DEFAULT_DATA_DIR, tmp_path)
     for name in (CENTROIDS_FILE, METADATA_FILE):
         assert (tmp_path / name).read_bytes() == (DEFAULT_DATA_DIR / name).read_bytes(), name
+
+
+def descriptor_dir(tmp_path: Path, descriptor: dict[str, object], recorded_kind: str | None = None) -> Path:
+    """An artifact directory whose encoder/ holds only the given encoder.json, with valid hashes."""
+    target = tmp_path / "artifacts"
+    (target / "encoder").mkdir(parents=True)
+    (target / "encoder" / "encoder.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    for name in (PROTOTYPES_FILE, CENTROIDS_FILE):
+        shutil.copyfile(DEFAULT_DATA_DIR / name, target / name)
+    files = {
+        name: sha256_file(target / name) for name in ("encoder/encoder.json", PROTOTYPES_FILE, CENTROIDS_FILE)
+    }
+    encoder = {"kind": recorded_kind if recorded_kind is not None else descriptor.get("kind")}
+    meta = {"format_version": FORMAT_VERSION, "encoder": encoder, "files": files}
+    (target / METADATA_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    return target
+
+
+TRANSFORMER_DESCRIPTOR = {"kind": "sentence-transformers", "id": "all-minilm-l6-v2-384", "dimension": 384}
+
+
+def test_shipped_encoder_is_static_without_a_kind_field(classifier: CentroidClassifier) -> None:
+    descriptor = json.loads((DEFAULT_DATA_DIR / "encoder" / "encoder.json").read_text(encoding="utf-8"))
+    assert "kind" not in descriptor  # so the shipped bytes and hashes predate the field unchanged
+    assert encoder_kind(DEFAULT_DATA_DIR / "encoder") == "static"
+    assert isinstance(classifier.encoder, StaticEncoder)
+
+
+def test_transformer_directory_without_the_extra_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import raises ImportError
+    directory = descriptor_dir(tmp_path, TRANSFORMER_DESCRIPTOR)
+    verify(directory)  # only encoder.json is required in a sentence-transformers encoder directory
+    with pytest.raises(ClassifierUnavailable, match=r"pip install 'routeiq\[transformers\]'"):
+        CentroidClassifier.load(directory)
+
+
+def test_unknown_encoder_kind_is_rejected(tmp_path: Path) -> None:
+    directory = descriptor_dir(tmp_path, {"kind": "word2vec", "id": "x", "dimension": 3})
+    with pytest.raises(ClassifierUnavailable, match="unknown encoder kind 'word2vec'"):
+        CentroidClassifier.load(directory)
+
+
+def test_encoder_kind_must_match_metadata(tmp_path: Path) -> None:
+    directory = descriptor_dir(tmp_path, TRANSFORMER_DESCRIPTOR, recorded_kind="static")
+    with pytest.raises(ClassifierUnavailable, match="encoder kind"):
+        CentroidClassifier.load(directory)
+
+
+def test_static_directory_still_needs_its_table_hashed(data_copy: Path) -> None:
+    meta = json.loads((data_copy / METADATA_FILE).read_text(encoding="utf-8"))
+    del meta["files"]["encoder/weights.npy"]
+    (data_copy / METADATA_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ClassifierUnavailable, match=r"lists no hash for: encoder/weights\.npy"):
+        CentroidClassifier.load(data_copy)
+
+
+def test_transformer_build_refuses_the_shipped_directory() -> None:
+    with pytest.raises(ValueError, match="--out"):
+        build(DEFAULT_DATA_DIR, DEFAULT_DATA_DIR, "sentence-transformers")
+    with pytest.raises(SystemExit):
+        main(["--encoder", "sentence-transformers"])

@@ -6,12 +6,19 @@ and metadata.json (encoder, counts, out-of-fold accuracy, sha256 of every artifa
 deterministic: the same inputs give byte-identical outputs, so the committed artifacts can be
 checked by rebuilding them. For that reason metadata.json records no wall-clock build date: the git
 commit that changed the artifacts dates them.
+
+``--encoder sentence-transformers --out DIR`` instead writes a complete artifact directory for the
+optional transformer encoder (``pip install routeiq[transformers]``): ``encoder/encoder.json``
+naming the model, a copy of prototypes.yaml, and centroids and metadata built from the same
+prototypes embedded by all-MiniLM-L6-v2. It needs torch, and the model at run time too, so it is
+built by users rather than shipped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,16 +28,20 @@ import numpy as np
 from routeiq.routing.classifier.artifacts import (
     CENTROIDS_FILE,
     DEFAULT_DATA_DIR,
+    ENCODER_DESCRIPTOR,
     ENCODER_DIR,
+    ENCODER_KINDS,
     FORMAT_VERSION,
     METADATA_FILE,
     PROTOTYPES_FILE,
-    REQUIRED_FILES,
+    STATIC_ENCODER,
+    TRANSFORMER_ENCODER,
+    required_files,
     sha256_file,
 )
 from routeiq.routing.classifier.calibration import fit_logistic
-from routeiq.routing.classifier.centroid import centre, similarities, tier_features
-from routeiq.routing.classifier.encoder import StaticEncoder
+from routeiq.routing.classifier.centroid import centre, load_encoder, similarities, tier_features
+from routeiq.routing.classifier.encoder import PromptEncoder, StaticEncoder
 from routeiq.routing.classifier.prototypes import CATEGORIES, TIERS, load_prototypes
 
 DEFAULT_BORDERLINE_MARGIN = 0.1
@@ -67,11 +78,39 @@ def out_of_fold(
     return features, predicted
 
 
-def build(data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None) -> dict[str, Any]:
-    """Write centroids.npz and metadata.json to out_dir (default: data_dir); returns the metadata."""
+def prepare_transformer_dir(data_dir: Path, out_dir: Path | None) -> Path:
+    """Write out_dir/encoder/encoder.json and a copy of prototypes.yaml; returns out_dir."""
+    if out_dir is None or out_dir.resolve() == data_dir.resolve():
+        raise ValueError(f"--encoder {TRANSFORMER_ENCODER} needs --out DIR other than the data directory")
+    from routeiq.routing.classifier.transformer_encoder import describe
+
+    descriptor = describe()
+    (out_dir / ENCODER_DIR).mkdir(parents=True, exist_ok=True)
+    text = json.dumps(descriptor, indent=2, sort_keys=True) + "\n"
+    (out_dir / ENCODER_DIR / ENCODER_DESCRIPTOR).write_text(text, encoding="utf-8")
+    shutil.copyfile(data_dir / PROTOTYPES_FILE, out_dir / PROTOTYPES_FILE)
+    return out_dir
+
+
+def build(
+    data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None, encoder_kind: str = STATIC_ENCODER
+) -> dict[str, Any]:
+    """Write centroids.npz and metadata.json to out_dir (default: data_dir); returns the metadata.
+
+    With the static encoder the encoder files and prototypes stay in data_dir (hashed from there);
+    with ``sentence-transformers`` out_dir becomes a complete artifact directory of its own.
+    """
+    if encoder_kind not in ENCODER_KINDS:
+        raise ValueError(f"unknown encoder kind {encoder_kind!r} (known: {', '.join(ENCODER_KINDS)})")
     out_dir = out_dir or data_dir
     prototypes = load_prototypes(data_dir / PROTOTYPES_FILE)
-    encoder = StaticEncoder.load(data_dir / ENCODER_DIR)
+    encoder: PromptEncoder
+    if encoder_kind == STATIC_ENCODER:
+        source_dir = data_dir
+        encoder = StaticEncoder.load(data_dir / ENCODER_DIR)
+    else:
+        source_dir = prepare_transformer_dir(data_dir, out_dir)
+        encoder = load_encoder(source_dir / ENCODER_DIR)
     embeddings, counts = encoder.embed_with_counts([p.text for p in prototypes])
     tiers = np.array([TIERS.index(p.tier) for p in prototypes])
     cats = np.array([CATEGORIES.index(p.category) for p in prototypes])
@@ -95,18 +134,22 @@ def build(data_dir: Path = DEFAULT_DATA_DIR, out_dir: Path | None = None) -> dic
         category_centroids=class_centroids(centred, cats, len(CATEGORIES)),
         borderline_margin=np.array(DEFAULT_BORDERLINE_MARGIN, dtype=np.float64),
     )
-    files = {name: sha256_file(data_dir / name) for name in REQUIRED_FILES if name != CENTROIDS_FILE}
+    required = required_files(encoder_kind)
+    files = {name: sha256_file(source_dir / name) for name in required if name != CENTROIDS_FILE}
     files[CENTROIDS_FILE] = sha256_file(out_dir / CENTROIDS_FILE)
-    encoder_meta = json.loads((data_dir / ENCODER_DIR / "encoder.json").read_text(encoding="utf-8"))
+    encoder_meta = json.loads((source_dir / ENCODER_DIR / ENCODER_DESCRIPTOR).read_text(encoding="utf-8"))
     per_class = Counter((p.category, p.tier) for p in prototypes)
+    encoder_summary: dict[str, Any] = {
+        "id": encoder.id,
+        "dimension": encoder.dimension,
+        "source": encoder_meta.get("source_model"),
+    }
+    if encoder_kind != STATIC_ENCODER:  # static stays implicit: the shipped metadata predates "kind"
+        encoder_summary["kind"] = encoder_kind
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "builder": "routeiq.routing.classifier.build",
-        "encoder": {
-            "id": encoder.id,
-            "dimension": encoder.dimension,
-            "source": encoder_meta.get("source_model"),
-        },
+        "encoder": encoder_summary,
         "prototype_counts": {
             "tiers": {tier: int((tiers == i).sum()) for i, tier in enumerate(TIERS)},
             "categories": {cat: {tier: per_class[(cat, tier)] for tier in TIERS} for cat in CATEGORIES},
@@ -133,8 +176,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Build the centroid classifier's centroids and metadata.")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="prototypes.yaml + encoder/")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: --data-dir)")
+    parser.add_argument(
+        "--encoder",
+        choices=ENCODER_KINDS,
+        default=STATIC_ENCODER,
+        help=f"{STATIC_ENCODER} (shipped, torch-free) or {TRANSFORMER_ENCODER} "
+        "(needs routeiq[transformers] and --out: writes a complete artifact directory there)",
+    )
     args = parser.parse_args(argv)
-    meta = build(args.data_dir, args.out)
+    if args.encoder != STATIC_ENCODER and args.out is None:
+        parser.error(f"--encoder {args.encoder} needs --out DIR (the shipped data directory stays static)")
+    meta = build(args.data_dir, args.out, args.encoder)
     print(
         json.dumps(
             {"prototype_counts": meta["prototype_counts"], "calibration": meta["calibration"]}, indent=2

@@ -22,9 +22,11 @@ from routeiq.routing.classifier.artifacts import (
     CENTROIDS_FILE,
     DEFAULT_DATA_DIR,
     ENCODER_DIR,
+    TRANSFORMER_ENCODER,
+    encoder_kind,
     verify,
 )
-from routeiq.routing.classifier.encoder import StaticEncoder
+from routeiq.routing.classifier.encoder import PromptEncoder, StaticEncoder
 from routeiq.routing.classifier.errors import ClassifierUnavailable
 
 CENTROID_ARRAYS = (
@@ -106,12 +108,24 @@ def tier_margin(
     return np.asarray(scores[1] - scores[0])
 
 
+def load_encoder(encoder_dir: Path) -> PromptEncoder:
+    """The encoder ``encoder_dir/encoder.json`` asks for: static (default) or sentence-transformers.
+
+    The transformer module is imported only when asked for; it imports torch only in its ``load``.
+    """
+    if encoder_kind(encoder_dir) == TRANSFORMER_ENCODER:
+        from routeiq.routing.classifier.transformer_encoder import TransformerEncoder
+
+        return TransformerEncoder.load(encoder_dir)
+    return StaticEncoder.load(encoder_dir)
+
+
 class CentroidClassifier:
     """Classifies prompts into a tier and a task category; load with ``CentroidClassifier.load``."""
 
     def __init__(
         self,
-        encoder: StaticEncoder,
+        encoder: PromptEncoder,
         arrays: dict[str, np.ndarray],
         borderline_margin: float | None = None,
     ) -> None:
@@ -144,7 +158,7 @@ class CentroidClassifier:
         """Verify every artifact's sha256, then load; raises ClassifierUnavailable on any problem."""
         directory = Path(directory)
         verify(directory)
-        encoder = StaticEncoder.load(directory / ENCODER_DIR)
+        encoder = load_encoder(directory / ENCODER_DIR)
         try:
             with np.load(directory / CENTROIDS_FILE, allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in CENTROID_ARRAYS}
@@ -155,8 +169,8 @@ class CentroidClassifier:
         return cls(encoder, arrays, borderline_margin)
 
     @property
-    def encoder(self) -> StaticEncoder:
-        """The static encoder, shared with learned routers so a prompt is embedded once."""
+    def encoder(self) -> PromptEncoder:
+        """The encoder (static by default), shared with learned routers so a prompt is embedded once."""
         return self._encoder
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -21,6 +22,24 @@ MAX_TOKENS = 512  # the head of a prompt says what it is about; bounds the cost 
 # Tokenizers truncate only after tokenizing the whole text, so cut the characters first: 8 chars
 # per token is generous for English (WordPiece averages ~4-5) and bounds a 1 MB prompt to ~0.2 ms.
 CHARS_PER_TOKEN_BOUND = 8
+
+
+class PromptEncoder(Protocol):
+    """What the classifier needs from an encoder (``StaticEncoder``, or the optional ``TransformerEncoder``).
+
+    Outputs are float32, L2-normalised rows (zero for a text with no tokens); token counts are
+    WordPiece tokens without specials, after truncation to ``MAX_TOKENS``.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_with_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class StaticEncoder:
