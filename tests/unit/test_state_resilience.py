@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis.asyncio
 
 from routeiq.state.base import StateUnavailable, Window
 from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import RedisStateStore, create_redis_store
 from routeiq.state.resilient import ResilientStateStore, StateHealth
+from tests.support.redis_store import open_redis_store, purge
 from tests.support.tcp_proxy import TcpProxy
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -47,32 +47,11 @@ def proxy() -> Iterator[TcpProxy]:
         yield running
 
 
-async def open_store(url: str, prefix: str) -> RedisStateStore:
-    store = create_redis_store(url, key_prefix=prefix, timeout_seconds=TIMEOUT_SECONDS)
-    try:
-        await store.ping()
-    except StateUnavailable as error:
-        await store.close()
-        pytest.fail(f"Redis is required at {REDIS_URL} ({error}); start it with scripts/services.sh")
-    await store.start()
-    return store
-
-
-async def purge(prefix: str) -> None:
-    client = redis.asyncio.Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
 async def setup(proxy: TcpProxy) -> AsyncIterator[Setup]:
     prefix = f"test:{uuid.uuid4().hex}:"
-    primary = await open_store(proxy.url, prefix)
-    direct = await open_store(REDIS_URL, prefix)
+    primary = await open_redis_store(prefix, proxy.url, TIMEOUT_SECONDS)
+    direct = await open_redis_store(prefix, REDIS_URL, TIMEOUT_SECONDS)
     health = StateHealth()
     fallback = MemoryStateStore()
     yield Setup(

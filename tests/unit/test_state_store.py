@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from routeiq.state.base import Reservation, StateStore, StateUnavailable, Window
+from routeiq.state.base import Reservation, StateStore, Window
 from routeiq.state.memory import MemoryStateStore
-from routeiq.state.redis import RedisStateStore, create_redis_store
+from routeiq.state.redis import RedisStateStore
+from tests.support.redis_store import REDIS_URL, open_redis_store, purge
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 DELIVERY_TIMEOUT = 5.0  # generous: the machine is slow and noisy
 
 # 30 s before midnight UTC on the last day of a month: one step of 30 s crosses every window.
@@ -32,27 +32,6 @@ EVERY_WINDOW = list(Window)
 
 def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> float:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
-
-
-async def open_redis_store(prefix: str) -> RedisStateStore:
-    store = create_redis_store(REDIS_URL, key_prefix=prefix)
-    try:
-        await store.ping()
-    except StateUnavailable as error:
-        await store.close()
-        pytest.fail(f"Redis is required at {REDIS_URL} ({error}); start it with scripts/services.sh")
-    await store.start()
-    return store
-
-
-async def purge(prefix: str) -> None:
-    client = redis.asyncio.Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", "redis"])

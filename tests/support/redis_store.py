@@ -1,0 +1,34 @@
+"""Open a real RedisStateStore for tests (failing loudly if Redis is down), and clean up after."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio
+
+from routeiq.state.base import StateUnavailable
+from routeiq.state.redis import RedisStateStore, create_redis_store
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def open_redis_store(
+    prefix: str, url: str = REDIS_URL, timeout_seconds: float = 0.5
+) -> RedisStateStore:
+    store = create_redis_store(url, key_prefix=prefix, timeout_seconds=timeout_seconds)
+    try:
+        await store.ping()
+    except StateUnavailable as error:
+        await store.close()
+        pytest.fail(f"Redis is required at {url} ({error}); start it with scripts/services.sh")
+    await store.start()
+    return store
+
+
+async def purge(prefix: str) -> None:
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
