@@ -18,6 +18,9 @@ from routeiq.api.errors import install_error_handlers
 from routeiq.config import CONFIG_PATH_ENV, load_settings
 from routeiq.middleware.auth import AuthMiddleware
 from routeiq.middleware.backpressure import BackpressureMiddleware
+from routeiq.middleware.plugins import PluginsMiddleware
+from routeiq.middleware.policy import PolicyMiddleware
+from routeiq.middleware.quota import QuotaMiddleware
 from routeiq.middleware.request_id import RequestIdMiddleware
 from routeiq.resilience.drain import DrainOnSignal
 from routeiq.resilience.traffic import TrafficGate
@@ -50,7 +53,11 @@ def middleware_stack(settings: Settings, gate: TrafficGate) -> list[Middleware]:
             master_key=master_key,
             admin_keys=[key.get_secret_value() for key in settings.admin_keys],
         ),
-        # Policy, Quota and Plugins(pre) go here, in that order, after identity is known.
+        # After identity is known, in this order. Each reaches its engine through
+        # scope["app"].state.runtime, and does nothing for calls its engine does not govern.
+        Middleware(PolicyMiddleware),
+        Middleware(QuotaMiddleware),
+        Middleware(PluginsMiddleware),
     ]
 
 

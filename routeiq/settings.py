@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from routeiq.governance.limits import QuotaSettings
 from routeiq.routing.registry import DEFAULT_STRATEGY, LEARNED_ALGOS, strategy_names
 
 
@@ -124,6 +125,42 @@ class StateFailureModes(BaseModel):
     breakers: Literal["open", "closed"] = Field(default="open", description="Circuit breaker state.")
     routing: Literal["open", "closed"] = Field(default="open", description="The active strategy.")
     affinity: Literal["open", "closed"] = Field(default="open", description="Session tier floors.")
+    quotas: Literal["open", "closed"] = Field(
+        default="open", description="Quota windows (`open`: each process counts alone meanwhile)."
+    )
+
+
+class PolicySettings(BaseModel):
+    """The policy engine: declarative allow/deny rules evaluated after authentication."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str | None = Field(default=None, description="YAML file of policy rules; unset: no policy layer.")
+    default_action: Literal["allow", "deny"] = Field(
+        default="allow", description="What happens when no rule matches."
+    )
+    failure_mode: Literal["closed", "open"] = Field(
+        default="closed", description="If evaluating the rules fails: `closed` denies, `open` allows."
+    )
+    reload_interval_seconds: float = Field(
+        default=2.0, ge=0, description="How often the file is checked for changes (0: never)."
+    )
+
+
+class PluginConfig(BaseModel):
+    """One enabled plugin: a built-in name or a third-party one found through an entry point."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Plugin name (`routeiq.plugins` entry point or built-in).")
+    enabled: bool = Field(default=True, description="Load it at all.")
+    priority: int | None = Field(default=None, description="Lower runs first; unset: the plugin's own.")
+    timeout_ms: int = Field(default=1000, ge=1, description="Longest a hook may take.")
+    failure_mode: Literal["continue", "abort"] = Field(
+        default="continue",
+        description="When a hook fails or times out: `continue` without it, or `abort` the request (503).",
+    )
+    settings: dict[str, Any] = Field(default_factory=dict, description="The plugin's own settings.")
 
 
 def _split_commas(value: Any) -> Any:
@@ -196,6 +233,29 @@ class Settings(BaseSettings):
     state_failure_mode: StateFailureModes = Field(default_factory=StateFailureModes)
     circuit_breaker: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
 
+    # Durable records (virtual keys, audit, spend) and governance
+    data_dir: str = Field(default=".routeiq", description="Where the embedded SQLite database lives.")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="`postgresql://...` for PostgreSQL (or `sqlite:///path`); unset: SQLite in data_dir.",
+    )
+    database_migrate_on_startup: bool = Field(
+        default=True, description="Apply schema migrations at startup (else run `routeiq db upgrade`)."
+    )
+    log_queue_size: int = Field(
+        default=10_000, ge=1, description="Spend/audit log records waiting to be written before drops."
+    )
+    audit_failure_mode: Literal["closed", "open"] = Field(
+        default="closed",
+        description="If an audit record cannot be written: `closed` refuses the action (503).",
+    )
+    key_cache_seconds: float = Field(
+        default=10.0, ge=0, description="How long a worker trusts a looked-up virtual key (revocation is instant)."
+    )
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    plugins: list[PluginConfig] = Field(default_factory=list, description="Plugins in the request path.")
+
     decision_log: str = Field(
         default="stderr", description="Where routing decision events go: `stderr`, `off`, or a file path."
     )
@@ -260,6 +320,9 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"strategy {name} needs a trained router: set routeiq.learned_routers.{algo}"
                 )
+        unknown_quota_groups = sorted(set(self.quotas.groups) - groups)
+        if unknown_quota_groups:
+            raise ValueError(f"quotas.groups names unknown group(s) {unknown_quota_groups}")
         for rule in self.router_settings.fallbacks:
             for source, targets in rule.items():
                 unknown = [name for name in (source, *targets) if name not in groups]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
-from routeiq.api.errors import APIError, bad_request
+from routeiq.api.errors import bad_request
+from routeiq.governance.call import current_call, parse_json_object, too_large
 
 
 class _Open(BaseModel):
@@ -49,24 +49,24 @@ class EmbeddingRequest(_Open):
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object; 413 past ``limit`` bytes (checked while reading), 400 if not JSON."""
+    """The body as a JSON object; 413 past ``limit`` bytes (checked while reading), 400 if not JSON.
+
+    When a governance layer has already read it (and perhaps a plugin rewritten it), that is the body.
+    """
+    call = current_call(request.scope)
+    if call is not None and call.body_loaded and call.body is not None:
+        return call.body
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         chunks.append(chunk)
-    try:
-        body = orjson.loads(b"".join(chunks))
-    except orjson.JSONDecodeError as error:
-        raise bad_request(f"the request body is not valid JSON: {error}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object", code="invalid_json")
-    return body
+    return parse_json_object(b"".join(chunks))
 
 
 def validate(schema: type[BaseModel], body: dict[str, Any]) -> None:
@@ -77,6 +77,3 @@ def validate(schema: type[BaseModel], body: dict[str, Any]) -> None:
         param = ".".join(str(part) for part in first["loc"]) or None
         raise bad_request(f"{param}: {first['msg']}" if param else first["msg"], param=param) from None
 
-
-def _too_large(limit: int) -> APIError:
-    return APIError(413, f"the request body is larger than {limit} bytes", code="request_too_large")

@@ -41,6 +41,8 @@ class Gateway:
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = tmp_dir / f"gateway-{self.port}.log"
         self._env = {key: value for key, value in os.environ.items() if not key.startswith("ROUTEIQ_")}
+        # Each gateway keeps its SQLite database in the test's own directory.
+        self._env["ROUTEIQ_DATA_DIR"] = str(tmp_dir / f"data-{self.port}")
         self._env.update(env or {})
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -1,4 +1,4 @@
-"""The control plane. ``AuthMiddleware`` admits only admin keys here, and none when none is configured."""
+"""Admin: status, the active routing strategy, breakers, cluster stats and router artifact reloads."""
 
 from __future__ import annotations
 
