@@ -1,4 +1,4 @@
-"""``routeiq``: serve, check-config, train, classify, version.
+"""``routeiq``: serve, check-config, train, classify, db, version.
 
 Only ``serve`` and ``check-config`` import LiteLLM (seconds of import time); ``train`` and
 ``classify`` import numpy and the router code inside their commands; ``--help`` and ``version``
@@ -14,11 +14,14 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routeiq import __version__
 from routeiq.config import CONFIG_PATH_ENV, ENV_PREFIX, ConfigError, load_settings
 from routeiq.settings import Settings
+
+if TYPE_CHECKING:
+    from routeiq.governance.policy import RuleSet
 
 SERVE_FLAGS = ("host", "port", "workers", "log_level")
 
@@ -39,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("strategies", help="list the routing strategies")
     _add_learned_commands(commands)
+
+    database = commands.add_parser("db", help="the durable store's schema (virtual keys, audit, spend)")
+    db_commands = database.add_subparsers(dest="db_command", required=True)
+    for name, text in (("upgrade", "apply the schema migrations"), ("current", "print the schema revision")):
+        db_command = db_commands.add_parser(name, help=text)
+        db_command.add_argument(
+            "--config", type=Path, default=None, help=f"YAML config file (or ${CONFIG_PATH_ENV})"
+        )
 
     commands.add_parser("version", help="print the version")
     return parser
@@ -112,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _check_config(args.config)
+        if args.command == "db":
+            settings = load_settings(args.config or os.environ.get(CONFIG_PATH_ENV))
+            return _database(args.db_command, settings)
         return _serve(args)
     except ConfigError as error:
         print(f"routeiq: {error}", file=sys.stderr)
@@ -127,6 +141,10 @@ def _check_config(path: Path) -> int:
         build_router(settings)
     except Exception as error:  # LiteLLM's own validation of model_list entries
         raise ConfigError(f"{path}: LiteLLM rejects the model_list: {error}") from None
+    policy = _check_policy(settings, path)
+    from routeiq.plugins.manager import load_plugins
+
+    plugins = load_plugins(settings.plugins)  # ConfigError naming the entry on a bad name or settings
     table = DeploymentTable(settings.model_list)
     passthrough = (
         sum(1 for deployment in table if deployment.speaks_openai) if settings.passthrough == "auto" else 0
@@ -135,13 +153,62 @@ def _check_config(path: Path) -> int:
         f"{path}: OK - {len(table)} deployments in {len(table.groups)} groups "
         f"({passthrough} via passthrough), strategy {settings.router_settings.routing_strategy}"
     )
+    if policy is not None:
+        print(f"{policy.source}: OK - {len(policy.rules)} policy rules")
+    if plugins:
+        print(f"plugins: OK - {', '.join(loaded.name for loaded in plugins)}")
     return 0
+
+
+def _database(action: str, settings: Settings, quiet: bool = False) -> int:
+    """``routeiq db upgrade|current``: SQLAlchemy and Alembic are imported here, not for ``--help``."""
+    import asyncio
+
+    from routeiq.store.database import Database, StoreUnavailable
+
+    try:
+        db = Database.from_settings(settings)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+    async def run() -> str | None:
+        try:
+            return await (db.upgrade() if action == "upgrade" else db.current_revision())
+        finally:
+            await db.close()
+
+    try:
+        revision = asyncio.run(run())
+    except StoreUnavailable as error:
+        print(f"routeiq: database {db.display_url} unreachable: {error}", file=sys.stderr)
+        return 1
+    if not quiet:
+        print(f"{db.display_url}: revision {revision or 'none'} (head {Database.head_revision()})")
+    return 0
+
+
+def _check_policy(settings: Settings, config_path: str | Path | None) -> RuleSet | None:
+    from routeiq.governance.policy import PolicyError, check_policy_file
+
+    try:
+        return check_policy_file(settings.policy, config_path)
+    except PolicyError as error:
+        raise ConfigError(f"routeiq.policy.file: {error}") from None
 
 
 def _serve(args: argparse.Namespace) -> int:
     config_path = args.config or os.environ.get(CONFIG_PATH_ENV)
     overrides = {name: getattr(args, name) for name in SERVE_FLAGS if getattr(args, name) is not None}
     settings = load_settings(config_path, overrides)
+    _check_policy(settings, config_path)  # a bad policy file: a clear message, not a traceback
+    if settings.plugins:  # a bad plugin name or settings stops here with a message, not a traceback
+        from routeiq.plugins.manager import load_plugins
+
+        load_plugins(settings.plugins)
+    # Migrate once here, before any worker starts: an unreachable database is one clear line, and
+    # workers do not race each other through the migration.
+    if settings.database_migrate_on_startup and (status := _database("upgrade", settings, quiet=True)):
+        return status
     # Workers build their own settings from the environment: hand them the file and the flags
     # there, the flags overwriting any inherited ROUTEIQ_* value so the precedence holds.
     if config_path:

@@ -12,12 +12,15 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from routeiq.config import ENV_PREFIX
+from routeiq.governance.limits import Limit, QuotaSettings
 from routeiq.settings import (
     CircuitBreakerSettings,
     DeploymentConfig,
     LiteLLMParams,
     LiteLLMSettings,
     ModelInfo,
+    PluginConfig,
+    PolicySettings,
     RouterSettings,
     Settings,
     StateFailureModes,
@@ -44,7 +47,9 @@ def _type_name(field: FieldInfo) -> str:
     annotation = field.annotation
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or str(annotation).replace("typing.", "").replace("pydantic.types.", "")
-    return text.replace("routeiq.settings.", "").replace("|", "\\|")
+    for module in ("routeiq.settings.", "routeiq.governance.limits."):
+        text = text.replace(module, "")
+    return text.replace("|", "\\|")
 
 
 def _default(field: FieldInfo) -> str:
@@ -92,6 +97,29 @@ def render() -> str:
             "What each feature does while Redis is unreachable: `open` carries on with per-process "
             "state (readiness says `degraded`, `routeiq_state_fallbacks_total` counts it), `closed` refuses.",
             _rows(StateFailureModes, "routeiq.state_failure_mode.", f"{ENV_PREFIX}STATE_FAILURE_MODE__"),
+        )
+    )
+    parts.append(
+        _table(
+            "`routeiq.policy`",
+            "The policy engine; the rule file's format is in docs/policies.md.",
+            _rows(PolicySettings, "routeiq.policy.", f"{ENV_PREFIX}POLICY__"),
+        )
+    )
+    parts.append(
+        _table(
+            "`routeiq.quotas`",
+            "Limits per team, per user and per routing group (docs/quotas.md). Each limit is a "
+            "`{metric, window, limit}` entry, described in the next table; keys carry their own.",
+            _rows(QuotaSettings, "routeiq.quotas.", f"{ENV_PREFIX}QUOTAS__"),
+        )
+    )
+    parts.append(_table("A limit", "One entry of a limits list.", _rows(Limit, "<limit>.", None)))
+    parts.append(
+        _table(
+            "`routeiq.plugins[]`",
+            "One entry per enabled plugin, in any order (`priority` orders them; docs/plugins.md).",
+            _rows(PluginConfig, "routeiq.plugins[].", None),
         )
     )
     parts.append(

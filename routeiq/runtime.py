@@ -18,10 +18,16 @@ from litellm import Router
 from routeiq.executors.attempts import Dispatcher
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
+from routeiq.governance.audit import AuditTrail
+from routeiq.governance.keys import VirtualKeys
+from routeiq.governance.policy import PolicyEngine, build_policy_engine
+from routeiq.governance.quota import Quotas
 from routeiq.observability.cluster_stats import ClusterStats
 from routeiq.observability.decision_log import DecisionLog
 from routeiq.observability.metrics import Metrics
 from routeiq.observability.outcomes import OutcomeRecorder
+from routeiq.plugins.base import PluginServices
+from routeiq.plugins.manager import PluginManager
 from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.resilience.traffic import TrafficGate
 from routeiq.routing.active import ActiveStrategy
@@ -33,6 +39,12 @@ from routeiq.routing.plugin import RouterPlugin
 from routeiq.routing.registry import create_strategy
 from routeiq.settings import Settings
 from routeiq.state.factory import StateStores, build_state_stores
+from routeiq.store.audit import AuditRepository
+from routeiq.store.database import Database
+from routeiq.store.keys import KeyRepository
+from routeiq.store.log_writer import LogWriter
+from routeiq.store.records import SpendRecord
+from routeiq.store.spend import SpendRepository
 
 logger = logging.getLogger("routeiq")
 
@@ -55,10 +67,26 @@ class Runtime:
     stats: ClusterStats
     decisions: DecisionLog
     metrics: Metrics
+    policy: PolicyEngine | None  # None: no policy file, no policy layer
+    quotas: Quotas
     started_at: int
+    database: Database
+    keys: VirtualKeys
+    audit: AuditTrail
+    audit_log: AuditRepository
+    spend_log: LogWriter[SpendRecord]
+    spend: SpendRepository
+    plugins: PluginManager
 
     async def start(self) -> None:
+        if self.settings.database_migrate_on_startup:
+            await self.database.upgrade()
         await self.state.start()
+        self.keys.start()
+        self.spend_log.start()
+        await self.plugins.start(
+            PluginServices(self.state.for_feature("stats"), self.spend_log.submit, self.http, self.settings)
+        )
         if self.breakers is not None:
             await self.breakers.start()
             self.state.on_reconnect(self.breakers.resync)
@@ -67,10 +95,19 @@ class Runtime:
         self.reloads.start()
         await self.stats.start()
         self.decisions.start()
+        if self.policy is not None:
+            await self.policy.start()
+            self.state.on_reconnect(self.policy.check)  # notices sent while away are lost
         await self.state.wait_subscribed(SUBSCRIBE_WAIT_SECONDS)
 
     async def close(self) -> None:
+        await self.plugins.close()  # first: the cost tracker flushes into the stores closed below
         await self.decisions.close()
+        if self.policy is not None:
+            await self.policy.close()
+        await self.quotas.close()  # settlements still running, before the stores go
+        await self.spend_log.close()
+        await self.database.close()
         await self.stats.close()
         await self.strategy.close()
         if self.breakers is not None:
@@ -101,8 +138,11 @@ def litellm_model_facts(model: str) -> dict[str, Any]:
 
 
 async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
+    plugins = PluginManager.from_configs(settings.plugins)  # bad plugin config fails before connecting
     deployments = DeploymentTable(settings.model_list, model_facts=litellm_model_facts)
     state = build_state_stores(settings)
+    # First: a bad policy file stops startup before anything needs closing.
+    policy = build_policy_engine(settings.policy, state.for_feature("routing"))
     breakers = None
     if settings.circuit_breaker.enabled:
         breakers = CircuitBreakers(
@@ -136,7 +176,25 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
     outcomes = OutcomeRecorder(breakers, stats, metrics, picker, affinity, models.deps.load, decisions)
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
     dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics)
+    database = Database.from_settings(settings)
+    audit_log = AuditRepository(database)
+    spend = SpendRepository(database)
     runtime = Runtime(
+        plugins=plugins,
+        database=database,
+        keys=VirtualKeys(KeyRepository(database), state.for_feature("keys"), settings.key_cache_seconds),
+        audit=AuditTrail(
+            audit_log,
+            fail_closed=settings.audit_failure_mode == "closed",
+            on_write_failure=metrics.audit_write_failures.inc,
+        ),
+        audit_log=audit_log,
+        spend=spend,
+        spend_log=LogWriter(
+            spend.write_many,
+            settings.log_queue_size,
+            on_drop=metrics.log_records_dropped.labels("spend").inc,
+        ),
         settings=settings,
         deployments=deployments,
         router=router,
@@ -151,6 +209,8 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         stats=stats,
         decisions=decisions,
         metrics=metrics,
+        policy=policy,
+        quotas=Quotas(state.for_feature("quotas"), settings.quotas),
         started_at=int(time.time()),
     )
     await runtime.start()

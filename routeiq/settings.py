@@ -163,6 +163,9 @@ class PluginConfig(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict, description="The plugin's own settings.")
 
 
+DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+", "sqlite:///")
+
+
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -250,7 +253,9 @@ class Settings(BaseSettings):
         description="If an audit record cannot be written: `closed` refuses the action (503).",
     )
     key_cache_seconds: float = Field(
-        default=10.0, ge=0, description="How long a worker trusts a looked-up virtual key (revocation is instant)."
+        default=10.0,
+        ge=0,
+        description="How long a worker trusts a looked-up virtual key (changes are announced at once).",
     )
     policy: PolicySettings = Field(default_factory=PolicySettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
@@ -290,6 +295,13 @@ class Settings(BaseSettings):
     model_list: list[DeploymentConfig] = Field(default_factory=list)
     router_settings: RouterSettings = Field(default_factory=RouterSettings)
     litellm_settings: LiteLLMSettings = Field(default_factory=LiteLLMSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(DATABASE_SCHEMES):
+            raise ValueError(f"unsupported database URL scheme; use one of {list(DATABASE_SCHEMES)}")
+        return value
 
     @field_validator("admin_keys", "cors_allow_origins", "redis_sentinels", mode="before")
     @classmethod

@@ -31,6 +31,7 @@ async def ready(request: Request) -> JSONResponse:
     if runtime is not None:
         checks["classifier"] = runtime.models.classifier_status
         checks["state"] = await runtime.state.check()
+        checks["database"] = await _database_status(runtime)
         if runtime.breakers is not None:
             checks["open_circuits"] = sorted(
                 deployment_id
@@ -39,11 +40,22 @@ async def ready(request: Request) -> JSONResponse:
             )
     if runtime is None or draining:
         status, code = ("draining" if draining else "starting"), 503
-    elif any(str(checks.get(name, "")).startswith("degraded") for name in ("state", "classifier")):
+    elif any(
+        str(checks.get(name, "")).startswith("degraded") for name in ("state", "classifier", "database")
+    ):
         status, code = "degraded", 200
     else:
         status, code = "ready", 200
     return JSONResponse({"status": status, "version": __version__, "checks": checks}, status_code=code)
+
+
+async def _database_status(runtime: Any) -> str:
+    """``<backend>`` when reachable; ``degraded: ...`` otherwise (keys, audit and spend need it)."""
+    try:
+        await runtime.database.ping()
+    except Exception as error:
+        return f"degraded: {runtime.database.backend} unreachable ({type(error).__name__})"
+    return str(runtime.database.backend)
 
 
 @router.get("/metrics", include_in_schema=False)

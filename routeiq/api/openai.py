@@ -18,6 +18,8 @@ from routeiq.api.requests import (
     validate,
 )
 from routeiq.executors.base import Operation
+from routeiq.governance.access import enforce_key_scope
+from routeiq.governance.call import current_call
 from routeiq.routing.preview import preview
 from routeiq.routing.request import routing_context
 from routeiq.routing.strategy import RoutingContext
@@ -48,7 +50,12 @@ async def _routing_context(request: Request, schema: type[BaseModel]) -> Routing
 async def _serve(request: Request, operation: Operation, schema: type[BaseModel]) -> Response:
     context = await _routing_context(request, schema)
     started = request.scope.get("state", {}).get("started", time.perf_counter())
-    return await request.app.state.runtime.dispatcher.dispatch(operation, context, started)
+    runtime = request.app.state.runtime
+    call = current_call(request.scope)
+    if call is not None and call.identity.kind == "virtual_key":
+        fallbacks = runtime.settings.fallbacks_for(context.group)
+        enforce_key_scope(call, context.group, fallbacks, runtime.deployments)
+    return await runtime.dispatcher.dispatch(operation, context, started, call)
 
 
 @_both_paths("POST", "/chat/completions")

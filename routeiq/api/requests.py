@@ -76,4 +76,3 @@ def validate(schema: type[BaseModel], body: dict[str, Any]) -> None:
         first = error.errors()[0]
         param = ".".join(str(part) for part in first["loc"]) or None
         raise bad_request(f"{param}: {first['msg']}" if param else first["msg"], param=param) from None
-

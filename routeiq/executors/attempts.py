@@ -16,12 +16,13 @@ from routeiq.api.errors import APIError, retry_after_headers, service_unavailabl
 from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
+from routeiq.governance.call import GovernedCall, Served
 from routeiq.observability.metrics import Metrics
 from routeiq.observability.outcomes import OutcomeRecorder
 from routeiq.routing.affinity import SessionAffinity
 from routeiq.routing.constraints import NoCapableDeployment
 from routeiq.routing.decision import decision_headers
-from routeiq.routing.deployments import Deployment
+from routeiq.routing.deployments import Deployment, usage_cost
 from routeiq.routing.picker import Picker
 from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext
 from routeiq.settings import Settings
@@ -49,7 +50,16 @@ class Dispatcher:
         self._affinity = affinity
         self._metrics = metrics
 
-    async def dispatch(self, operation: Operation, context: RoutingContext, started: float) -> Response:
+    async def dispatch(
+        self,
+        operation: Operation,
+        context: RoutingContext,
+        started: float,
+        call: GovernedCall | None = None,
+    ) -> Response:
+        """Serve the request; ``call`` (the governance view of it) learns who answered and the usage."""
+        if call is not None:
+            context.excluded |= call.excluded_deployments
         body = dict(context.body)
         body.pop("routeiq", None)  # RouteIQ's own options never go upstream
         body["model"] = context.group
@@ -96,8 +106,11 @@ class Dispatcher:
                     await self._outcomes.served(
                         decision, context, failed, attempt, outcome.usage, routing_seconds
                     )
+                    _settle(call, decision.deployment, outcome.usage)
                     return Response(outcome.body, media_type="application/json", headers=headers)
-                events = self._stream_body(outcome, decision, context, failed, attempt, routing_seconds)
+                if call is not None:  # known now, even if the client leaves before the stream ends
+                    call.served = served_by(decision.deployment)
+                events = self._stream_body(outcome, decision, context, failed, attempt, routing_seconds, call)
                 return StreamingResponse(
                     events, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
                 )
@@ -123,6 +136,7 @@ class Dispatcher:
         failed: list[str],
         attempt: float,
         routing_seconds: float,
+        call: GovernedCall | None,
     ) -> AsyncIterator[bytes]:
         broke_off = False
         try:
@@ -132,6 +146,8 @@ class Dispatcher:
                 yield events
         finally:
             await stream.close()
+            # Charged even when the client went away: the upstream did the work.
+            _settle(call, decision.deployment, stream.usage())
         if broke_off:
             failure = UpstreamError(
                 502, "stream broke off", code="upstream_stream_interrupted", retryable=False
@@ -153,6 +169,18 @@ class Dispatcher:
         if self._passthrough is not None and deployment.speaks_openai:  # uses_passthrough, for mypy
             return await self._passthrough.execute(operation, body, deployment)
         return await self._litellm.execute(operation, body, deployment, context)
+
+
+def _settle(call: GovernedCall | None, deployment: Deployment, usage: dict[str, Any] | None) -> None:
+    if call is None:
+        return
+    call.served = served_by(deployment)
+    call.usage = usage
+    call.cost_usd = usage_cost(deployment, usage)
+
+
+def served_by(deployment: Deployment) -> Served:
+    return Served(deployment.id, deployment.group, deployment.litellm_model)
 
 
 def _client_error(error: UpstreamError) -> APIError:

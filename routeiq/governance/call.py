@@ -49,7 +49,6 @@ class GovernedCall:
     served: Served | None = None
     usage: dict[str, Any] | None = None
     cost_usd: float | None = None
-    status: int | None = None
 
     @property
     def group(self) -> str | None:
@@ -61,10 +60,9 @@ class GovernedCall:
         self.response_headers.update(headers)
 
     def header_items(self) -> Iterable[tuple[bytes, bytes]]:
+        """``response_headers`` for the ASGI response start (the plugins layer adds the guardrails one)."""
         for name, value in self.response_headers.items():
             yield name.encode("latin-1"), value.encode("latin-1")
-        if self.guardrails:
-            yield b"x-routeiq-applied-guardrails", ",".join(self.guardrails).encode("latin-1")
 
 
 def new_call(scope: Scope, identity: Identity) -> GovernedCall:

@@ -1,32 +1,32 @@
 """Establish who is calling, from the credential alone.
 
-The data plane takes ``ROUTEIQ_MASTER_KEY`` (open when unset; startup warns loudly). The control
-plane (``/admin/*``) takes only ``ROUTEIQ_ADMIN_KEYS`` and is closed when none is configured: a
-data-plane key never opens it. Health and API documentation need no key.
+The data plane takes ``ROUTEIQ_MASTER_KEY`` or a virtual key issued through ``/admin/keys``. With no
+master key it is open (startup warns loudly), but a revoked or expired virtual key is still refused.
+The control plane (``/admin/*``) takes only ``ROUTEIQ_ADMIN_KEYS`` and is closed when none is
+configured: a data-plane key never opens it. Health and API documentation need no key.
+
+Every governed request leaves here with a ``GovernedCall`` in ``scope["state"]`` carrying the
+identity; nothing the client sends besides the key (``X-Team-ID``, a ``user`` field) changes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-from dataclasses import dataclass
+import logging
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from routeiq.api.errors import APIError
+from routeiq.api.errors import APIError, service_unavailable
+from routeiq.governance.call import new_call
+from routeiq.governance.identity import ANONYMOUS, MASTER, Identity
+from routeiq.governance.keys import KeyRefused
+
+logger = logging.getLogger("routeiq.auth")
 
 PUBLIC_PREFIXES = ("/_health/",)
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/redoc"})
 ADMIN_PREFIX = "/admin"
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    kind: str  # "master", "admin" or "anonymous"
-
-
-ANONYMOUS = Identity("anonymous")
-MASTER = Identity("master")
-ADMIN = Identity("admin")
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -41,12 +41,18 @@ def presented_key(scope: Scope) -> str | None:
     return None
 
 
-def _matches(presented: str, keys: list[bytes]) -> bool:
+def _matching(presented: str, keys: list[bytes]) -> bytes | None:
     candidate = presented.encode()
-    matched = False
+    found = None
     for key in keys:  # compare with every key so timing says nothing about which one matched
-        matched |= hmac.compare_digest(candidate, key)
-    return matched
+        if hmac.compare_digest(candidate, key):
+            found = key
+    return found
+
+
+def admin_identity(key: bytes) -> Identity:
+    """Admin keys are told apart in the audit log by a fingerprint, never by the key."""
+    return Identity("admin", key_id="admin-" + hashlib.sha256(key).hexdigest()[:8])
 
 
 class AuthMiddleware:
@@ -60,30 +66,47 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            await self.app(scope, receive, send)
+            return
         try:
-            identity = self._identify(path, scope)
+            identity = await self._identify(path, scope)
         except APIError as error:
             await error.to_response()(scope, receive, send)
             return
-        scope.setdefault("state", {})["identity"] = identity
+        new_call(scope, identity)
         await self.app(scope, receive, send)
 
-    def _identify(self, path: str, scope: Scope) -> Identity:
-        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
-            return ANONYMOUS
+    async def _identify(self, path: str, scope: Scope) -> Identity:
         key = presented_key(scope)
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
             if not self._admin:
                 raise APIError(
                     403, "the control plane is closed: no admin key is configured", code="admin_disabled"
                 )
-            if key is None or not _matches(key, self._admin):
+            admin_key = _matching(key, self._admin) if key is not None else None
+            if admin_key is None:
                 raise APIError(401, "a valid admin key is required", code="invalid_admin_key")
-            return ADMIN
-        if not self._master:
-            return ANONYMOUS
+            return admin_identity(admin_key)
         if key is None:
-            raise APIError(401, "missing API key: send Authorization: Bearer <key>", code="missing_api_key")
-        if not _matches(key, self._master):
+            if self._master:
+                raise APIError(
+                    401, "missing API key: send Authorization: Bearer <key>", code="missing_api_key"
+                )
+            return ANONYMOUS
+        if self._master and _matching(key, self._master) is not None:
+            return MASTER
+        try:
+            identity = await scope["app"].state.runtime.keys.authenticate(key)
+        except KeyRefused as refused:
+            raise APIError(401, str(refused), code=refused.code) from None
+        except Exception as error:  # the key store is down: say so, never let an unknown key in
+            logger.warning("virtual key lookup failed: %s", type(error).__name__)
+            raise service_unavailable(
+                "API keys cannot be checked right now", code="key_store_unavailable", retry_after=1.0
+            ) from None
+        if identity is not None:
+            return identity
+        if self._master:
             raise APIError(401, "invalid API key", code="invalid_api_key")
-        return MASTER
+        return ANONYMOUS  # open data plane: an unknown key is no key

@@ -1,8 +1,65 @@
-"""PLACEHOLDER: the policy layer (being written). Passes everything through for now."""
+"""Judge every data-plane request against the policy rules, after authentication.
+
+The identity is the one ``AuthMiddleware`` put on the ``GovernedCall`` (from the credential alone:
+no client header can change it). A denial is a 403 ``policy_denied`` naming the rule, in the message
+and in ``x-routeiq-policy-rule``. Deployments that ``served_model`` rules deny are handed to routing
+in ``call.excluded_deployments``. With no policy file configured this layer costs one lookup.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from routeiq.api.errors import APIError, service_unavailable
+from routeiq.governance.call import GovernedCall, current_call, load_body
+from routeiq.governance.policy import (
+    PolicyEngine,
+    PolicyRequest,
+    Verdict,
+    candidate_targets,
+    normalise_route,
+    requested_groups,
+)
+from routeiq.routing.deployments import DeploymentTable
+from routeiq.settings import Settings
+
+logger = logging.getLogger("routeiq.policy")
+
+RULE_HEADER = "x-routeiq-policy-rule"
+# Not governed by policy: the control plane, health probes, metrics and the API documentation.
+EXEMPT_PREFIXES = ("/admin/", "/_health/")
+EXEMPT_PATHS = frozenset({"/admin", "/metrics", "/openapi.json", "/docs", "/redoc"})
+
+
+def policy_request(call: GovernedCall, groups: tuple[str, ...]) -> PolicyRequest:
+    identity = call.identity
+    return PolicyRequest(
+        team=identity.team,
+        user=identity.user,
+        key_id=identity.key_id,
+        groups=groups,
+        route=normalise_route(call.route),
+        method=call.method.upper(),
+        client_ip=call.client_ip,
+    )
+
+
+def judge_call(
+    engine: PolicyEngine, call: GovernedCall, deployments: DeploymentTable, settings: Settings
+) -> Verdict:
+    groups = requested_groups(call.group, deployments, settings)
+    return engine.judge(policy_request(call, groups), candidate_targets(groups, deployments, settings))
+
+
+def denied(rule: str, reason: str) -> APIError:
+    return APIError(
+        403,
+        f"denied by policy rule {rule!r}: {reason}",
+        code="policy_denied",
+        headers={RULE_HEADER: rule},
+    )
 
 
 class PolicyMiddleware:
@@ -10,4 +67,55 @@ class PolicyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        runtime = scope["app"].state.runtime
+        engine: PolicyEngine | None = runtime.policy
+        path: str = scope["path"]
+        if engine is None or path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        try:
+            verdict = await self._judge(engine, scope, receive, runtime.deployments, runtime.settings)
+        except APIError as error:
+            await error.to_response()(scope, receive, send)
+            return
+        except Exception:
+            # A bug in judging must not become a 500 nor, unless configured so, an open door.
+            logger.exception("policy evaluation failed (failure_mode %s)", engine.failure_mode)
+            runtime.metrics.policy_failures.labels(engine.failure_mode).inc()
+            if engine.failure_mode == "closed":
+                refusal = service_unavailable(
+                    "the policy cannot be evaluated right now", code="policy_unavailable", retry_after=1.0
+                )
+                await refusal.to_response()(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        decision = verdict.decision
+        if not decision.allowed:
+            runtime.metrics.policy_denials.labels(decision.rule).inc()
+            await denied(decision.rule, decision.reason).to_response()(scope, receive, send)
+            return
+        call = current_call(scope)
+        if call is not None:
+            call.excluded_deployments |= verdict.excluded
         await self.app(scope, receive, send)
+
+    async def _judge(
+        self,
+        engine: PolicyEngine,
+        scope: Scope,
+        receive: Receive,
+        deployments: DeploymentTable,
+        settings: Settings,
+    ) -> Verdict:
+        call = current_call(scope)
+        if call is None:
+            # Auth gives every governed request its call; without one there is no identity to
+            # judge, and an unjudged request must not pass.
+            raise APIError(401, "this request carries no authenticated identity", code="unauthenticated")
+        # The requested model is in the body: read it once here (413/400 as the API would answer).
+        await load_body(call, receive, settings.max_request_body_bytes)
+        return judge_call(engine, call, deployments, settings)

@@ -1,8 +1,19 @@
-"""PLACEHOLDER: the quota layer (being written). Passes everything through for now."""
+"""Meter model calls against quotas and budgets: reserve before the call, settle after it.
+
+Only model calls (``call.is_model_call``) are metered, and a caller no limit can reach passes
+straight through without its body being read. Otherwise the call is reserved against every limit
+that applies (one atomic StateStore operation; 429 when any is exhausted), the response carries the
+tightest limits' ``x-ratelimit-*`` headers, and once the downstream app returns (streams are
+finished by then, or the client went away) the counters are corrected to the real usage.
+"""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from routeiq.api.errors import APIError
+from routeiq.governance.call import GovernedCall, current_call, load_body
+from routeiq.governance.quota import Quotas, Ticket, usage_of
 
 
 class QuotaMiddleware:
@@ -10,4 +21,86 @@ class QuotaMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        call = current_call(scope) if scope["type"] == "http" else None
+        if call is None or not call.is_model_call:
+            await self.app(scope, receive, send)
+            return
+        runtime = scope["app"].state.runtime
+        quotas: Quotas = runtime.quotas
+        if not quotas.may_apply(call.identity):
+            await self.app(scope, receive, send)
+            return
+        send_with_headers = _with_call_headers(call, send)
+        try:
+            ticket = await self._reserve(quotas, call, receive, runtime.settings.max_request_body_bytes)
+        except APIError as error:
+            await error.to_response()(scope, receive, send_with_headers)
+            return
+        if ticket is None:
+            await self.app(scope, receive, send)
+            return
+        call.add_headers(quotas.headers(ticket))
+        settlement = _Settlement(quotas, ticket, call)
+        try:
+            await self.app(scope, receive, settlement.wrap(send_with_headers))
+        finally:
+            # Also when the client went away or the call failed: tokens never used go back.
+            await settlement.settle()
+
+    @staticmethod
+    async def _reserve(quotas: Quotas, call: GovernedCall, receive: Receive, max_body: int) -> Ticket | None:
+        body = await load_body(call, receive, max_body)
+        limits = quotas.limits_for(call.identity, call.group)
+        if not limits:
+            return None
+        return await quotas.reserve(limits, quotas.estimate(body or {}, call.route))
+
+
+class _Settlement:
+    """Settles a call's reservation once: just before its response ends, else when the app returns.
+
+    Settling before the last body message goes out means a client's next request already sees this
+    one's real usage; by then the dispatcher has filled in the usage, streams included.
+    """
+
+    def __init__(self, quotas: Quotas, ticket: Ticket, call: GovernedCall) -> None:
+        self._quotas = quotas
+        self._ticket = ticket
+        self._call = call
+        self._status: int | None = None
+        self._done = False
+
+    def wrap(self, send: Send) -> Send:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                await self.settle()
+            await send(message)
+
+        return sending
+
+    async def settle(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        call = self._call
+        # A successful response means a deployment answered, even if a stream cut short by the
+        # client has not yet told the call who (its generator is finalized later): keep the estimate.
+        served = call.served is not None or (self._status is not None and self._status < 400)
+        await self._quotas.settle_shielded(self._ticket, usage_of(served, call.usage, call.cost_usd))
+
+
+def _with_call_headers(call: GovernedCall, send: Send) -> Send:
+    """Add the call's governance headers to the response start, skipping any already there (another
+    layer may inject the same ones)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            headers += [(name, value) for name, value in call.header_items() if name not in present]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending

@@ -56,6 +56,30 @@ class Metrics:
             "Requests routed by the length rule because the classifier is unavailable.",
             registry=self.registry,
         )
+        self.policy_denials = Counter(
+            "routeiq_policy_denials",
+            "Requests refused by the policy engine, by deciding rule (`default`: the default action).",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.policy_failures = Counter(
+            "routeiq_policy_failures",
+            "Policy evaluations that raised, by failure mode (`open`: the request was let through).",
+            ["failure_mode"],
+            registry=self.registry,
+        )
+
+        self.log_records_dropped = Counter(
+            "routeiq_log_records_dropped",
+            "Spend/audit log records dropped because the write queue was full (requests are never dropped).",
+            ["log"],
+            registry=self.registry,
+        )
+        self.audit_write_failures = Counter(
+            "routeiq_audit_write_failures",
+            "Audit records that could not be written.",
+            registry=self.registry,
+        )
 
     def watch(self, gate: TrafficGate, breakers: CircuitBreakers | None, state_health: StateHealth) -> None:
         """Report values that live elsewhere, read at scrape time."""

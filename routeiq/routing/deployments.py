@@ -36,6 +36,8 @@ class Deployment:
     timeout: float | None  # seconds; None means the gateway-wide request timeout
     tier: str | None
     cost_per_token: float | None  # input + output USD per token, when known
+    input_cost_per_token: float | None
+    output_cost_per_token: float | None
     max_input_tokens: int | None  # context window, when known
     supports_vision: bool | None
     supports_tools: bool | None
@@ -62,18 +64,34 @@ def _upstream_headers(params: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
+PRICE_KEYS = ("input_cost_per_token", "output_cost_per_token")
 ModelFacts = Callable[[str], dict[str, Any]]  # LiteLLM's model map entry for a model, or {}
 
 
+def _price(facts: dict[str, Any], key: str) -> float | None:
+    value = facts.get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _cost(facts: dict[str, Any]) -> float | None:
-    costs = [facts.get("input_cost_per_token"), facts.get("output_cost_per_token")]
-    known = [float(cost) for cost in costs if isinstance(cost, int | float)]
+    known = [price for key in PRICE_KEYS if (price := _price(facts, key)) is not None]
     return sum(known) if known else None
 
 
 def _flag(facts: dict[str, Any], key: str) -> bool | None:
     value = facts.get(key)
     return value if isinstance(value, bool) else None
+
+
+def usage_cost(deployment: Deployment, usage: dict[str, Any] | None) -> float | None:
+    """USD for one call's usage at the deployment's prices (configured, else LiteLLM's map)."""
+    if not usage or (deployment.input_cost_per_token is None and deployment.output_cost_per_token is None):
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    return float(prompt) * (deployment.input_cost_per_token or 0.0) + float(completion) * (
+        deployment.output_cost_per_token or 0.0
+    )
 
 
 def build_deployment(
@@ -106,6 +124,8 @@ def build_deployment(
         timeout=entry.litellm_params.timeout,
         tier=entry.model_info.tier,
         cost_per_token=_cost(facts),
+        input_cost_per_token=_price(facts, "input_cost_per_token"),
+        output_cost_per_token=_price(facts, "output_cost_per_token"),
         max_input_tokens=int(max_input) if isinstance(max_input, int | float) else None,
         supports_vision=_flag(facts, "supports_vision"),
         supports_tools=_flag(facts, "supports_function_calling"),

@@ -72,6 +72,8 @@ def build_state_stores(settings: Settings) -> StateStores:
     # Cluster stats never fall back: their counts wait in the worker until Redis takes them, so
     # each request is still counted exactly once after an outage.
     modes["stats"] = "closed"
+    # Key-change notices: without Redis each worker still forgets keys after key_cache_seconds.
+    modes["keys"] = "open"
     if not (settings.redis_url or settings.redis_sentinels):
         return StateStores("memory", health, None, local, {feature: local for feature in modes})
     shared = create_redis_store(

@@ -16,6 +16,11 @@ understood anywhere in the model name (substring match, several may be combined)
 * ``midstream`` -- when streaming, send two chunks and then close the connection without
   ``[DONE]``.
 * ``hang`` -- never answer (sleeps one hour; cancelled when the client disconnects).
+* ``llamaguard`` -- answer chat like a LlamaGuard model: ``unsafe\nS1`` when the last user message
+  contains ``MODERATION_MARKER``, else ``safe``.
+
+``POST /v1/moderations`` answers OpenAI-style, flagging (category ``violence``) every input that
+contains ``MODERATION_MARKER``.
 
 Tests may override the behaviour of an exact model name at runtime with
 :meth:`MockUpstream.set_behaviour` or ``POST /_control/behaviour``; every API request is recorded
@@ -57,6 +62,7 @@ HANG_SECONDS = 3600.0
 SHUTDOWN_TIMEOUT_S = 0.5
 FINGERPRINT = "fp_mock"
 
+MODERATION_MARKER = "forbidden-fruit"
 _SLOW_RE = re.compile(r"slow(\d+)ms")
 _CHUNK_DELAY_RE = re.compile(r"chunkdelay(\d+)ms")
 _FAIL_STATUSES = (500, 429, 400)
@@ -214,6 +220,8 @@ def _content_text(content: Any) -> str:
 
 
 def _reply_text(model: str, prompt: str) -> str:
+    if "llamaguard" in model:
+        return "unsafe\nS1" if MODERATION_MARKER in prompt else "safe"
     return f"mock reply from {model}: {prompt[:40]}"
 
 
@@ -654,6 +662,25 @@ async def _handle_embeddings(request: web.Request) -> web.StreamResponse:
 # --------------------------------------------------------------------------------------------
 
 
+async def _handle_moderations(request: web.Request) -> web.StreamResponse:
+    body = await _json_object_body(request)
+    inputs = _embedding_inputs(body.get("input")) if body else []
+    if not inputs:
+        return _bad_request("'input' must be a non-empty string or array.")
+    results = []
+    for text in inputs:
+        flagged = MODERATION_MARKER in text
+        results.append(
+            {
+                "flagged": flagged,
+                "categories": {"violence": flagged, "harassment": False},
+                "category_scores": {"violence": 0.99 if flagged else 0.01, "harassment": 0.01},
+            }
+        )
+    model = (body or {}).get("model") or "omni-moderation-mock"
+    return _json_response({"id": _new_id("modr-"), "model": model, "results": results})
+
+
 async def _handle_models(request: web.Request) -> web.StreamResponse:
     data = [
         {"id": model, "object": "model", "created": 1700000000, "owned_by": "mock-upstream"}
@@ -692,6 +719,7 @@ def _api_routes() -> Iterable[web.RouteDef]:
         ("POST", "/completions", _handle_completions),
         ("POST", "/embeddings", _handle_embeddings),
         ("GET", "/models", _handle_models),
+        ("POST", "/moderations", _handle_moderations),
     ]
     for prefix in ("/v1", ""):
         for method, path, handler in endpoints:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from routeiq.api.admin import routing
+from routeiq.api.admin import audit, keys, plugins, policies, routing
 
 router = APIRouter()
 router.include_router(routing.router)
+router.include_router(keys.router)
+router.include_router(audit.router)
+router.include_router(policies.router)
+router.include_router(plugins.router)

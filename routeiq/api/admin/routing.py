@@ -66,10 +66,12 @@ async def set_strategy(change: StrategyChange, request: Request) -> dict[str, An
     runtime = request.app.state.runtime
     if change.group is not None and not runtime.deployments.has_group(change.group):
         raise bad_request(f"unknown group {change.group!r}", param="group")
-    try:
-        await runtime.strategy.set(change.strategy, change.group)
-    except ValueError as error:
-        raise bad_request(str(error), param="strategy") from None
+    details = {"strategy": change.strategy, "previous": runtime.strategy.names()}
+    async with runtime.audit.action(request, "strategy.set", change.group or "*", details):
+        try:
+            await runtime.strategy.set(change.strategy, change.group)
+        except ValueError as error:
+            raise bad_request(str(error), param="strategy") from None
     return {"active": runtime.strategy.names()}
 
 
@@ -99,10 +101,14 @@ async def reload_router(algo: str, change: RouterReload, request: Request) -> di
     """Verify and hot-swap a trained router artifact on every worker; a bad one is refused."""
     from routeiq.routing.learned import ArtifactError
 
-    try:
-        result: dict[str, Any] = await request.app.state.runtime.reloads.reload(algo, change.path)
-    except KeyError:
-        raise APIError(404, f"no trained router {algo!r} is configured", code="router_not_found") from None
-    except (ArtifactError, OSError) as error:
-        raise bad_request(f"artifact refused: {error}", param="path", code="artifact_refused") from None
+    runtime = request.app.state.runtime
+    async with runtime.audit.action(request, "router.reload", algo, {"path": change.path}):
+        try:
+            result: dict[str, Any] = await runtime.reloads.reload(algo, change.path)
+        except KeyError:
+            raise APIError(
+                404, f"no trained router {algo!r} is configured", code="router_not_found"
+            ) from None
+        except (ArtifactError, OSError) as error:
+            raise bad_request(f"artifact refused: {error}", param="path", code="artifact_refused") from None
     return result

@@ -1,0 +1,42 @@
+"""A virtual key's own reach: the groups it may ask for and the models it may be served by.
+
+Checked once the requested model is resolved to a routing group (profiles included). Deployments a
+key may not use are excluded before the strategy runs, the same way policy exclusions are, so a
+fallback never quietly serves a model the key was not given.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from routeiq.api.errors import APIError
+from routeiq.governance.call import GovernedCall
+from routeiq.routing.deployments import DeploymentTable
+
+
+def enforce_key_scope(
+    call: GovernedCall, group: str, fallbacks: list[str], deployments: DeploymentTable
+) -> None:
+    identity = call.identity
+    if identity.allowed_groups and group not in identity.allowed_groups:
+        raise APIError(
+            403,
+            f"this key may not use {group!r}; allowed: {list(identity.allowed_groups)}",
+            code="model_not_allowed",
+            param="model",
+        )
+    if not identity.allowed_models:
+        return
+    patterns = identity.allowed_models
+    for name in (group, *fallbacks):
+        for deployment in deployments.group(name):
+            served_as = (deployment.litellm_model, deployment.upstream_model)
+            if not any(fnmatchcase(model, pattern) for model in served_as for pattern in patterns):
+                call.excluded_deployments.add(deployment.id)
+    if all(deployment.id in call.excluded_deployments for deployment in deployments.group(group)):
+        raise APIError(
+            403,
+            f"no deployment of {group!r} serves a model this key may use ({list(patterns)})",
+            code="model_not_allowed",
+            param="model",
+        )

@@ -1,0 +1,106 @@
+"""The audit trail of the control plane: who did what, to what, when, with what outcome.
+
+An action's record is written *before* the action takes effect, so that with
+``audit_failure_mode: closed`` an action that cannot be recorded is refused (503) instead of
+happening unrecorded. If the action then fails, its record's outcome is changed to ``failure``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from routeiq.api.errors import APIError, service_unavailable
+from routeiq.governance.call import current_call
+from routeiq.store.audit import AuditRepository
+from routeiq.store.records import AuditRecord
+
+logger = logging.getLogger("routeiq.audit")
+
+
+@dataclass
+class AuditEntry:
+    """What the action adds to its record while it runs (``details``)."""
+
+    record_id: int | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditTrail:
+    def __init__(
+        self,
+        repository: AuditRepository,
+        fail_closed: bool,
+        on_write_failure: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repository = repository
+        self._fail_closed = fail_closed
+        self._on_write_failure = on_write_failure
+        self._clock = clock
+
+    async def record(
+        self,
+        request: Request,
+        action: str,
+        target: str | None,
+        outcome: str,
+        details: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Write one record now; ``APIError`` 503 if that fails and the trail is fail-closed."""
+        call = current_call(request.scope)
+        record = AuditRecord(
+            actor=call.identity.actor if call is not None else "unknown",
+            action=action,
+            outcome=outcome,
+            at=self._clock(),
+            target=target,
+            request_id=call.request_id if call is not None else None,
+            details=details or {},
+        )
+        try:
+            return await self._repository.write(record)
+        except Exception as error:
+            self._on_write_failure()
+            logger.error("audit record for %s not written: %s", action, type(error).__name__)
+            if self._fail_closed:
+                raise service_unavailable(
+                    f"{action} refused: the audit log cannot be written",
+                    code="audit_unavailable",
+                    retry_after=5,
+                ) from None
+            return None
+
+    @asynccontextmanager
+    async def action(
+        self, request: Request, action: str, target: str | None = None, details: dict[str, Any] | None = None
+    ) -> AsyncIterator[AuditEntry]:
+        """Record ``action`` as done, run it, and mark the record ``failure`` if it raised."""
+        entry = AuditEntry(None, dict(details or {}))
+        entry.record_id = await self.record(request, action, target, "success", entry.details)
+        try:
+            yield entry
+        except BaseException as error:
+            outcome = "denied" if isinstance(error, APIError) and error.status in (401, 403) else "failure"
+            if isinstance(error, APIError):
+                entry.details["error"] = error.message
+            await self._settle(entry, outcome)
+            raise
+        else:
+            if entry.details != (details or {}):
+                await self._settle(entry, "success")
+
+    async def _settle(self, entry: AuditEntry, outcome: str) -> None:
+        if entry.record_id is None:
+            return
+        try:
+            await self._repository.set_outcome(entry.record_id, outcome, entry.details)
+        except Exception as error:
+            self._on_write_failure()
+            logger.error("audit record %s not updated: %s", entry.record_id, type(error).__name__)

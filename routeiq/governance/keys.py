@@ -1,0 +1,178 @@
+"""Virtual keys: issue, look up, change, rotate and revoke data-plane credentials.
+
+A secret is shown once, at creation or rotation. The store keeps its sha256 (the secret carries 256
+random bits, so a plain digest is enough) and a short prefix for display. Lookups go by digest, so
+no comparison ever runs over the secret itself. Each worker caches what it looked up for
+``key_cache_seconds``; every change is announced on the StateStore so that all workers and replicas
+forget the key at once (revocation does not wait for the cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from routeiq.governance.identity import Identity
+from routeiq.governance.limits import Limit
+from routeiq.state.base import StateStore
+from routeiq.store.keys import KeyRepository
+from routeiq.store.records import KeyRecord
+
+logger = logging.getLogger("routeiq.keys")
+
+SECRET_PREFIX = "sk-riq-"
+DISPLAY_PREFIX_LENGTH = len(SECRET_PREFIX) + 4
+CHANNEL = "keys"
+MAX_CACHED = 50_000
+
+
+class KeyRefused(Exception):
+    """The presented key is known but may not be used; ``code`` says why (revoked, expired)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(8)
+
+
+def identity_of(record: KeyRecord) -> Identity:
+    return Identity(
+        kind="virtual_key",
+        key_id=record.key_id,
+        team=record.team,
+        user=record.user,
+        allowed_groups=tuple(record.allowed_groups),
+        allowed_models=tuple(record.allowed_models),
+        limits=tuple(Limit.model_validate(limit) for limit in record.limits),
+        metadata=dict(record.metadata),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    record: KeyRecord | None  # None: no such key
+    identity: Identity | None
+    until: float
+
+
+class VirtualKeys:
+    def __init__(
+        self,
+        repository: KeyRepository,
+        notices: StateStore,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repository = repository
+        self._notices = notices
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, _Cached] = {}
+
+    def start(self) -> None:
+        self._notices.subscribe(CHANNEL, self._forget)
+
+    async def authenticate(self, secret: str) -> Identity | None:
+        """The identity behind ``secret``; None if no key has it; ``KeyRefused`` if revoked or expired."""
+        key_hash = digest(secret)
+        now = self._clock()
+        cached = self._cache.get(key_hash)
+        if cached is None or cached.until <= now:
+            record = await self._repository.by_hash(key_hash)
+            if record is not None and not hmac.compare_digest(record.key_hash, key_hash):
+                record = None
+            identity = identity_of(record) if record is not None else None
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()  # bounded: random keys sprayed at the gateway cannot grow it
+            cached = _Cached(record, identity, now + self._cache_seconds)
+            self._cache[key_hash] = cached
+        record = cached.record
+        if record is None:
+            return None
+        if record.revoked_at is not None:
+            raise KeyRefused("key_revoked", "this API key has been revoked")
+        if record.expires_at is not None and record.expires_at <= now:
+            raise KeyRefused("key_expired", "this API key has expired")
+        return cached.identity
+
+    async def create(self, fields: dict[str, Any], created_by: str) -> tuple[KeyRecord, str]:
+        secret = new_secret()
+        now = self._clock()
+        record = KeyRecord(
+            key_id=new_key_id(),
+            key_hash=digest(secret),
+            key_prefix=secret[:DISPLAY_PREFIX_LENGTH],
+            created_at=now,
+            updated_at=now,
+            created_by=created_by,
+            **fields,
+        )
+        await self._repository.insert(record)
+        return record, secret
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        return await self._repository.get(key_id)
+
+    async def list(self, **filters: Any) -> list[KeyRecord]:
+        return await self._repository.list(**filters)
+
+    async def update(self, key_id: str, changes: dict[str, Any]) -> KeyRecord | None:
+        before = await self._repository.get(key_id)
+        if before is None:
+            return None
+        record = await self._repository.update(key_id, **changes)
+        await self._announce(before.key_hash)
+        return record
+
+    async def rotate(self, key_id: str) -> tuple[KeyRecord, str] | None:
+        """A new secret for the same key; the old one stops working at once."""
+        before = await self._repository.get(key_id)
+        if before is None:
+            return None
+        secret = new_secret()
+        record = await self._repository.update(
+            key_id, key_hash=digest(secret), key_prefix=secret[:DISPLAY_PREFIX_LENGTH]
+        )
+        await self._announce(before.key_hash)
+        return (record, secret) if record is not None else None
+
+    async def revoke(self, key_id: str) -> KeyRecord | None:
+        before = await self._repository.get(key_id)
+        if before is None:
+            return None
+        if before.revoked_at is not None:
+            return before
+        record = await self._repository.update(key_id, revoked_at=self._clock())
+        await self._announce(before.key_hash)
+        return record
+
+    async def _announce(self, key_hash: str) -> None:
+        self._cache.pop(key_hash, None)
+        try:
+            await self._notices.publish(CHANNEL, {"forget": key_hash})
+        except Exception as error:  # the change is stored; other workers catch up after the cache time
+            logger.warning(
+                "key change notice not sent (%s); other workers follow within the cache time", error
+            )
+
+    def _forget(self, message: dict[str, Any]) -> None:
+        key_hash = message.get("forget")
+        if isinstance(key_hash, str):
+            self._cache.pop(key_hash, None)

@@ -1,0 +1,412 @@
+"""Quotas and budgets: which limits apply to a call, reserving against them, settling afterwards.
+
+Limits come from four places: the virtual key's own (``Identity.limits``), ``routeiq.quotas.teams``
+and ``routeiq.quotas.users`` for the authenticated team and user, and ``routeiq.quotas.groups`` for
+everyone calling a routing group. Each one is a fixed-window counter in the StateStore, named by
+scope, subject and metric; the store adds the window bucket.
+
+A call is metered in two steps. Before it, every applicable counter grows in ONE atomic
+``reserve`` (all or nothing, so N allowed requests means exactly N across workers and replicas):
+one request, the estimated tokens, and one micro-dollar of spend (so a spent budget refuses; the
+real cost is unknown yet). After it, ``settle`` adds the difference between real usage and the
+estimate to the same window buckets the reservation used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from routeiq.api.errors import APIError, retry_after_headers, service_unavailable
+from routeiq.governance.identity import Identity
+from routeiq.governance.limits import MICRO_USD_PER_USD, Limit, Metric, QuotaSettings
+from routeiq.state.base import Reservation, ReservationResult, StateStore, StateUnavailable, Window
+from routeiq.state.memory import bucket_of
+
+logger = logging.getLogger("routeiq.quota")
+
+Scope = Literal["key", "team", "user", "group"]
+HeaderKind = Literal["requests", "tokens", "budget"]
+
+CHARS_PER_TOKEN = 4  # the usual rough rule for English text; settling corrects the estimate
+UNAVAILABLE_RETRY_SECONDS = 1.0
+SETTLE_DRAIN_SECONDS = 5.0
+
+_KIND_OF_METRIC: dict[Metric, HeaderKind] = {
+    "requests": "requests",
+    "input_tokens": "tokens",
+    "output_tokens": "tokens",
+    "total_tokens": "tokens",
+    "spend_usd": "budget",
+}
+_CODE_OF_KIND: dict[HeaderKind, str] = {
+    "requests": "requests_limit_exceeded",
+    "tokens": "tokens_limit_exceeded",
+    "budget": "budget_exceeded",
+}
+_WHAT_OF_METRIC: dict[Metric, str] = {
+    "requests": "requests",
+    "input_tokens": "input tokens",
+    "output_tokens": "output tokens",
+    "total_tokens": "tokens",
+    "spend_usd": "USD",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedLimit:
+    """One limit as it applies to one subject: the key, team or user it names, or the group."""
+
+    scope: Scope
+    subject: str
+    limit: Limit
+
+    @property
+    def counter(self) -> str:
+        # The metric is always the last part, so a subject containing ':' stays unambiguous.
+        return f"quota:{self.scope}:{self.subject}:{self.limit.metric}"
+
+    @property
+    def window(self) -> Window:
+        return Window(self.limit.window)
+
+    @property
+    def cap(self) -> int:
+        """The limit as a StateStore integer (micro-dollars for spend)."""
+        if self.limit.is_budget:
+            return round(self.limit.limit * MICRO_USD_PER_USD)
+        return math.floor(self.limit.limit)
+
+    @property
+    def kind(self) -> HeaderKind:
+        return _KIND_OF_METRIC[self.limit.metric]
+
+    def describe(self) -> str:
+        """For messages, e.g. ``team 'ml': 100 tokens per minute``. Never the key's secret."""
+        amount = f"{self.limit.limit:g}" if self.limit.is_budget else str(self.cap)
+        amount = f"${amount}" if self.limit.is_budget else f"{amount} {_WHAT_OF_METRIC[self.limit.metric]}"
+        return f"{self.scope} {self.subject!r}: {amount} per {self.limit.window}"
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a call really used. ``served`` False: no deployment answered (nothing used but the request)."""
+
+    served: bool
+    input_tokens: int | None = None  # None: the upstream did not report usage
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A granted reservation: what was reserved, when (its window buckets) and the counts after it."""
+
+    limits: tuple[AppliedLimit, ...]
+    amounts: tuple[int, ...]
+    estimate: Estimate
+    reserved_at: float
+    counts: tuple[int, ...]
+    reset_seconds: tuple[float, ...]
+
+
+# --- which limits apply ----------------------------------------------------------------------
+
+
+def applicable_limits(identity: Identity, group: str | None, settings: QuotaSettings) -> list[AppliedLimit]:
+    """Every limit for this caller and group, one per counter (the smallest when several name one).
+
+    Identity comes from the credential only: master and anonymous callers have no key, team or user,
+    so only group limits reach them.
+    """
+    found: list[AppliedLimit] = []
+    if identity.key_id is not None:
+        found += [AppliedLimit("key", identity.key_id, limit) for limit in identity.limits]
+    if identity.team is not None:
+        found += [
+            AppliedLimit("team", identity.team, limit) for limit in settings.teams.get(identity.team, ())
+        ]
+    if identity.user is not None:
+        found += [
+            AppliedLimit("user", identity.user, limit) for limit in settings.users.get(identity.user, ())
+        ]
+    if group is not None:
+        found += [AppliedLimit("group", group, limit) for limit in settings.groups.get(group, ())]
+    tightest: dict[tuple[str, Window], AppliedLimit] = {}
+    for applied in found:
+        slot = (applied.counter, applied.window)
+        # Two limits on one counter must not both reserve: that would count the call twice.
+        if slot not in tightest or applied.cap < tightest[slot].cap:
+            tightest[slot] = applied
+    return list(tightest.values())
+
+
+# --- estimating a call -----------------------------------------------------------------------
+
+
+def estimate_call(body: Mapping[str, Any], route: str, default_max_tokens: int) -> Estimate:
+    """Cheap token estimate: characters / 4 of the prompt, and the output the call may produce.
+
+    ``litellm.token_counter`` is ~70 µs for a 500-token chat (and grows with the prompt) against
+    well under a microsecond here; the group may be served by any model anyway, and settling
+    replaces the estimate with the real usage.
+    """
+    characters = sum(len(text) for text in _prompt_texts(body))
+    input_tokens = math.ceil(characters / CHARS_PER_TOKEN)
+    if route.endswith("/embeddings"):
+        return Estimate(input_tokens, 0)
+    requested = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(requested, int) and not isinstance(requested, bool) and requested >= 0:
+        output_tokens = requested
+    else:
+        output_tokens = default_max_tokens
+    choices = body.get("n")
+    if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
+        output_tokens *= choices
+    return Estimate(input_tokens, output_tokens)
+
+
+def _prompt_texts(body: Mapping[str, Any]) -> Iterable[str]:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                yield from _texts(message.get("content"))
+    for field in ("prompt", "input"):
+        yield from _texts(body.get(field))
+
+
+def _texts(value: Any) -> Iterable[str]:
+    """Strings inside a content value: a string, a list of strings, or a list of text parts."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, str):
+                yield item
+            elif isinstance(item, dict) and isinstance(item.get("text"), str):
+                yield item["text"]
+
+
+def reserved_amount(metric: Metric, estimate: Estimate) -> int:
+    if metric == "requests":
+        return 1
+    if metric == "input_tokens":
+        return estimate.input_tokens
+    if metric == "output_tokens":
+        return estimate.output_tokens
+    if metric == "total_tokens":
+        return estimate.input_tokens + estimate.output_tokens
+    return 1  # spend: one micro-dollar, so that a spent budget refuses
+
+
+def settled_amount(metric: Metric, usage: Usage, reserved: int) -> int:
+    """What the counter should finally hold for this call (the reservation is then corrected)."""
+    if metric == "requests":
+        return reserved  # a request counts even when it failed
+    if not usage.served:
+        return 0  # nothing reached a model: give back tokens and spend
+    if metric == "spend_usd":
+        return round((usage.cost_usd or 0.0) * MICRO_USD_PER_USD)  # unpriced models cost nothing
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return reserved  # no usage reported: the estimate stands
+    input_tokens, output_tokens = usage.input_tokens or 0, usage.output_tokens or 0
+    if metric == "input_tokens":
+        return input_tokens
+    if metric == "output_tokens":
+        return output_tokens
+    return input_tokens + output_tokens
+
+
+def usage_of(served: bool, usage: Mapping[str, Any] | None, cost_usd: float | None) -> Usage:
+    """From an OpenAI ``usage`` object (``prompt_tokens``/``completion_tokens``)."""
+    if not served:
+        return Usage(False)
+    if not usage:
+        return Usage(True, cost_usd=cost_usd)
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return Usage(
+        True,
+        input_tokens=prompt if isinstance(prompt, int) else 0,
+        output_tokens=completion if isinstance(completion, int) else 0,
+        cost_usd=cost_usd,
+    )
+
+
+# --- response headers ------------------------------------------------------------------------
+
+
+def format_reset(seconds: float) -> str:
+    """OpenAI's style (a Go duration): ``250ms``, ``12s``, ``1m30s``, ``2h0m5s``."""
+    if seconds < 1:
+        return f"{max(0, math.ceil(seconds * 1000))}ms"
+    whole = math.ceil(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def _amount_text(kind: HeaderKind, micro_or_count: int) -> str:
+    if kind == "budget":
+        return f"{micro_or_count / MICRO_USD_PER_USD:.6f}".rstrip("0").rstrip(".")
+    return str(micro_or_count)
+
+
+def limit_headers(
+    limits: Sequence[AppliedLimit],
+    counts: Sequence[int],
+    resets: Sequence[float],
+    force: int | None = None,
+) -> dict[str, str]:
+    """``x-ratelimit-{limit,remaining,reset}-{requests,tokens,budget}`` of the tightest limit of each
+    kind (least remaining); ``force`` picks the refused limit for its kind instead."""
+    chosen: dict[HeaderKind, int] = {}
+    for index, applied in enumerate(limits):
+        current = chosen.get(applied.kind)
+        if current is not None and current == force:
+            continue
+        remaining = applied.cap - counts[index]
+        if index == force or current is None or remaining < limits[current].cap - counts[current]:
+            chosen[applied.kind] = index
+    headers: dict[str, str] = {}
+    for kind, index in chosen.items():
+        applied = limits[index]
+        headers[f"x-ratelimit-limit-{kind}"] = _amount_text(kind, applied.cap)
+        headers[f"x-ratelimit-remaining-{kind}"] = _amount_text(kind, max(0, applied.cap - counts[index]))
+        headers[f"x-ratelimit-reset-{kind}"] = format_reset(resets[index])
+    return headers
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+
+class Quotas:
+    """Reserve and settle quota counters in the StateStore of the ``quotas`` feature."""
+
+    def __init__(self, store: StateStore, settings: QuotaSettings) -> None:
+        self._store = store
+        self._settings = settings
+        self._settling: set[asyncio.Task[None]] = set()
+
+    @property
+    def settings(self) -> QuotaSettings:
+        return self._settings
+
+    def may_apply(self, identity: Identity) -> bool:
+        """False when no limit can reach this caller whatever the group: then the call costs nothing."""
+        return bool(
+            self._settings.groups
+            or (identity.key_id is not None and identity.limits)
+            or (identity.team is not None and identity.team in self._settings.teams)
+            or (identity.user is not None and identity.user in self._settings.users)
+        )
+
+    def limits_for(self, identity: Identity, group: str | None) -> list[AppliedLimit]:
+        return applicable_limits(identity, group, self._settings)
+
+    def estimate(self, body: Mapping[str, Any], route: str) -> Estimate:
+        return estimate_call(body, route, self._settings.default_max_tokens)
+
+    async def reserve(
+        self, limits: Sequence[AppliedLimit], estimate: Estimate, now: float | None = None
+    ) -> Ticket:
+        """Reserve the call against every limit at once; ``APIError`` 429 (or 503 if the shared
+        store is down and quotas fail closed) when refused."""
+        now = time.time() if now is None else now
+        amounts = tuple(reserved_amount(applied.limit.metric, estimate) for applied in limits)
+        reservations = [
+            Reservation(applied.counter, applied.window, amount, applied.cap)
+            for applied, amount in zip(limits, amounts, strict=True)
+        ]
+        try:
+            result = await self._store.reserve(reservations, now=now)
+        except StateUnavailable as error:
+            # (the outage itself is logged once, by StateHealth; not once per refused call)
+            logger.debug("quota store unavailable, refusing the call: %s", error)
+            raise service_unavailable(
+                "quota state is unavailable; try again shortly",
+                code="quota_unavailable",
+                retry_after=UNAVAILABLE_RETRY_SECONDS,
+            ) from None
+        if not result.ok:
+            raise refusal(limits, amounts, result)
+        return Ticket(tuple(limits), amounts, estimate, now, result.counts, result.reset_seconds)
+
+    def headers(self, ticket: Ticket) -> dict[str, str]:
+        return limit_headers(ticket.limits, ticket.counts, ticket.reset_seconds)
+
+    async def settle(self, ticket: Ticket, usage: Usage) -> None:
+        """Correct every counter by (real - reserved), in the reservation's own window buckets.
+
+        A window that has ended meanwhile is left alone: nobody reads it again. Never raises: the
+        response is already on its way, and a lost correction only skews one window.
+        """
+        now = time.time()
+        updates = []
+        for applied, reserved in zip(ticket.limits, ticket.amounts, strict=True):
+            delta = settled_amount(applied.limit.metric, usage, reserved) - reserved
+            if delta and bucket_of(applied.window, ticket.reserved_at).ends_at > now:
+                updates.append(
+                    self._store.window_incr(applied.counter, applied.window, delta, now=ticket.reserved_at)
+                )
+        if not updates:
+            return
+        outcomes = await asyncio.gather(*updates, return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        for failure in failures:
+            if isinstance(failure, StateUnavailable):
+                logger.warning("could not settle a quota counter: %s", failure)
+            else:
+                logger.error("settling a quota counter failed", exc_info=failure)
+
+    async def settle_shielded(self, ticket: Ticket, usage: Usage) -> None:
+        """``settle``, surviving the caller's cancellation (a client gone mid-stream, say): the
+        settlement then finishes on its own and ``close`` waits for it."""
+        task = asyncio.create_task(self.settle(ticket, usage), name="routeiq-quota-settle")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Let settlements still running finish (briefly) before the store closes."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=SETTLE_DRAIN_SECONDS)
+
+
+def refusal(limits: Sequence[AppliedLimit], amounts: Sequence[int], result: ReservationResult) -> APIError:
+    """The 429 for a refused reservation: which limit, when it resets, and whether waiting helps."""
+    index = result.refused_index if result.refused_index is not None else 0
+    applied = limits[index]
+    reset = result.reset_seconds[index]
+    # Waiting never helps a budget (it needs a top-up) nor a call bigger than the whole limit.
+    hopeless = applied.limit.is_budget or amounts[index] > applied.cap
+    if amounts[index] > applied.cap:
+        message = (
+            f"this request alone needs about {amounts[index]} of the limit of {applied.describe()}; "
+            "lower max_tokens or shorten the prompt"
+        )
+    elif applied.limit.is_budget:
+        message = f"budget spent for {applied.describe()}; it renews in {format_reset(reset)}"
+    else:
+        message = f"limit reached for {applied.describe()}; it resets in {format_reset(reset)}"
+    headers = limit_headers(limits, result.counts, result.reset_seconds, force=index)
+    headers.update(retry_after_headers(reset))
+    if hopeless:
+        headers["x-should-retry"] = "false"
+    error_type = "insufficient_quota" if applied.limit.is_budget else "rate_limit_error"
+    return APIError(429, message, code=_CODE_OF_KIND[applied.kind], error_type=error_type, headers=headers)

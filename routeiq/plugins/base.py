@@ -1,0 +1,137 @@
+"""The plugin interface: metadata, lifecycle, and the hooks the plugins layer calls.
+
+A plugin is a subclass of ``Plugin`` with a ``name``, a ``version``, a default ``priority`` (lower
+runs first) and a pydantic ``settings_model`` for its own YAML settings. It overrides only the hooks
+it needs: the manager looks at which methods a class overrides and never calls the others, so an
+unused hook costs nothing.
+
+Hooks, in the order a request meets them:
+
+* ``on_request(call, connection)`` — every HTTP request; return a ``Response`` to answer it here.
+* ``pre_call(call)`` — model calls, after the JSON body is read: rewrite ``call.body`` or raise
+  ``GuardrailBlocked``.
+* ``on_stream_chunk(call, event)`` — each server-sent event of a streamed model call; return the
+  bytes to send instead (``b""`` drops the event).
+* ``post_call(call, result)`` — a model call that answered below 400, after the response (streams
+  included) is complete. With ``reads_response_body = True`` a non-streamed body is held back until
+  the hook ran, and ``result.body`` may be replaced.
+* ``on_error(call, result)`` — a model call answered with status 400 or above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from routeiq.api.errors import APIError
+from routeiq.governance.call import GovernedCall
+from routeiq.store.records import SpendRecord
+
+if TYPE_CHECKING:  # typing only: importing them costs nothing at runtime this way
+    import aiohttp
+
+    from routeiq.settings import Settings
+    from routeiq.state.base import StateStore
+
+GROUP = "routeiq.plugins"  # the entry point group third-party plugins register under
+
+HealthStatus = Literal["ok", "degraded", "down"]
+
+
+class NoSettings(BaseModel):
+    """For plugins without settings: any key given is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PluginServices:
+    """What the gateway lends plugins at startup."""
+
+    state: StateStore  # shared counters (Redis when configured)
+    submit_spend: Callable[[SpendRecord], bool]  # the durable spend log; False when its queue is full
+    http: aiohttp.ClientSession  # the gateway's pooled HTTP client
+    settings: Settings
+
+
+@dataclass(frozen=True, slots=True)
+class PluginHealth:
+    status: HealthStatus = "ok"
+    detail: str | None = None
+
+
+@dataclass
+class CallResult:
+    """How a model call ended, as post_call and on_error see it (usage and cost are on the call)."""
+
+    status: int
+    streamed: bool
+    # The non-streamed response body when a plugin asked for it (``reads_response_body``); a
+    # post_call hook may assign new bytes and the client gets those.
+    body: bytes | None = None
+
+
+class GuardrailBlocked(APIError):
+    """Raised by a hook to refuse the request: a 400 or 403 whose error code names the guardrail."""
+
+    def __init__(self, status: Literal[400, 403], code: str, message: str) -> None:
+        super().__init__(status, message, code=code)
+
+
+class Plugin(Generic[SettingsT]):
+    """Base class of every plugin. Subclasses set the class attributes and override hooks."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0.0.0"
+    priority: ClassVar[int] = 100
+    settings_model: ClassVar[type[BaseModel]] = NoSettings  # validates the YAML ``settings:``
+    # Hold a non-streamed response back until post_call ran (see CallResult.body). An instance may
+    # set it from its settings: only plugins that really read the body should cost the buffering.
+    reads_response_body: bool = False
+
+    def __init__(self, settings: SettingsT) -> None:
+        self.settings = settings
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    async def startup(self, services: PluginServices) -> None:
+        """Called once in the app's lifespan before traffic; raising here fails startup."""
+
+    async def shutdown(self) -> None:
+        """Called once when the app stops."""
+
+    async def health(self) -> PluginHealth:
+        return PluginHealth()
+
+    # Hooks ---------------------------------------------------------------------------------
+
+    async def on_request(self, call: GovernedCall, connection: HTTPConnection) -> Response | None:
+        return None
+
+    async def pre_call(self, call: GovernedCall) -> None:
+        return None
+
+    async def on_stream_chunk(self, call: GovernedCall, event: bytes) -> bytes:
+        return event
+
+    async def post_call(self, call: GovernedCall, result: CallResult) -> None:
+        return None
+
+    async def on_error(self, call: GovernedCall, result: CallResult) -> None:
+        return None
+
+
+HOOKS = ("on_request", "pre_call", "on_stream_chunk", "post_call", "on_error")
+
+
+def implements(plugin_class: type[Plugin[Any]], hook: str) -> bool:
+    """Whether the class overrides ``hook`` (the base versions do nothing and are never called)."""
+    return getattr(plugin_class, hook) is not getattr(Plugin, hook)

@@ -1,0 +1,142 @@
+"""The cost tracker: what each served call cost, charged to its key, team, user and group.
+
+Two destinations. Counters in the shared StateStore (hashes ``spend:key:<id>``, ``spend:team:<t>``,
+``spend:user:<u>``, ``spend:group:<g>``, ``spend:deployment:<id>`` and ``spend:total`` with fields
+``micro_usd``, ``input_tokens``, ``output_tokens`` and ``requests``) for live totals across every
+worker; and one ``SpendRecord`` per call in the durable spend log for reporting.
+
+Both stay off the request path: counters are summed in the worker and added to the store every
+``flush_seconds`` (kept and retried while the store is unreachable), and records go to the spend
+log's bounded queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from routeiq.governance.call import GovernedCall
+from routeiq.periodic import every, stop
+from routeiq.plugins.base import CallResult, Plugin, PluginHealth, PluginServices
+from routeiq.state.base import StateStore
+from routeiq.store.records import SpendRecord
+
+logger = logging.getLogger("routeiq.plugins.cost")
+
+MICRO = 1_000_000
+
+
+class CostSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    flush_seconds: float = Field(default=0.5, gt=0, description="How often counters go to the StateStore.")
+
+
+def _tokens(usage: dict[str, Any] | None, field: str) -> int:
+    value = (usage or {}).get(field)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def spend_keys(call: GovernedCall) -> list[str]:
+    """The counters one call is charged to."""
+    assert call.served is not None
+    identity = call.identity
+    keys = [
+        f"spend:group:{call.served.group}",
+        f"spend:deployment:{call.served.deployment_id}",
+        "spend:total",
+    ]
+    if identity.key_id:
+        keys.append(f"spend:key:{identity.key_id}")
+    if identity.team:
+        keys.append(f"spend:team:{identity.team}")
+    if identity.user:
+        keys.append(f"spend:user:{identity.user}")
+    return keys
+
+
+class CostTracker(Plugin[CostSettings]):
+    name = "cost_tracker"
+    version = "1.0.0"
+    priority = 1000  # after every guardrail: only what was actually served is charged
+    settings_model = CostSettings
+
+    def __init__(self, settings: CostSettings) -> None:
+        super().__init__(settings)
+        self._pending: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._store: StateStore | None = None
+        self._submit: Callable[[SpendRecord], bool] = lambda record: False
+        self._task: asyncio.Task[None] | None = None
+        self._flush_failed = False
+        self.records_dropped = 0
+
+    async def startup(self, services: PluginServices) -> None:
+        self._store = services.state
+        self._submit = services.submit_spend
+        self._task = every(self.settings.flush_seconds, self.flush, "spend counters flush")
+
+    async def shutdown(self) -> None:
+        if self._task is not None:
+            await stop([self._task])
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    async def health(self) -> PluginHealth:
+        if self._flush_failed:
+            waiting = len(self._pending)
+            return PluginHealth("degraded", f"state store unreachable; {waiting} counters waiting")
+        if self.records_dropped:
+            return PluginHealth("degraded", f"{self.records_dropped} spend records dropped (log queue full)")
+        return PluginHealth()
+
+    async def post_call(self, call: GovernedCall, result: CallResult) -> None:
+        if call.served is None:
+            return  # nothing answered (or not a model call): nothing to charge
+        input_tokens = _tokens(call.usage, "prompt_tokens")
+        output_tokens = _tokens(call.usage, "completion_tokens")
+        cost = call.cost_usd or 0.0
+        amounts = {
+            "micro_usd": round(cost * MICRO),
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "requests": 1,
+        }
+        for key in spend_keys(call):
+            self._pending[key].update(amounts)
+        record = SpendRecord(
+            at=time.time(),
+            request_id=call.request_id,
+            group=call.served.group,
+            deployment_id=call.served.deployment_id,
+            model=call.served.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            key_id=call.identity.key_id,
+            team=call.identity.team,
+            user=call.identity.user,
+        )
+        if not self._submit(record):
+            self.records_dropped += 1
+
+    async def flush(self) -> None:
+        if not self._pending or self._store is None:
+            return
+        batch, self._pending = self._pending, defaultdict(Counter)
+        for index, (key, amounts) in enumerate(batch.items()):
+            try:
+                await self._store.hincr(key, dict(amounts))
+            except Exception:
+                # Keep this and every unwritten counter for the next flush rather than lose them.
+                for unwritten, fields in list(batch.items())[index:]:
+                    self._pending[unwritten].update(fields)
+                self._flush_failed = True
+                raise
+        self._flush_failed = False

@@ -1,0 +1,120 @@
+"""Prompt-injection heuristics: phrases that try to override the system's instructions.
+
+Each pattern has a weight; a call whose user (and tool) messages score at least ``threshold`` is
+refused. These are heuristics — they catch the common, lazy attacks cheaply and say which pattern
+matched; they are not a classifier and do not claim to stop a determined attacker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from routeiq.governance.call import GovernedCall
+from routeiq.plugins.base import GuardrailBlocked, Plugin
+from routeiq.plugins.text import texts
+
+
+@dataclass(frozen=True, slots=True)
+class Heuristic:
+    name: str
+    pattern: re.Pattern[str]
+    weight: float
+
+
+def _heuristic(name: str, pattern: str, weight: float = 1.0) -> Heuristic:
+    return Heuristic(name, re.compile(pattern, re.IGNORECASE | re.MULTILINE), weight)
+
+
+_PRIOR = r"(?:all\s+|any\s+|the\s+|your\s+|of\s+)*(?:previous|prior|above|earlier|preceding|initial|original)"
+_ORDERS = r"(?:instructions?|prompts?|rules|directions|guidelines|context|messages?)"
+
+HEURISTICS: tuple[Heuristic, ...] = (
+    _heuristic("ignore_instructions", rf"\b(?:ignore|disregard|skip|override)\s+{_PRIOR}\s+{_ORDERS}"),
+    _heuristic("forget_instructions", rf"\bforget\s+(?:everything|all|{_PRIOR})\b.{{0,40}}?\b{_ORDERS}\b"),
+    _heuristic(
+        "reveal_system_prompt",
+        r"\b(?:reveal|print|show|repeat|output|leak|tell me)\s+(?:me\s+)?(?:your|the)\s+"
+        r"(?:system\s+prompt|hidden\s+(?:instructions|prompt)|initial\s+(?:instructions|prompt))",
+    ),
+    _heuristic(
+        "jailbreak_persona",
+        r"\b(?:you\s+are\s+now|act\s+as|pretend\s+to\s+be)\s+(?:DAN|an?\s+unrestricted|jailbroken)",
+    ),
+    _heuristic("do_anything_now", r"\bdo\s+anything\s+now\b"),
+    _heuristic("developer_mode", r"\b(?:developer|god|debug)\s+mode\s+(?:enabled|activated|on)\b"),
+    _heuristic(
+        "disable_safety",
+        r"\b(?:bypass|disable|ignore|override|turn\s+off)\s+(?:your\s+|the\s+|all\s+)?"
+        r"(?:safety|content)\s+(?:filters?|policy|policies|guidelines|restrictions)",
+    ),
+    _heuristic(
+        "no_restrictions", r"\bwithout\s+(?:any\s+)?(?:restrictions|limitations|filters|rules)\b", 0.5
+    ),
+    _heuristic("role_markers", r"<\|im_start\|>\s*system|\[/?(?:system|INST)\]|^\s*#{2,}\s*system\s*:", 0.5),
+)
+
+
+def score(text: str, heuristics: tuple[Heuristic, ...] = HEURISTICS) -> tuple[float, list[str]]:
+    """The summed weight of the heuristics that match, and their names."""
+    matched = [heuristic for heuristic in heuristics if heuristic.pattern.search(text)]
+    return sum(heuristic.weight for heuristic in matched), [heuristic.name for heuristic in matched]
+
+
+class InjectionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(default=1.0, gt=0, description="Refuse at or above this summed weight.")
+    roles: list[str] = Field(
+        default_factory=lambda: ["user", "tool", "function"],
+        description="Chat roles scanned (system prompts are the operator's, not an attack).",
+    )
+    extra_patterns: list[str] = Field(
+        default_factory=list, description="More regular expressions (case-insensitive), weight 1 each."
+    )
+    action: Literal["block", "log"] = Field(default="block", description="`log` only reports a match.")
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"not a valid regular expression {pattern!r}: {error}") from None
+        return patterns
+
+
+class InjectionPlugin(Plugin[InjectionSettings]):
+    name = "prompt_injection"
+    version = "1.0.0"
+    priority = 20
+    settings_model = InjectionSettings
+
+    def __init__(self, settings: InjectionSettings) -> None:
+        super().__init__(settings)
+        extra = tuple(_heuristic(f"custom_{i}", p) for i, p in enumerate(settings.extra_patterns))
+        self._heuristics = HEURISTICS + extra
+        self._roles = frozenset(settings.roles)
+
+    async def pre_call(self, call: GovernedCall) -> None:
+        call.guardrails.append(self.name)
+        total = 0.0
+        matched: list[str] = []
+        for text in texts(call.body, self._roles):
+            points, names = score(text, self._heuristics)
+            total += points
+            matched += names
+        if total < self.settings.threshold:
+            return
+        if self.settings.action == "log":
+            call.add_headers({"x-routeiq-injection-suspected": ",".join(sorted(set(matched)))})
+            return
+        raise GuardrailBlocked(
+            400,
+            "prompt_injection",
+            f"the request looks like a prompt-injection attempt ({', '.join(sorted(set(matched)))})",
+        )

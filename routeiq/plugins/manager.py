@@ -1,0 +1,295 @@
+"""Find, validate, start and stop the configured plugins, and run their hooks with a timeout each.
+
+Plugins come from ``settings.plugins`` by name: a built-in, or a third-party class registered under
+the ``routeiq.plugins`` entry point group. A bad name or bad settings is a ``ConfigError`` naming
+the entry, raised before anything serves (``routeiq serve`` and ``routeiq check-config`` alike).
+
+Each hook runs under its plugin's ``timeout_ms``. A hook that fails or times out is skipped when the
+plugin's ``failure_mode`` is ``continue`` (logged and counted) and refuses the request with 503
+``plugin_failed`` when it is ``abort``. A ``GuardrailBlocked`` is not a failure: it is the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from routeiq.api.errors import APIError, service_unavailable
+from routeiq.config import ConfigError
+from routeiq.governance.call import GovernedCall
+from routeiq.plugins.base import (
+    GROUP,
+    HOOKS,
+    CallResult,
+    GuardrailBlocked,
+    Plugin,
+    PluginHealth,
+    PluginServices,
+    implements,
+)
+from routeiq.settings import PluginConfig
+
+logger = logging.getLogger("routeiq.plugins")
+
+# Imported only when configured, so a gateway without them pays nothing.
+BUILTINS: dict[str, str] = {
+    "pii": "routeiq.plugins.builtin.pii:PiiPlugin",
+    "prompt_injection": "routeiq.plugins.builtin.injection:InjectionPlugin",
+    "content_filter": "routeiq.plugins.builtin.content_filter:ContentFilterPlugin",
+    "moderation": "routeiq.plugins.builtin.moderation:ModerationPlugin",
+    "cost_tracker": "routeiq.plugins.builtin.cost:CostTracker",
+}
+HEALTH_TIMEOUT_SECONDS = 2.0
+RETRY_AFTER_SECONDS = 1.0
+
+T = TypeVar("T")
+
+
+class PluginFailed(APIError):
+    """503 ``plugin_failed``: a plugin whose failure mode is ``abort`` failed or timed out."""
+
+    def __init__(self, plugin: str, reason: str) -> None:
+        error = service_unavailable(f"plugin {plugin!r} {reason}", "plugin_failed", RETRY_AFTER_SECONDS)
+        super().__init__(
+            error.status, error.message, code=error.code, error_type=error.error_type, headers=error.headers
+        )
+        self.plugin = plugin
+
+
+@dataclass(eq=False)
+class LoadedPlugin:
+    """One configured plugin instance with its effective options and this worker's counters."""
+
+    plugin: Plugin[Any]
+    source: str  # "builtin" or the entry point's value
+    priority: int
+    timeout_seconds: float
+    abort: bool
+    failures: int = 0
+    timeouts: int = 0
+    blocks: int = 0
+    name: str = ""  # as configured (one class may serve several entry point names); default: its own
+
+    def __post_init__(self) -> None:
+        self.name = self.name or type(self.plugin).name
+
+
+def available_plugins() -> dict[str, str]:
+    """Every plugin name that can be configured, and where it comes from."""
+    found = {name: "builtin" for name in BUILTINS}
+    for point in entry_points(group=GROUP):
+        found.setdefault(point.name, point.value)
+    return found
+
+
+def find_plugin_class(name: str) -> tuple[type[Plugin[Any]], str]:
+    """The class behind a configured name (built-ins win over an entry point of the same name)."""
+    if name in BUILTINS:
+        module, _, attribute = BUILTINS[name].partition(":")
+        return getattr(importlib.import_module(module), attribute), "builtin"
+    points = entry_points(group=GROUP, name=name)
+    if not points:
+        raise ConfigError(
+            f"unknown plugin {name!r}; available: {sorted(available_plugins())} "
+            f"(third-party plugins register under the {GROUP!r} entry point group)"
+        )
+    point = next(iter(points))
+    try:
+        loaded = point.load()
+    except Exception as error:
+        raise ConfigError(f"plugin {name!r}: cannot import {point.value}: {error}") from None
+    if not (isinstance(loaded, type) and issubclass(loaded, Plugin)):
+        raise ConfigError(f"plugin {name!r}: {point.value} is not a routeiq.plugins.base.Plugin subclass")
+    return loaded, point.value
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        problems.append(f"settings.{where}: {item['msg']}" if where else f"settings: {item['msg']}")
+    return "; ".join(problems)
+
+
+def load_plugins(configs: list[PluginConfig]) -> list[LoadedPlugin]:
+    """Instantiate the enabled plugins, validating each one's settings with its own model."""
+    loaded: list[LoadedPlugin] = []
+    seen: set[str] = set()
+    for index, config in enumerate(configs):
+        where = f"plugins[{index}] ({config.name})"
+        if not config.enabled:
+            continue
+        if config.name in seen:
+            raise ConfigError(f"{where}: plugin {config.name!r} is configured twice")
+        seen.add(config.name)
+        try:
+            plugin_class, source = find_plugin_class(config.name)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        try:
+            settings = plugin_class.settings_model.model_validate(config.settings)
+        except ValidationError as error:
+            raise ConfigError(f"{where}: {_describe(error)}") from None
+        try:
+            plugin = plugin_class(settings)
+        except Exception as error:
+            raise ConfigError(f"{where}: cannot be created: {error}") from None
+        loaded.append(
+            LoadedPlugin(
+                plugin=plugin,
+                source=source,
+                priority=plugin_class.priority if config.priority is None else config.priority,
+                timeout_seconds=config.timeout_ms / 1000,
+                abort=config.failure_mode == "abort",
+                name=config.name,
+            )
+        )
+    return loaded
+
+
+class PluginManager:
+    """The plugins in priority order (lower first), and per hook only those that implement it."""
+
+    def __init__(self, plugins: list[LoadedPlugin]) -> None:
+        self.plugins = sorted(plugins, key=lambda loaded: loaded.priority)
+        by_hook = {hook: [p for p in self.plugins if implements(type(p.plugin), hook)] for hook in HOOKS}
+        self.on_request = by_hook["on_request"]
+        self.pre_call = by_hook["pre_call"]
+        self.on_stream_chunk = by_hook["on_stream_chunk"]
+        self.post_call = by_hook["post_call"]
+        self.on_error = by_hook["on_error"]
+        self.active = bool(self.plugins)
+        # Whether responses need watching at all, and whether non-streamed bodies must be held back.
+        self.observes_responses = bool(self.on_stream_chunk or self.post_call or self.on_error)
+        self.reads_response_body = any(p.plugin.reads_response_body for p in self.post_call + self.on_error)
+
+    @classmethod
+    def from_configs(cls, configs: list[PluginConfig]) -> PluginManager:
+        return cls(load_plugins(configs))
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, services: PluginServices) -> None:
+        for loaded in self.plugins:
+            try:
+                await loaded.plugin.startup(services)
+            except Exception as error:
+                raise RuntimeError(f"plugin {loaded.name!r} failed to start: {error}") from error
+            logger.info(
+                "plugin %s %s started (priority %d)", loaded.name, loaded.plugin.version, loaded.priority
+            )
+
+    async def close(self) -> None:
+        for loaded in reversed(self.plugins):
+            try:
+                await loaded.plugin.shutdown()
+            except Exception:
+                logger.warning("plugin %s failed to shut down cleanly", loaded.name, exc_info=True)
+
+    async def health(self) -> list[dict[str, Any]]:
+        """Each plugin with its metadata, hooks, health and this worker's failure counters."""
+        report = []
+        for loaded in self.plugins:
+            try:
+                async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                    health = await loaded.plugin.health()
+            except Exception as error:
+                health = PluginHealth("down", f"health check failed: {type(error).__name__}")
+            report.append(
+                {
+                    "name": loaded.name,
+                    "version": loaded.plugin.version,
+                    "source": loaded.source,
+                    "priority": loaded.priority,
+                    "timeout_ms": round(loaded.timeout_seconds * 1000),
+                    "failure_mode": "abort" if loaded.abort else "continue",
+                    "hooks": [hook for hook in HOOKS if implements(type(loaded.plugin), hook)],
+                    "health": {"status": health.status, "detail": health.detail},
+                    "counters": {
+                        "scope": "this worker",
+                        "failures": loaded.failures,
+                        "timeouts": loaded.timeouts,
+                        "blocks": loaded.blocks,
+                    },
+                }
+            )
+        return report
+
+    # Hooks ---------------------------------------------------------------------------------
+
+    async def run_on_request(self, call: GovernedCall, connection: HTTPConnection) -> Response | None:
+        for loaded in self.on_request:
+            response = await self._run(loaded, call, "on_request", loaded.plugin.on_request(call, connection))
+            if isinstance(response, Response):
+                return response
+        return None
+
+    async def run_pre_call(self, call: GovernedCall) -> None:
+        for loaded in self.pre_call:
+            await self._run(loaded, call, "pre_call", loaded.plugin.pre_call(call))
+
+    async def run_stream_event(self, call: GovernedCall, event: bytes) -> bytes:
+        for loaded in self.on_stream_chunk:
+            changed = await self._run(
+                loaded, call, "on_stream_chunk", loaded.plugin.on_stream_chunk(call, event)
+            )
+            if isinstance(changed, bytes):
+                event = changed
+            if not event:
+                return b""
+        return event
+
+    async def run_post_call(self, call: GovernedCall, result: CallResult) -> None:
+        """Every post_call hook runs (the cost tracker must count a refused answer too); the first
+        refusal or abort is raised once they all ran."""
+        refusal: APIError | None = None
+        for loaded in self.post_call:
+            try:
+                await self._run(loaded, call, "post_call", loaded.plugin.post_call(call, result))
+            except APIError as error:
+                refusal = refusal or error
+        if refusal is not None:
+            raise refusal
+
+    async def run_on_error(self, call: GovernedCall, result: CallResult) -> None:
+        """Observers only: nothing they raise changes the error the client gets."""
+        for loaded in self.on_error:
+            try:
+                await self._run(loaded, call, "on_error", loaded.plugin.on_error(call, result))
+            except APIError:
+                logger.warning("plugin %s refused in on_error; the original error stands", loaded.name)
+
+    async def _run(self, loaded: LoadedPlugin, call: GovernedCall, hook: str, work: Awaitable[T]) -> T | None:
+        applied = len(call.guardrails)
+        try:
+            async with asyncio.timeout(loaded.timeout_seconds):
+                return await work
+        except GuardrailBlocked as blocked:
+            loaded.blocks += 1
+            logger.info("guardrail %s refused request %s (%s)", loaded.name, call.request_id, blocked.code)
+            raise
+        except APIError:
+            raise  # a plugin's own deliberate answer (say, a 429 of its own)
+        except TimeoutError:
+            loaded.timeouts += 1
+            reason = f"timed out after {round(loaded.timeout_seconds * 1000)} ms in {hook}"
+        except Exception as error:
+            loaded.failures += 1
+            reason = f"failed in {hook} ({type(error).__name__})"
+            logger.debug("plugin %s %s", loaded.name, reason, exc_info=True)
+        # It did not finish, so it did not apply: the guardrails header must not claim it did.
+        del call.guardrails[applied:]
+        if loaded.abort:
+            logger.warning("plugin %s %s: refusing request %s", loaded.name, reason, call.request_id)
+            raise PluginFailed(loaded.name, reason)
+        logger.warning("plugin %s %s: continuing without it", loaded.name, reason)
+        return None

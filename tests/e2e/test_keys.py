@@ -1,0 +1,243 @@
+"""Virtual keys and the audit trail, through the real server.
+
+Two workers share Redis and PostgreSQL, so "refused everywhere" means every worker, at once, with
+the per-worker key cache warm. A second, single-process gateway on the embedded SQLite store shows
+the same lifecycle there and what a failing audit write does to an admin action.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.support.databases import postgres_database
+from tests.support.gateway import Gateway, deployment
+from tests.support.mock_upstream import MockUpstream
+
+MASTER = "sk-keys-master"
+ADMIN_KEY = "sk-keys-admin"
+ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
+REDIS_URL = "redis://127.0.0.1:6379/5"
+CHAT = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
+
+
+def config(api_base: str) -> dict[str, Any]:
+    return {
+        "model_list": [
+            deployment("auto", "mock-alpha", api_base, id="alpha", tier="budget"),
+            deployment("auto", "mock-beta", api_base, id="beta", tier="premium"),
+            deployment("other", "mock-other", api_base, id="other"),
+            deployment("embed", "mock-embed", api_base, id="embed"),
+        ],
+        "router_settings": {"routing_strategy": "simple-shuffle"},
+    }
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[MockUpstream]:
+    with MockUpstream() as mock:
+        yield mock
+
+
+@pytest.fixture(scope="module")
+def cluster(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    env = {"ROUTEIQ_MASTER_KEY": MASTER, "ROUTEIQ_ADMIN_KEYS": ADMIN_KEY, "ROUTEIQ_REDIS_URL": REDIS_URL}
+    with postgres_database() as database_url:
+        env["ROUTEIQ_DATABASE_URL"] = database_url
+        gateway = Gateway(config(upstream.base_url), tmp_path_factory.mktemp("keys"), env, ("--workers", "2"))
+        with gateway:
+            gateway.wait_for_log("router built", 2)
+            yield gateway
+
+
+def create_key(gateway: Gateway, **fields: Any) -> dict[str, Any]:
+    response = httpx.post(f"{gateway.url}/admin/keys", headers=ADMIN, json=fields)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def chat(gateway: Gateway, key: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    return httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json=body or CHAT,
+        timeout=20,
+    )
+
+
+def audit(gateway: Gateway, **filters: Any) -> list[dict[str, Any]]:
+    response = httpx.get(f"{gateway.url}/admin/audit", headers=ADMIN, params=filters)
+    assert response.status_code == 200, response.text
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
+
+
+def test_a_key_is_shown_once_stored_hashed_and_works_with_the_sdk(cluster: Gateway) -> None:
+    created = create_key(cluster, name="ci", team="search", user="ana", metadata={"cost_center": "42"})
+    secret = created["key"]
+    assert secret.startswith("sk-riq-") and created["key_prefix"] == secret[: len(created["key_prefix"])]
+    assert created["team"] == "search" and created["status"] == "active"
+
+    listed = httpx.get(f"{cluster.url}/admin/keys", headers=ADMIN, params={"team": "search"}).json()
+    (entry,) = [key for key in listed["data"] if key["key_id"] == created["key_id"]]
+    assert "key" not in entry and "key_hash" not in entry and secret not in str(listed)
+
+    client = openai.OpenAI(base_url=f"{cluster.url}/v1", api_key=secret, max_retries=0)
+    reply = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content
+    assert [model.id for model in client.models.list()] == ["auto", "other", "embed"]
+
+
+def test_a_revoked_key_is_refused_by_every_worker_at_once(cluster: Gateway) -> None:
+    created = create_key(cluster, team="search")
+    secret, key_id = created["key"], created["key_id"]
+    for _ in range(12):  # warm the key cache of both workers
+        assert chat(cluster, secret).status_code == 200
+
+    revoked = httpx.post(f"{cluster.url}/admin/keys/{key_id}/revoke", headers=ADMIN)
+    assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+
+    headers = {"authorization": f"Bearer {secret}"}
+    for _ in range(12):
+        response = chat(cluster, secret)
+        assert response.status_code == 401, response.text
+        assert response.json()["error"]["code"] == "key_revoked"
+        assert response.headers["x-request-id"]
+        embeddings = httpx.post(
+            f"{cluster.url}/v1/embeddings", headers=headers, json={"model": "embed", "input": "x"}
+        )
+        assert embeddings.status_code == 401
+        assert httpx.get(f"{cluster.url}/models", headers=headers).status_code == 401
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{cluster.url}/v1", api_key=secret, max_retries=0).models.list()
+
+
+def test_rotation_replaces_the_secret_and_expiry_ends_a_key(cluster: Gateway) -> None:
+    created = create_key(cluster, user="bo")
+    assert chat(cluster, created["key"]).status_code == 200
+    rotated = httpx.post(f"{cluster.url}/admin/keys/{created['key_id']}/rotate", headers=ADMIN).json()
+    assert rotated["key"] != created["key"] and rotated["key_id"] == created["key_id"]
+    old = chat(cluster, created["key"])
+    assert old.status_code == 401 and old.json()["error"]["code"] == "invalid_api_key"
+    assert chat(cluster, rotated["key"]).status_code == 200
+
+    brief = create_key(cluster, expires_in_seconds=1)
+    assert chat(cluster, brief["key"]).status_code == 200
+    time.sleep(1.2)
+    expired = chat(cluster, brief["key"])
+    assert expired.status_code == 401 and expired.json()["error"]["code"] == "key_expired"
+
+
+def test_allowed_groups_and_models_bound_what_a_key_reaches(cluster: Gateway) -> None:
+    scoped = create_key(cluster, allowed_groups=["auto"], allowed_models=["*mock-beta"])
+    for _ in range(6):
+        served = chat(cluster, scoped["key"])
+        assert served.status_code == 200 and served.headers["x-routeiq-served-model"] == "mock-beta"
+    refused = chat(cluster, scoped["key"], {**CHAT, "model": "other"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "model_not_allowed"
+
+    changed = httpx.patch(
+        f"{cluster.url}/admin/keys/{scoped['key_id']}", headers=ADMIN, json={"allowed_groups": ["other"]}
+    )
+    assert changed.status_code == 200 and changed.json()["allowed_groups"] == ["other"]
+    assert chat(cluster, scoped["key"]).status_code == 403  # every worker, at once
+    unknown = httpx.post(f"{cluster.url}/admin/keys", headers=ADMIN, json={"allowed_groups": ["nope"]})
+    assert unknown.status_code == 400 and "nope" in unknown.json()["error"]["message"]
+
+
+def test_keys_are_data_plane_only_and_malformed_limits_are_refused(cluster: Gateway) -> None:
+    secret = create_key(cluster)["key"]
+    admin_try = httpx.get(f"{cluster.url}/admin/keys", headers={"authorization": f"Bearer {secret}"})
+    assert admin_try.status_code == 401 and admin_try.json()["error"]["code"] == "invalid_admin_key"
+
+    for bad in (
+        {"limits": [{"metric": "requests", "window": "fortnight", "limit": 5}]},
+        {"limits": [{"metric": "requests", "window": "minute", "limit": -1}]},
+        {"rpm_limit": "many"},
+        {"colour": "blue"},
+    ):
+        response = httpx.post(f"{cluster.url}/admin/keys", headers=ADMIN, json=bad)
+        assert response.status_code == 400, (bad, response.text)
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["param"], error
+        assert response.headers["x-request-id"]
+
+
+def test_every_admin_action_is_audited_with_actor_and_request_id(cluster: Gateway) -> None:
+    response = httpx.post(
+        f"{cluster.url}/admin/keys", headers={**ADMIN, "x-request-id": "req-audit-create"}, json={"team": "t"}
+    )
+    key_id = response.json()["key_id"]
+    httpx.patch(f"{cluster.url}/admin/keys/{key_id}", headers=ADMIN, json={"user": "u"})
+    httpx.post(f"{cluster.url}/admin/keys/{key_id}/rotate", headers=ADMIN)
+    httpx.delete(f"{cluster.url}/admin/keys/{key_id}", headers=ADMIN)
+    missing = httpx.post(f"{cluster.url}/admin/keys/key_missing/revoke", headers=ADMIN)
+    assert missing.status_code == 404
+    strategy = httpx.put(f"{cluster.url}/admin/strategy", headers=ADMIN, json={"strategy": "least-busy"})
+    assert strategy.status_code == 200
+
+    creations = audit(cluster, action="key.create", since=time.time() - 120, limit=500)
+    (created,) = [record for record in creations if record["request_id"] == "req-audit-create"]
+    assert created["outcome"] == "success" and created["details"]["key_id"] == key_id
+    assert created["actor"].startswith("key:admin-") and ADMIN_KEY not in str(created)
+    on_key = audit(cluster, target=key_id)
+    assert [record["action"] for record in on_key] == ["key.revoke", "key.rotate", "key.update"]
+    assert all(record["outcome"] == "success" for record in on_key)
+    (failed,) = audit(cluster, target="key_missing")
+    assert failed["action"] == "key.revoke" and failed["outcome"] == "failure"
+    (changed,) = audit(cluster, action="strategy.set", limit=1)
+    assert changed["details"]["strategy"] == "least-busy" and changed["target"] == "*"
+
+    first = httpx.get(f"{cluster.url}/admin/audit", headers=ADMIN, params={"limit": 2}).json()
+    second = httpx.get(
+        f"{cluster.url}/admin/audit", headers=ADMIN, params={"limit": 2, "cursor": first["next_cursor"]}
+    ).json()
+    assert len(first["data"]) == 2 and len(second["data"]) == 2
+    assert first["data"][-1]["id"] > second["data"][0]["id"]
+
+
+@pytest.fixture(scope="module")
+def embedded(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("embedded")
+    env = {"ROUTEIQ_ADMIN_KEYS": ADMIN_KEY, "ROUTEIQ_DATA_DIR": str(tmp / "data")}
+    with Gateway(config(upstream.base_url), tmp, env) as gateway:
+        yield gateway
+
+
+def test_embedded_sqlite_store_serves_keys_even_on_an_open_data_plane(embedded: Gateway) -> None:
+    assert (Path(embedded.log_path).parent / "data" / "routeiq.db").exists()
+    ready = httpx.get(f"{embedded.url}/_health/ready").json()
+    assert ready["checks"]["database"] == "sqlite"
+    created = create_key(embedded, team="a")
+    assert chat(embedded, created["key"]).status_code == 200
+    assert chat(embedded, "anything-else").status_code == 200  # open: an unknown key is no key
+    httpx.post(f"{embedded.url}/admin/keys/{created['key_id']}/revoke", headers=ADMIN)
+    assert chat(embedded, created["key"]).status_code == 401  # but a revoked one is refused
+
+
+def test_an_action_that_cannot_be_audited_is_refused(embedded: Gateway) -> None:
+    database = Path(embedded.log_path).parent / "data" / "routeiq.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("ALTER TABLE audit_log RENAME TO audit_log_away")
+    try:
+        before = len(httpx.get(f"{embedded.url}/admin/keys", headers=ADMIN).json()["data"])
+        refused = httpx.post(f"{embedded.url}/admin/keys", headers=ADMIN, json={"team": "ghost"})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "audit_unavailable"
+        assert refused.headers["retry-after"] and refused.headers["x-request-id"]
+        after = httpx.get(f"{embedded.url}/admin/keys", headers=ADMIN).json()["data"]
+        assert len(after) == before  # the action did not happen unrecorded
+    finally:
+        with sqlite3.connect(database) as connection:
+            connection.execute("ALTER TABLE audit_log_away RENAME TO audit_log")
+    assert httpx.post(f"{embedded.url}/admin/keys", headers=ADMIN, json={"team": "ok"}).status_code == 201

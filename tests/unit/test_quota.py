@@ -1,0 +1,344 @@
+"""The quota engine against both StateStores: which limits apply, reserving, refusing, settling.
+
+The Redis half uses the real server on 127.0.0.1:6379 under a fresh key prefix per test (it fails,
+never skips, when Redis is down). Counting tests use hour/day windows so that no window rolls over
+in the middle of a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from routeiq.api.errors import APIError
+from routeiq.governance.identity import MASTER, Identity
+from routeiq.governance.limits import Limit, QuotaSettings
+from routeiq.governance.quota import (
+    AppliedLimit,
+    Estimate,
+    Quotas,
+    Usage,
+    applicable_limits,
+    estimate_call,
+    format_reset,
+    limit_headers,
+    usage_of,
+)
+from routeiq.state.base import StateStore, Window
+from routeiq.state.memory import MemoryStateStore
+from routeiq.state.redis import create_redis_store
+from routeiq.state.resilient import ResilientStateStore, StateHealth
+from tests.support.redis_store import open_redis_store, purge
+
+
+def limit(metric: str, window: str, amount: float) -> Limit:
+    return Limit.model_validate({"metric": metric, "window": window, "limit": amount})
+
+
+def key_identity(*limits: Limit, team: str | None = None, user: str | None = None) -> Identity:
+    return Identity("virtual_key", key_id="k1", team=team, user=user, limits=limits)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+    if request.param == "memory":
+        yield MemoryStateStore()
+        return
+    prefix = f"test-quota:{uuid.uuid4().hex}:"
+    shared = await open_redis_store(prefix)
+    yield shared
+    await shared.close()
+    await purge(prefix)
+
+
+def quotas_on(store: StateStore, **settings: object) -> Quotas:
+    return Quotas(store, QuotaSettings.model_validate(settings))
+
+
+async def count(store: StateStore, applied: AppliedLimit, at: float) -> int:
+    return await store.window_get(applied.counter, applied.window, now=at)
+
+
+# --- which limits apply ------------------------------------------------------------------------
+
+
+def test_limits_come_from_key_team_user_and_group() -> None:
+    settings = QuotaSettings.model_validate(
+        {
+            "teams": {"ml": [{"metric": "requests", "window": "hour", "limit": 50}]},
+            "users": {"ada": [{"metric": "total_tokens", "window": "day", "limit": 1000}]},
+            "groups": {"auto": [{"metric": "requests", "window": "minute", "limit": 600}]},
+        }
+    )
+    identity = key_identity(limit("spend_usd", "month", 5), team="ml", user="ada")
+    found = {(a.scope, a.subject, a.limit.metric) for a in applicable_limits(identity, "auto", settings)}
+    assert found == {
+        ("key", "k1", "spend_usd"),
+        ("team", "ml", "requests"),
+        ("user", "ada", "total_tokens"),
+        ("group", "auto", "requests"),
+    }
+    # Master and anonymous callers have no key, team or user: only group limits reach them.
+    assert [a.scope for a in applicable_limits(MASTER, "auto", settings)] == ["group"]
+    assert applicable_limits(MASTER, "other", settings) == []
+
+
+def test_two_limits_on_one_counter_keep_the_smaller() -> None:
+    identity = key_identity(
+        limit("requests", "hour", 10), limit("requests", "hour", 3), limit("requests", "day", 5)
+    )
+    found = applicable_limits(identity, None, QuotaSettings())
+    assert sorted((a.limit.window, a.cap) for a in found) == [("day", 5), ("hour", 3)]
+
+
+def test_may_apply_is_false_when_nothing_is_configured_for_the_caller() -> None:
+    quotas = quotas_on(
+        MemoryStateStore(), teams={"ml": [{"metric": "requests", "window": "hour", "limit": 1}]}
+    )
+    assert not quotas.may_apply(MASTER)
+    assert not quotas.may_apply(Identity("virtual_key", key_id="k1", team="other"))
+    assert quotas.may_apply(Identity("virtual_key", key_id="k1", team="ml"))
+    assert quotas.may_apply(key_identity(limit("requests", "hour", 1)))
+    with_groups = quotas_on(
+        MemoryStateStore(), groups={"auto": [{"metric": "requests", "window": "hour", "limit": 1}]}
+    )
+    assert with_groups.may_apply(MASTER)
+
+
+# --- estimates ---------------------------------------------------------------------------------
+
+
+def test_estimate_chat_uses_characters_and_max_tokens() -> None:
+    body = {
+        "messages": [
+            {"role": "system", "content": "x" * 40},
+            {"role": "user", "content": [{"type": "text", "text": "y" * 41}, {"type": "image_url"}]},
+        ],
+        "max_tokens": 64,
+    }
+    assert estimate_call(body, "/v1/chat/completions", 1024) == Estimate(21, 64)
+    assert (
+        estimate_call({**body, "max_completion_tokens": 10}, "/v1/chat/completions", 1024).output_tokens == 10
+    )
+    assert estimate_call({"messages": [], "n": 3}, "/chat/completions", 100) == Estimate(0, 300)
+
+
+def test_estimate_completions_and_embeddings() -> None:
+    assert estimate_call({"prompt": ["abcd", "efgh"]}, "/v1/completions", 7) == Estimate(2, 7)
+    assert estimate_call({"input": "a" * 10, "max_tokens": 5}, "/v1/embeddings", 7) == Estimate(3, 0)
+
+
+# --- reserving ---------------------------------------------------------------------------------
+
+
+async def test_requests_limit_lets_exactly_n_through(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("requests", "hour", 3)), None)
+    tickets = [await quotas.reserve(limits, Estimate(1, 1)) for _ in range(3)]
+    assert [quotas.headers(t)["x-ratelimit-remaining-requests"] for t in tickets] == ["2", "1", "0"]
+    assert quotas.headers(tickets[0])["x-ratelimit-limit-requests"] == "3"
+    with pytest.raises(APIError) as refused:
+        await quotas.reserve(limits, Estimate(1, 1))
+    error = refused.value
+    assert error.status == 429 and error.code == "requests_limit_exceeded"
+    assert error.error_type == "rate_limit_error"
+    assert "key 'k1': 3 requests per hour" in error.message
+    assert error.headers["x-ratelimit-limit-requests"] == "3"
+    assert error.headers["x-ratelimit-remaining-requests"] == "0"
+    assert 1 <= int(error.headers["retry-after"]) <= 120
+    assert 1 <= int(error.headers["retry-after-ms"]) <= 120_000
+    assert "x-should-retry" not in error.headers  # waiting helps
+
+
+async def test_reservation_is_all_or_nothing(store: StateStore) -> None:
+    quotas = quotas_on(store, teams={"ml": [{"metric": "requests", "window": "hour", "limit": 1}]})
+    identity = key_identity(limit("requests", "hour", 10), team="ml")
+    limits = quotas.limits_for(identity, None)
+    await quotas.reserve(limits, Estimate(0, 0))
+    with pytest.raises(APIError) as refused:
+        await quotas.reserve(limits, Estimate(0, 0))
+    assert "team 'ml'" in refused.value.message
+    now = time.time()
+    key_limit = next(a for a in limits if a.scope == "key")
+    assert await count(store, key_limit, now) == 1  # the refused call left the key's counter alone
+
+
+async def test_concurrent_reservations_never_overshoot(store: StateStore) -> None:
+    quotas = quotas_on(store, groups={"auto": [{"metric": "requests", "window": "day", "limit": 7}]})
+    limits = quotas.limits_for(MASTER, "auto")
+    outcomes = await asyncio.gather(
+        *(quotas.reserve(limits, Estimate(1, 1)) for _ in range(30)), return_exceptions=True
+    )
+    assert sum(1 for outcome in outcomes if not isinstance(outcome, BaseException)) == 7
+    assert all(isinstance(o, APIError) and o.status == 429 for o in outcomes if isinstance(o, BaseException))
+
+
+async def test_tokens_reserve_the_estimate_and_settle_to_real_usage(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    identity = key_identity(
+        limit("input_tokens", "hour", 1000),
+        limit("output_tokens", "hour", 1000),
+        limit("total_tokens", "day", 5000),
+    )
+    limits = {a.limit.metric: a for a in quotas.limits_for(identity, None)}
+    ticket = await quotas.reserve(list(limits.values()), Estimate(100, 400))
+    at = ticket.reserved_at
+    assert await count(store, limits["input_tokens"], at) == 100
+    assert await count(store, limits["output_tokens"], at) == 400
+    assert await count(store, limits["total_tokens"], at) == 500
+    assert quotas.headers(ticket)["x-ratelimit-remaining-tokens"] == "600"  # the tightest: output, 1000-400
+
+    await quotas.settle(ticket, usage_of(True, {"prompt_tokens": 90, "completion_tokens": 25}, None))
+    assert await count(store, limits["input_tokens"], at) == 90
+    assert await count(store, limits["output_tokens"], at) == 25
+    assert await count(store, limits["total_tokens"], at) == 115
+
+
+async def test_failed_call_gives_tokens_back_but_counts_the_request(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    identity = key_identity(
+        limit("requests", "hour", 10), limit("total_tokens", "hour", 1000), limit("spend_usd", "day", 1)
+    )
+    limits = {a.limit.metric: a for a in quotas.limits_for(identity, None)}
+    ticket = await quotas.reserve(list(limits.values()), Estimate(50, 50))
+    await quotas.settle(ticket, Usage(served=False))
+    at = ticket.reserved_at
+    assert await count(store, limits["requests"], at) == 1
+    assert await count(store, limits["total_tokens"], at) == 0
+    assert await count(store, limits["spend_usd"], at) == 0
+
+
+async def test_served_without_usage_keeps_the_estimate(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("total_tokens", "hour", 1000)), None)
+    ticket = await quotas.reserve(limits, Estimate(30, 70))
+    await quotas.settle(ticket, usage_of(True, None, None))
+    assert await count(store, limits[0], ticket.reserved_at) == 100
+
+
+async def test_a_request_bigger_than_the_limit_is_told_not_to_retry(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("output_tokens", "hour", 500)), None)
+    with pytest.raises(APIError) as refused:
+        await quotas.reserve(limits, Estimate(10, 1024))
+    assert refused.value.code == "tokens_limit_exceeded"
+    assert refused.value.headers["x-should-retry"] == "false"
+    assert "lower max_tokens" in refused.value.message
+    assert refused.value.headers["x-ratelimit-remaining-tokens"] == "500"
+
+
+async def test_spent_budget_refuses_and_says_retrying_will_not_help(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    identity = key_identity(limit("spend_usd", "month", 0.01))
+    limits = quotas.limits_for(identity, None)
+    first = await quotas.reserve(limits, Estimate(10, 10))
+    assert quotas.headers(first)["x-ratelimit-limit-budget"] == "0.01"
+    await quotas.settle(first, usage_of(True, {"prompt_tokens": 10, "completion_tokens": 10}, 0.004))
+    assert await count(store, limits[0], first.reserved_at) == 4000  # micro-dollars
+
+    second = await quotas.reserve(limits, Estimate(10, 10))
+    assert quotas.headers(second)["x-ratelimit-remaining-budget"] == "0.005999"  # 1 µ$ reserved
+    await quotas.settle(second, usage_of(True, {"prompt_tokens": 10}, 0.007))  # overshoots: 0.011
+
+    with pytest.raises(APIError) as refused:
+        await quotas.reserve(limits, Estimate(10, 10))
+    error = refused.value
+    assert error.status == 429 and error.code == "budget_exceeded"
+    assert error.error_type == "insufficient_quota"
+    assert error.headers["x-should-retry"] == "false"
+    assert error.headers["x-ratelimit-remaining-budget"] == "0"
+    assert "$0.01 per month" in error.message
+
+
+async def test_settling_uses_the_reservations_window_and_skips_ended_ones(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("total_tokens", "minute", 10_000)), None)
+    # Reserved two minutes ago: that window has ended, so settling leaves it alone.
+    old = await quotas.reserve(limits, Estimate(100, 100), now=time.time() - 120)
+    await quotas.settle(old, Usage(served=False))
+    assert await count(store, limits[0], old.reserved_at) == 200
+    assert await store.window_get(limits[0].counter, Window.MINUTE) == 0  # the current one untouched
+
+
+async def test_settling_survives_the_callers_cancellation(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("total_tokens", "day", 10_000)), None)
+    ticket = await quotas.reserve(limits, Estimate(100, 100))
+
+    async def caller() -> None:
+        await quotas.settle_shielded(ticket, Usage(served=False))
+
+    task = asyncio.create_task(caller())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await quotas.close()  # waits for the settlement the cancelled caller left running
+    assert await count(store, limits[0], ticket.reserved_at) == 0
+
+
+async def test_fail_closed_without_redis_is_a_503() -> None:
+    dead = create_redis_store("redis://127.0.0.1:1/0", timeout_seconds=0.2)
+    store = ResilientStateStore(
+        dead, MemoryStateStore(), feature="quotas", fail_open=False, health=StateHealth()
+    )
+    quotas = quotas_on(store)
+    try:
+        with pytest.raises(APIError) as refused:
+            await quotas.reserve(
+                quotas.limits_for(key_identity(limit("requests", "hour", 5)), None), Estimate(1, 1)
+            )
+    finally:
+        await dead.close()
+    assert refused.value.status == 503 and refused.value.code == "quota_unavailable"
+    assert refused.value.headers["retry-after"] == "1"
+
+
+async def test_fail_open_without_redis_counts_in_the_process() -> None:
+    dead = create_redis_store("redis://127.0.0.1:1/0", timeout_seconds=0.2)
+    store = ResilientStateStore(
+        dead, MemoryStateStore(), feature="quotas", fail_open=True, health=StateHealth()
+    )
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("requests", "hour", 1)), None)
+    try:
+        await quotas.reserve(limits, Estimate(1, 1))
+        with pytest.raises(APIError) as refused:
+            await quotas.reserve(limits, Estimate(1, 1))
+    finally:
+        await dead.close()
+    assert refused.value.status == 429
+
+
+# --- headers -----------------------------------------------------------------------------------
+
+
+def test_format_reset_follows_openai() -> None:
+    assert format_reset(0.25) == "250ms"
+    assert format_reset(12) == "12s"
+    assert format_reset(11.2) == "12s"
+    assert format_reset(90) == "1m30s"
+    assert format_reset(7205) == "2h0m5s"
+
+
+def test_headers_pick_the_tightest_limit_of_each_kind() -> None:
+    limits = [
+        AppliedLimit("key", "k1", limit("requests", "minute", 100)),
+        AppliedLimit("team", "ml", limit("requests", "hour", 10)),
+        AppliedLimit("group", "auto", limit("total_tokens", "day", 1000)),
+    ]
+    headers = limit_headers(limits, counts=[5, 9, 10], resets=[30.0, 600.0, 3600.0])
+    assert headers == {
+        "x-ratelimit-limit-requests": "10",
+        "x-ratelimit-remaining-requests": "1",
+        "x-ratelimit-reset-requests": "10m0s",
+        "x-ratelimit-limit-tokens": "1000",
+        "x-ratelimit-remaining-tokens": "990",
+        "x-ratelimit-reset-tokens": "1h0m0s",
+    }
+    forced = limit_headers(limits, counts=[5, 9, 10], resets=[30.0, 600.0, 3600.0], force=0)
+    assert forced["x-ratelimit-limit-requests"] == "100"
