@@ -160,10 +160,14 @@ def _check_config(path: Path) -> int:
     return 0
 
 
-def _database(action: str, settings: Settings, quiet: bool = False) -> int:
-    """``routeiq db upgrade|current``: SQLAlchemy and Alembic are imported here, not for ``--help``."""
+def _database(action: str, settings: Settings) -> int:
+    """``routeiq db upgrade|current``, and ``startup`` for ``serve``: migrate (unless turned off)
+    and audit a changed configuration, once, before any worker starts. SQLAlchemy and Alembic are
+    imported here, not for ``--help``."""
     import asyncio
 
+    from routeiq.governance.audit import record_config_change
+    from routeiq.store.audit import AuditRepository
     from routeiq.store.database import Database, StoreUnavailable
 
     try:
@@ -173,7 +177,13 @@ def _database(action: str, settings: Settings, quiet: bool = False) -> int:
 
     async def run() -> str | None:
         try:
-            return await (db.upgrade() if action == "upgrade" else db.current_revision())
+            if action == "current":
+                return await db.current_revision()
+            if action == "upgrade" or settings.database_migrate_on_startup:
+                await db.upgrade()
+            if action == "startup":
+                await record_config_change(AuditRepository(db), settings)
+            return await db.current_revision()
         finally:
             await db.close()
 
@@ -182,7 +192,7 @@ def _database(action: str, settings: Settings, quiet: bool = False) -> int:
     except StoreUnavailable as error:
         print(f"routeiq: database {db.display_url} unreachable: {error}", file=sys.stderr)
         return 1
-    if not quiet:
+    if action != "startup":
         print(f"{db.display_url}: revision {revision or 'none'} (head {Database.head_revision()})")
     return 0
 
@@ -205,9 +215,9 @@ def _serve(args: argparse.Namespace) -> int:
         from routeiq.plugins.manager import load_plugins
 
         load_plugins(settings.plugins)
-    # Migrate once here, before any worker starts: an unreachable database is one clear line, and
-    # workers do not race each other through the migration.
-    if settings.database_migrate_on_startup and (status := _database("upgrade", settings, quiet=True)):
+    # Once here, before any worker starts: an unreachable database is one clear line, and workers
+    # do not race each other through the migration or the config-change record.
+    if status := _database("startup", settings):
         return status
     # Workers build their own settings from the environment: hand them the file and the flags
     # there, the flags overwriting any inherited ROUTEIQ_* value so the precedence holds.

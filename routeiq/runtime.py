@@ -80,7 +80,7 @@ class Runtime:
 
     async def start(self) -> None:
         if self.settings.database_migrate_on_startup:
-            await self.database.upgrade()
+            await self.database.ensure_current()
         await self.state.start()
         self.keys.start()
         self.spend_log.start()

@@ -3,21 +3,29 @@
 An action's record is written *before* the action takes effect, so that with
 ``audit_failure_mode: closed`` an action that cannot be recorded is refused (503) instead of
 happening unrecorded. If the action then fails, its record's outcome is changed to ``failure``.
+
+Configuration is not changed through the API but by restarting with another file; ``routeiq serve``
+records a ``config.change`` naming the settings that differ from the last start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 
 from routeiq.api.errors import APIError, service_unavailable
+from routeiq.config import CONFIG_PATH_ENV
 from routeiq.governance.call import current_call
+from routeiq.settings import Settings
 from routeiq.store.audit import AuditRepository
 from routeiq.store.records import AuditRecord
 
@@ -104,3 +112,35 @@ class AuditTrail:
         except Exception as error:
             self._on_write_failure()
             logger.error("audit record %s not updated: %s", entry.record_id, type(error).__name__)
+
+
+def config_fingerprint(settings: Settings) -> dict[str, str]:
+    """A short hash of each top-level setting, secrets masked: enough to say *what* changed
+    without keeping the configuration (or any secret) in the audit log."""
+    dumped = settings.model_dump(mode="json")
+    return {
+        name: hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        for name, value in sorted(dumped.items())
+    }
+
+
+async def record_config_change(repository: AuditRepository, settings: Settings) -> AuditRecord | None:
+    """At startup: a ``config.change`` record naming the settings that differ from the last start."""
+    sections = config_fingerprint(settings)
+    last, _ = await repository.query(action="config.change", limit=1)
+    previous: dict[str, str] = last[0].details.get("sections", {}) if last else {}
+    changed = sorted(
+        name for name in sections.keys() | previous.keys() if sections.get(name) != previous.get(name)
+    )
+    if last and not changed:
+        return None
+    record = AuditRecord(
+        actor="system:startup",
+        action="config.change",
+        outcome="success",
+        at=time.time(),
+        target=os.environ.get(CONFIG_PATH_ENV),
+        details={"changed": changed if last else ["*"], "sections": sections},
+    )
+    record.id = await repository.write(record)
+    return record

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from routeiq.store.migrations import HEAD_REVISION
+
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from routeiq.settings import Settings
 
 logger = logging.getLogger("routeiq.store")
@@ -104,6 +104,19 @@ class Database:
         except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
             raise unavailable(error) from error
 
+    async def ensure_current(self) -> None:
+        """Migrate only if the database is behind: workers started by ``routeiq serve`` find it
+        current (the server migrated before starting them) and never load Alembic."""
+        try:
+            async with self.engine.connect() as connection:
+                current = (
+                    await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+                ).scalar()
+        except (sa.exc.SQLAlchemyError, OSError, TimeoutError):
+            current = None  # no version table yet, or unreachable: upgrade() says which
+        if current != HEAD_REVISION:
+            await self.upgrade()
+
     async def current_revision(self) -> str | None:
         """The migration the database is at (None: never migrated)."""
         try:
@@ -115,6 +128,8 @@ class Database:
     @staticmethod
     def head_revision() -> str | None:
         """The newest migration this version of RouteIQ ships."""
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
     async def ping(self) -> None:
@@ -189,16 +204,22 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
 def _alembic_config() -> Config:
     """Built in code: no alembic.ini is looked up from the working directory."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def _run_upgrade(connection: sa.Connection, revision: str) -> None:
+    from alembic import command
+
     config = _alembic_config()
     config.attributes["connection"] = connection  # env.py migrates on this connection
     command.upgrade(config, revision)
 
 
 def _current_revision(connection: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from tests.support.databases import postgres_database
-from tests.support.gateway import Gateway, deployment
+from tests.support.gateway import Gateway, deployment, free_port
 from tests.support.mock_upstream import MockUpstream
 
 MASTER = "sk-keys-master"
@@ -241,3 +241,21 @@ def test_an_action_that_cannot_be_audited_is_refused(embedded: Gateway) -> None:
         with sqlite3.connect(database) as connection:
             connection.execute("ALTER TABLE audit_log_away RENAME TO audit_log")
     assert httpx.post(f"{embedded.url}/admin/keys", headers=ADMIN, json={"team": "ok"}).status_code == 201
+
+
+def test_a_changed_configuration_is_audited_at_startup(upstream: MockUpstream, tmp_path: Path) -> None:
+    env = {"ROUTEIQ_ADMIN_KEYS": ADMIN_KEY, "ROUTEIQ_DATA_DIR": str(tmp_path / "data")}
+    first = config(upstream.base_url)
+    second = {**first, "model_list": first["model_list"][:2]}
+    port = free_port()  # the port is a setting too: keep it, so only model_list changes
+    for step, settings in enumerate((first, first, second)):
+        (tmp_path / str(step)).mkdir()
+        gateway = Gateway(settings, tmp_path / str(step), env)
+        gateway.port, gateway.url = port, f"http://127.0.0.1:{port}"
+        with gateway:
+            records = audit(gateway, action="config.change")
+            assert len(records) == (1 if step < 2 else 2), records  # an unchanged restart adds none
+    latest = records[0]
+    assert latest["actor"] == "system:startup" and latest["details"]["changed"] == ["model_list"]
+    assert records[1]["details"]["changed"] == ["*"]  # the first start: everything is new
+    assert "sk-upstream" not in str(records)

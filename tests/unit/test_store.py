@@ -20,6 +20,7 @@ from routeiq.store.audit import AuditRepository
 from routeiq.store.database import Database, StoreConflict, StoreUnavailable, normalise_url
 from routeiq.store.keys import KeyRepository
 from routeiq.store.log_writer import LogWriter
+from routeiq.store.migrations import HEAD_REVISION
 from routeiq.store.records import AuditRecord, KeyRecord, SpendRecord
 from routeiq.store.spend import SpendRepository
 from tests.support.databases import (
@@ -29,6 +30,7 @@ from tests.support.databases import (
 )
 
 HEAD = Database.head_revision()
+
 UNREACHABLE_POSTGRES = "postgresql://routeiq:s3cret-pw@127.0.0.1:1/nowhere"
 
 
@@ -117,6 +119,21 @@ async def test_upgrade_is_idempotent_and_safe_concurrently(database_url: str) ->
     finally:
         await first.close()
         await second.close()
+
+
+def test_the_recorded_head_is_alembics_head() -> None:
+    assert HEAD == HEAD_REVISION
+
+
+async def test_ensure_current_migrates_only_a_database_that_is_behind(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await db.ensure_current()
+        assert await db.current_revision() == HEAD
+        await db.ensure_current()  # current: one query, nothing applied
+        assert await db.current_revision() == HEAD
+    finally:
+        await db.close()
 
 
 async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
