@@ -257,6 +257,16 @@ def test_spend_adds_up_per_key_team_and_group(stack: Stack) -> None:
     assert sum(row[3] for row in rows) == expected["input_tokens"]
     assert sum(row[4] for row in rows) == expected["output_tokens"]
 
+    # The same, read through the control plane.
+    by_team = httpx.get(f"{stack.gateway.url}/admin/spend", headers=ADMIN, params={"by": "team"}).json()
+    spent = by_team["totals"]["spenders"]
+    assert spent["requests"] == 4 and round(spent["cost_usd"] * 1_000_000) == expected["micro_usd"]
+    assert spent["input_tokens"] == expected["input_tokens"]
+    records = httpx.get(
+        f"{stack.gateway.url}/admin/spend/records", headers=ADMIN, params={"key_id": key_id}
+    ).json()["data"]
+    assert [record["request_id"] for record in records][::-1][:3] == request_ids
+
 
 # A second gateway: PII in block mode, a third-party plugin and plugin timeouts -------------------
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
 import pytest
 import redis.asyncio
 
-from routeiq.state.base import StateUnavailable
+from routeiq.state.base import StateStore, StateUnavailable
+from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import RedisStateStore, create_redis_store
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -32,3 +37,24 @@ async def purge(prefix: str) -> None:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def state_store(kind: str, name: str = "test") -> AsyncIterator[StateStore]:
+    """A started ``memory`` store, or a ``redis`` one under a fresh key prefix purged afterwards:
+    for suites that run once against each."""
+    if kind == "memory":
+        memory = MemoryStateStore()
+        await memory.start()
+        try:
+            yield memory
+        finally:
+            await memory.close()
+        return
+    prefix = f"{name}:{uuid.uuid4().hex}:"
+    shared = await open_redis_store(prefix)
+    try:
+        yield shared
+    finally:
+        await shared.close()
+        await purge(prefix)

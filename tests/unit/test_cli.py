@@ -16,14 +16,16 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_help_and_version_do_not_import_litellm() -> None:
+def test_help_and_version_import_neither_litellm_nor_sqlalchemy() -> None:
     probe = (
         "import sys, contextlib, io\n"
         "from routeiq.cli import main\n"
-        "for argv in (['--help'], ['serve', '--help'], ['version']):\n"
+        "for argv in (['--help'], ['serve', '--help'], ['version'], ['db', '--help'],\n"
+        "             ['db', 'upgrade', '--help']):\n"
         "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "        main(argv)\n"
         "assert 'litellm' not in sys.modules, 'litellm was imported'\n"
+        "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy was imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -32,7 +31,7 @@ from routeiq.state.base import StateStore, Window
 from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import create_redis_store
 from routeiq.state.resilient import ResilientStateStore, StateHealth
-from tests.support.redis_store import open_redis_store, purge
+from tests.support.redis_store import state_store
 
 
 def limit(metric: str, window: str, amount: float) -> Limit:
@@ -45,14 +44,8 @@ def key_identity(*limits: Limit, team: str | None = None, user: str | None = Non
 
 @pytest.fixture(params=["memory", "redis"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
-    if request.param == "memory":
-        yield MemoryStateStore()
-        return
-    prefix = f"test-quota:{uuid.uuid4().hex}:"
-    shared = await open_redis_store(prefix)
-    yield shared
-    await shared.close()
-    await purge(prefix)
+    async with state_store(request.param, "test-quota") as opened:
+        yield opened
 
 
 def quotas_on(store: StateStore, **settings: object) -> Quotas:

@@ -21,7 +21,7 @@ import redis.asyncio
 from routeiq.state.base import Reservation, StateStore, Window
 from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import RedisStateStore
-from tests.support.redis_store import REDIS_URL, open_redis_store, purge
+from tests.support.redis_store import REDIS_URL, open_redis_store, purge, state_store
 
 DELIVERY_TIMEOUT = 5.0  # generous: the machine is slow and noisy
 
@@ -36,17 +36,8 @@ def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: 
 
 @pytest.fixture(params=["memory", "redis"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
-    if request.param == "memory":
-        memory = MemoryStateStore()
-        await memory.start()
-        yield memory
-        await memory.close()
-        return
-    prefix = f"test:{uuid.uuid4().hex}:"
-    shared = await open_redis_store(prefix)
-    yield shared
-    await shared.close()
-    await purge(prefix)
+    async with state_store(request.param, "test") as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from routeiq.api.admin import audit, keys, plugins, policies, routing
+from routeiq.api.admin import audit, keys, plugins, policies, routing, spend
 
 router = APIRouter()
 router.include_router(routing.router)
@@ -13,3 +13,4 @@ router.include_router(keys.router)
 router.include_router(audit.router)
 router.include_router(policies.router)
 router.include_router(plugins.router)
+router.include_router(spend.router)

@@ -1,0 +1,42 @@
+"""Admin: what was spent, from the durable spend log the cost tracker writes (off the request path,
+so the newest requests appear within about a second)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+
+router = APIRouter(prefix="/admin/spend", tags=["admin"])
+
+
+@router.get("")
+async def spend_totals(
+    request: Request,
+    by: Literal["key_id", "team", "user", "group"] = "team",
+    since: float | None = Query(default=None, description="UNIX time, inclusive."),
+    until: float | None = Query(default=None, description="UNIX time, exclusive."),
+) -> dict[str, Any]:
+    """Cost (USD), tokens and requests per key, team, user or routing group."""
+    totals = await request.app.state.runtime.spend.totals(by, since=since, until=until)
+    return {"by": by, "since": since, "until": until, "totals": totals}
+
+
+@router.get("/records")
+async def spend_records(
+    request: Request,
+    key_id: str | None = None,
+    team: str | None = None,
+    user: str | None = None,
+    group: str | None = None,
+    since: float | None = Query(default=None, description="UNIX time, inclusive."),
+    until: float | None = Query(default=None, description="UNIX time, exclusive."),
+    limit: int = Query(default=100, ge=1, le=1000),
+    cursor: int | None = Query(default=None, description="`next_cursor` of the previous page."),
+) -> dict[str, Any]:
+    """One record per served request, newest first."""
+    records, next_cursor = await request.app.state.runtime.spend.query(
+        key_id=key_id, team=team, user=user, group=group, since=since, until=until, limit=limit, cursor=cursor
+    )
+    return {"object": "list", "data": [asdict(record) for record in records], "next_cursor": next_cursor}
