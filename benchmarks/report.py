@@ -130,13 +130,19 @@ def _metric(target: str, section: str, name: str) -> Callable[[dict[str, dict[st
     return lambda summary: summary.get(target, {}).get(section, {}).get(name)
 
 
-def _sat_ratio(target: str, base: str) -> Callable[[dict[str, dict[str, Any]]], float | None]:
+def _metric_ratio(name: str, target: str, base: str) -> Callable[[dict[str, dict[str, Any]]], float | None]:
     def ratio(summary: dict[str, dict[str, Any]]) -> float | None:
-        return _ratio(
-            _metric(target, "metrics", "sat_rps")(summary), _metric(base, "metrics", "sat_rps")(summary)
-        )
+        return _ratio(_metric(target, "metrics", name)(summary), _metric(base, "metrics", name)(summary))
 
     return ratio
+
+
+def _sat_ratio(target: str, base: str) -> Callable[[dict[str, dict[str, Any]]], float | None]:
+    return _metric_ratio("sat_rps", target, base)
+
+
+def _rss_ratio(target: str, base: str) -> Callable[[dict[str, dict[str, Any]]], float | None]:
+    return _metric_ratio("rss_mb", target, base)
 
 
 RP, RL = "routeiq_passthrough", "routeiq_litellm"
@@ -154,8 +160,12 @@ CHECKS = [
         "ms",
     ),
     Check("LiteLLM executor saturation vs bare Router", RL, _sat_ratio(RL, "bare_router"), 0.9, True, "x"),
-    Check("passthrough RSS per worker", RP, _metric(RP, "metrics", "rss_mb"), 350.0, False, "MB"),
-    Check("LiteLLM executor RSS per worker", RL, _metric(RL, "metrics", "rss_mb"), 350.0, False, "MB"),
+    # Memory as a ratio to LiteLLM's own footprint in the same run: RouteIQ may add 30% to it
+    # (the app, the classifier, the durable store's engine), whichever executor serves.
+    Check("passthrough RSS per worker vs bare Router", RP, _rss_ratio(RP, "bare_router"), 1.3, False, "x"),
+    Check(
+        "LiteLLM executor RSS per worker vs bare Router", RL, _rss_ratio(RL, "bare_router"), 1.3, False, "x"
+    ),
 ]
 
 

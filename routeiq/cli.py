@@ -161,9 +161,9 @@ def _check_config(path: Path) -> int:
 
 
 def _database(action: str, settings: Settings) -> int:
-    """``routeiq db upgrade|current``, and ``startup`` for ``serve``: migrate (unless turned off)
-    and audit a changed configuration, once, before any worker starts. SQLAlchemy and Alembic are
-    imported here, not for ``--help``."""
+    """``routeiq db upgrade|current``; and ``startup``, which ``serve`` runs once before any worker
+    starts: migrate if the schema is behind (unless turned off) and audit a changed configuration.
+    SQLAlchemy is imported here, not for ``--help``."""
     import asyncio
 
     from routeiq.governance.audit import record_config_change
@@ -177,13 +177,14 @@ def _database(action: str, settings: Settings) -> int:
 
     async def run() -> str | None:
         try:
+            if action == "upgrade":
+                return await db.upgrade()
             if action == "current":
                 return await db.current_revision()
-            if action == "upgrade" or settings.database_migrate_on_startup:
-                await db.upgrade()
-            if action == "startup":
-                await record_config_change(AuditRepository(db), settings)
-            return await db.current_revision()
+            if settings.database_migrate_on_startup and not await db.is_current():
+                await _upgrade_in_child()
+            await record_config_change(AuditRepository(db), settings)
+            return None
         finally:
             await db.close()
 
@@ -195,6 +196,20 @@ def _database(action: str, settings: Settings) -> int:
     if action != "startup":
         print(f"{db.display_url}: revision {revision or 'none'} (head {Database.head_revision()})")
     return 0
+
+
+async def _upgrade_in_child() -> None:
+    """``routeiq db upgrade`` in a child process: Alembic (about 9 MB) never stays resident in a
+    process that goes on to serve. The child reads the same settings from the environment."""
+    import asyncio
+
+    from routeiq.store.database import StoreUnavailable
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "routeiq", "db", "upgrade", stdout=asyncio.subprocess.DEVNULL
+    )
+    if await child.wait() != 0:
+        raise StoreUnavailable("the schema migration failed (see above)")
 
 
 def _check_policy(settings: Settings, config_path: str | Path | None) -> RuleSet | None:
@@ -215,16 +230,16 @@ def _serve(args: argparse.Namespace) -> int:
         from routeiq.plugins.manager import load_plugins
 
         load_plugins(settings.plugins)
-    # Once here, before any worker starts: an unreachable database is one clear line, and workers
-    # do not race each other through the migration or the config-change record.
-    if status := _database("startup", settings):
-        return status
     # Workers build their own settings from the environment: hand them the file and the flags
     # there, the flags overwriting any inherited ROUTEIQ_* value so the precedence holds.
     if config_path:
         os.environ[CONFIG_PATH_ENV] = str(Path(config_path).resolve())
     for name, value in overrides.items():
         os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    # Once here, before any worker starts: an unreachable database is one clear line, and workers
+    # do not race each other through the migration or the config-change record.
+    if status := _database("startup", settings):
+        return status
     _configure_logging(settings.log_level)
     if settings.workers > 1 and not (settings.redis_url or settings.redis_sentinels):
         logging.getLogger("routeiq").warning(

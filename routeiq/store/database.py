@@ -104,17 +104,19 @@ class Database:
         except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
             raise unavailable(error) from error
 
-    async def ensure_current(self) -> None:
-        """Migrate only if the database is behind: workers started by ``routeiq serve`` find it
-        current (the server migrated before starting them) and never load Alembic."""
+    async def is_current(self) -> bool:
+        """Whether the schema is at this version's newest migration, in one query without Alembic."""
         try:
             async with self.engine.connect() as connection:
-                current = (
-                    await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
-                ).scalar()
+                query = sa.text("SELECT version_num FROM alembic_version")
+                return bool((await connection.execute(query)).scalar() == HEAD_REVISION)
         except (sa.exc.SQLAlchemyError, OSError, TimeoutError):
-            current = None  # no version table yet, or unreachable: upgrade() says which
-        if current != HEAD_REVISION:
+            return False  # no version table yet, or unreachable: upgrade() says which
+
+    async def ensure_current(self) -> None:
+        """Migrate only if the schema is behind: workers started by ``routeiq serve`` find it
+        current (the server migrated before starting them) and never load Alembic."""
+        if not await self.is_current():
             await self.upgrade()
 
     async def current_revision(self) -> str | None:
