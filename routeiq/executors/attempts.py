@@ -106,7 +106,9 @@ class Dispatcher:
                     await self._outcomes.served(
                         decision, context, failed, attempt, outcome.usage, routing_seconds
                     )
-                    _settle(call, decision.deployment, outcome.usage)
+                    cost = _settle(call, decision.deployment, outcome.usage)
+                    if cost is not None:
+                        headers["x-routeiq-cost"] = f"{cost:.10f}".rstrip("0").rstrip(".")
                     return Response(outcome.body, media_type="application/json", headers=headers)
                 if call is not None:  # known now, even if the client leaves before the stream ends
                     call.served = served_by(decision.deployment)
@@ -171,12 +173,14 @@ class Dispatcher:
         return await self._litellm.execute(operation, body, deployment, context)
 
 
-def _settle(call: GovernedCall | None, deployment: Deployment, usage: dict[str, Any] | None) -> None:
-    if call is None:
-        return
-    call.served = served_by(deployment)
-    call.usage = usage
-    call.cost_usd = usage_cost(deployment, usage)
+def _settle(call: GovernedCall | None, deployment: Deployment, usage: dict[str, Any] | None) -> float | None:
+    """Tell the governance layers who answered, with what usage; returns the cost (USD) if known."""
+    cost = usage_cost(deployment, usage)
+    if call is not None:
+        call.served = served_by(deployment)
+        call.usage = usage
+        call.cost_usd = cost
+    return cost
 
 
 def served_by(deployment: Deployment) -> Served:

@@ -227,6 +227,8 @@ def test_spend_adds_up_per_key_team_and_group(stack: Stack) -> None:
         assert usage is not None
         charge(usage.prompt_tokens, usage.completion_tokens)
         request_ids.append(raw.headers["x-request-id"])
+        cost = (usage.prompt_tokens * 1 + usage.completion_tokens * 2) / 1_000_000
+        assert float(raw.headers["x-routeiq-cost"]) == pytest.approx(cost)
     stream = client.chat.completions.create(
         model="auto",
         messages=[{"role": "user", "content": "stream me a short answer"}],
