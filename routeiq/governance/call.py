@@ -1,6 +1,7 @@
 """One request as the governance layers see it, shared through ``scope["state"]["call"]``.
 
-Auth creates it with the identity. Policy, Quota and Plugins read and annotate it; the JSON body is
+Auth creates it with the identity, and adds the headers the layers put on it to the response, whichever
+layer or route produced that response. Policy, Quota and Plugins read and annotate it; the JSON body is
 read once (``load_body``), may be rewritten by plugins, and is what the API layer then serves. The
 dispatcher fills in what happened upstream (``served``, ``usage``, ``cost_usd``) so the layers can
 settle after the response, streams included: by the time the downstream app returns, the stream
@@ -21,6 +22,7 @@ from routeiq.governance.identity import Identity
 
 STATE_KEY = "call"
 MODEL_CALL_SUFFIXES = ("/chat/completions", "/completions", "/embeddings")
+GUARDRAILS_HEADER = b"x-routeiq-applied-guardrails"
 
 
 @dataclass(slots=True)
@@ -60,9 +62,22 @@ class GovernedCall:
         self.response_headers.update(headers)
 
     def header_items(self) -> Iterable[tuple[bytes, bytes]]:
-        """``response_headers`` for the ASGI response start (the plugins layer adds the guardrails one)."""
+        """The headers the layers put on this call, and the guardrails that ran, in order."""
         for name, value in self.response_headers.items():
             yield name.encode("latin-1"), value.encode("latin-1")
+        if self.guardrails:
+            yield GUARDRAILS_HEADER, ",".join(dict.fromkeys(self.guardrails)).encode("latin-1")
+
+    def with_headers(self, start: Message) -> Message:
+        """The response start with this call's headers added; a header the response already has
+        (set by the route itself) is left as it is."""
+        extra = list(self.header_items())
+        if not extra:
+            return start
+        headers = list(start.get("headers", []))
+        present = {name.lower() for name, _ in headers}
+        headers += [(name, value) for name, value in extra if name not in present]
+        return {**start, "headers": headers}
 
 
 def new_call(scope: Scope, identity: Identity) -> GovernedCall:

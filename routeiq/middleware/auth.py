@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import logging
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routeiq.api.errors import APIError, service_unavailable
 from routeiq.governance.call import new_call
@@ -74,8 +74,14 @@ class AuthMiddleware:
         except APIError as error:
             await error.to_response()(scope, receive, send)
             return
-        new_call(scope, identity)
-        await self.app(scope, receive, send)
+        call = new_call(scope, identity)
+
+        async def send_with_call_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = call.with_headers(message)
+            await send(message)
+
+        await self.app(scope, receive, send_with_call_headers)
 
     async def _identify(self, path: str, scope: Scope) -> Identity:
         key = presented_key(scope)

@@ -26,24 +26,7 @@ from routeiq.plugins.manager import PluginManager
 
 logger = logging.getLogger("routeiq.plugins")
 
-GUARDRAILS_HEADER = b"x-routeiq-applied-guardrails"
 EVENT_END = b"\n\n"
-
-
-def with_guardrails(message: Message, call: GovernedCall) -> Message:
-    """The response start with the guardrails header, and any header a plugin put on the call.
-
-    Headers already there are left alone: the quota layer, outside this one, adds the call's
-    headers too and skips those present, so each appears once whichever layer adds it."""
-    extra = list(call.header_items()) if call.response_headers else []
-    if call.guardrails:
-        extra.append((GUARDRAILS_HEADER, ",".join(dict.fromkeys(call.guardrails)).encode("latin-1")))
-    if not extra:
-        return message
-    headers = list(message.get("headers", []))
-    present = {name.lower() for name, _ in headers}
-    headers += [(name, value) for name, value in extra if name not in present]
-    return {**message, "headers": headers}
 
 
 def split_events(data: bytes) -> Iterator[bytes]:
@@ -75,28 +58,23 @@ class PluginsMiddleware:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_guardrails(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = with_guardrails(message, call)
-            await send(message)
-
         try:
             if manager.on_request:
                 response = await manager.run_on_request(call, HTTPConnection(scope))
                 if response is not None:
-                    await response(scope, receive, send_with_guardrails)
+                    await response(scope, receive, send)
                     return
             if call.is_model_call and manager.pre_call:
                 await load_body(call, receive, runtime.settings.max_request_body_bytes)
                 await manager.run_pre_call(call)
         except APIError as error:
-            await error.to_response()(scope, receive, send_with_guardrails)
+            await error.to_response()(scope, receive, send)
             if call.is_model_call:
                 body = orjson.dumps(error.to_body())
                 await manager.run_on_error(call, CallResult(error.status, streamed=False, body=body))
             return
         if not (call.is_model_call and manager.observes_responses):
-            await self.app(scope, receive, send_with_guardrails)
+            await self.app(scope, receive, send)
             return
         await _ObservedResponse(manager, call, send).serve(self.app, scope, receive)
 
@@ -138,15 +116,10 @@ class _ObservedResponse:
                 logger.warning("a plugin refused request %s after it was sent", self.call.request_id)
                 return
             self.held_start = None
-            await error.to_response()(scope, receive, self._send_start_with_guardrails)
+            await error.to_response()(scope, receive, self.downstream)
             await self.manager.run_on_error(self.call, CallResult(error.status, streamed=False))
             return
         await self._release(result)
-
-    async def _send_start_with_guardrails(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = with_guardrails(message, self.call)
-        await self.downstream(message)
 
     async def _release(self, result: CallResult) -> None:
         """Send a held-back response: its start (length fixed if a plugin replaced the body), its body."""
@@ -157,7 +130,7 @@ class _ObservedResponse:
             (name, value) for name, value in self.held_start.get("headers", []) if name != b"content-length"
         ]
         headers.append((b"content-length", str(len(body)).encode("latin-1")))
-        await self.downstream(with_guardrails({**self.held_start, "headers": headers}, self.call))
+        await self.downstream({**self.held_start, "headers": headers})
         await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
 
     async def send(self, message: Message) -> None:
@@ -172,7 +145,7 @@ class _ObservedResponse:
                 self.held_start = message
                 return
             self.started = True
-            await self.downstream(with_guardrails(message, self.call))
+            await self.downstream(message)
             return
         if message["type"] == "http.response.body":
             if self.held_start is not None:

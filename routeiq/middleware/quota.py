@@ -30,11 +30,10 @@ class QuotaMiddleware:
         if not quotas.may_apply(call.identity):
             await self.app(scope, receive, send)
             return
-        send_with_headers = _with_call_headers(call, send)
         try:
             ticket = await self._reserve(quotas, call, receive, runtime.settings.max_request_body_bytes)
         except APIError as error:
-            await error.to_response()(scope, receive, send_with_headers)
+            await error.to_response()(scope, receive, send)
             return
         if ticket is None:
             await self.app(scope, receive, send)
@@ -42,7 +41,7 @@ class QuotaMiddleware:
         call.add_headers(quotas.headers(ticket))
         settlement = _Settlement(quotas, ticket, call)
         try:
-            await self.app(scope, receive, settlement.wrap(send_with_headers))
+            await self.app(scope, receive, settlement.wrap(send))
         finally:
             # Also when the client went away or the call failed: tokens never used go back.
             await settlement.settle()
@@ -89,18 +88,3 @@ class _Settlement:
         # client has not yet told the call who (its generator is finalized later): keep the estimate.
         served = call.served is not None or (self._status is not None and self._status < 400)
         await self._quotas.settle_shielded(self._ticket, usage_of(served, call.usage, call.cost_usd))
-
-
-def _with_call_headers(call: GovernedCall, send: Send) -> Send:
-    """Add the call's governance headers to the response start, skipping any already there (another
-    layer may inject the same ones)."""
-
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = list(message.get("headers", []))
-            present = {name.lower() for name, _ in headers}
-            headers += [(name, value) for name, value in call.header_items() if name not in present]
-            message = {**message, "headers": headers}
-        await send(message)
-
-    return sending

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routeiq.config import ConfigError
 from routeiq.governance.call import GovernedCall, Served, new_call
@@ -431,8 +431,14 @@ class AnonymousCaller:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        new_call(scope, ANONYMOUS)
-        await self.app(scope, receive, send)
+        call = new_call(scope, ANONYMOUS)
+
+        async def send_with_call_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = call.with_headers(message)
+            await send(message)
+
+        await self.app(scope, receive, send_with_call_headers)
 
 
 def plugin_app(manager: PluginManager) -> Starlette:
@@ -461,7 +467,7 @@ def plugin_app(manager: PluginManager) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.add_middleware(PluginsMiddleware)
-    app.add_middleware(AnonymousCaller)  # in the gateway, the auth middleware creates the call
+    app.add_middleware(AnonymousCaller)  # in the gateway, auth creates the call and adds its headers
     app.state.runtime = SimpleNamespace(plugins=manager, settings=Settings())
     return app
 
