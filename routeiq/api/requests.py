@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
 from routeiq.api.errors import bad_request
-from routeiq.governance.call import current_call, parse_json_object, too_large
+from routeiq.governance.call import current_call, read_json_object
 
 
 class _Open(BaseModel):
@@ -56,17 +56,7 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     call = current_call(request.scope)
     if call is not None and call.body_loaded and call.body is not None:
         return call.body
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-    return parse_json_object(b"".join(chunks))
+    return await read_json_object(request.scope, request.receive, limit)
 
 
 def validate(schema: type[BaseModel], body: dict[str, Any]) -> None:

@@ -101,13 +101,23 @@ def current_call(scope: Scope) -> GovernedCall | None:
     return call if isinstance(call, GovernedCall) else None
 
 
-async def load_body(call: GovernedCall, receive: Receive, limit: int) -> dict[str, Any] | None:
+async def load_body(call: GovernedCall, scope: Scope, receive: Receive, limit: int) -> dict[str, Any] | None:
     """Read and parse a model call's JSON body once (413 past ``limit``, 400 if not a JSON object).
 
     Later layers and the API get the parsed dict from ``call.body``; nothing reads the stream again.
     """
     if call.body_loaded or not call.is_model_call:
         return call.body
+    call.body = await read_json_object(scope, receive, limit)
+    call.body_loaded = True
+    return call.body
+
+
+async def read_json_object(scope: Scope, receive: Receive, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object; 413 past ``limit`` bytes (declared or read so far)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -121,9 +131,7 @@ async def load_body(call: GovernedCall, receive: Receive, limit: int) -> dict[st
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    call.body = parse_json_object(b"".join(chunks))
-    call.body_loaded = True
-    return call.body
+    return parse_json_object(b"".join(chunks))
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

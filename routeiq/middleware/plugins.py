@@ -65,7 +65,7 @@ class PluginsMiddleware:
                     await response(scope, receive, send)
                     return
             if call.is_model_call and manager.pre_call:
-                await load_body(call, receive, runtime.settings.max_request_body_bytes)
+                await load_body(call, scope, receive, runtime.settings.max_request_body_bytes)
                 await manager.run_pre_call(call)
         except APIError as error:
             await error.to_response()(scope, receive, send)

@@ -117,5 +117,5 @@ class PolicyMiddleware:
             # judge, and an unjudged request must not pass.
             raise APIError(401, "this request carries no authenticated identity", code="unauthenticated")
         # The requested model is in the body: read it once here (413/400 as the API would answer).
-        await load_body(call, receive, settings.max_request_body_bytes)
+        await load_body(call, scope, receive, settings.max_request_body_bytes)
         return judge_call(engine, call, deployments, settings)

@@ -31,7 +31,9 @@ class QuotaMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            ticket = await self._reserve(quotas, call, receive, runtime.settings.max_request_body_bytes)
+            ticket = await self._reserve(
+                quotas, call, scope, receive, runtime.settings.max_request_body_bytes
+            )
         except APIError as error:
             await error.to_response()(scope, receive, send)
             return
@@ -47,8 +49,10 @@ class QuotaMiddleware:
             await settlement.settle()
 
     @staticmethod
-    async def _reserve(quotas: Quotas, call: GovernedCall, receive: Receive, max_body: int) -> Ticket | None:
-        body = await load_body(call, receive, max_body)
+    async def _reserve(
+        quotas: Quotas, call: GovernedCall, scope: Scope, receive: Receive, max_body: int
+    ) -> Ticket | None:
+        body = await load_body(call, scope, receive, max_body)
         limits = quotas.limits_for(call.identity, call.group)
         if not limits:
             return None
