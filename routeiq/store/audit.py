@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from routeiq.store.database import Database, unavailable
+from routeiq.store.pages import newest_first
 from routeiq.store.records import AuditRecord
 from routeiq.store.schema import audit_log
-
-MAX_PAGE = 1000
 
 
 class AuditRepository:
@@ -71,39 +68,16 @@ class AuditRepository:
         ``since`` is inclusive, ``until`` exclusive; ``cursor`` is the previous page's
         ``next_cursor`` (keyset pagination on id: stable while new records arrive).
         """
-        limit = min(max(limit, 1), MAX_PAGE)
-        query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit + 1)
-        for column, value in (
-            (audit_log.c.actor, actor),
-            (audit_log.c.action, action),
-            (audit_log.c.target, target),
-            (audit_log.c.outcome, outcome),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if since is not None:
-            query = query.where(audit_log.c.at >= since)
-        if until is not None:
-            query = query.where(audit_log.c.at < until)
-        if cursor is not None:
-            query = query.where(audit_log.c.id < cursor)
-        try:
-            async with self.db.engine.connect() as connection:
-                rows = (await connection.execute(query)).mappings().all()
-        except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
-            raise unavailable(error) from error
-        records = [
-            AuditRecord(
-                id=row["id"],
-                at=row["at"],
-                actor=row["actor"],
-                action=row["action"],
-                outcome=row["outcome"],
-                target=row["target"],
-                request_id=row["request_id"],
-                details=row["details"],
-            )
-            for row in rows[:limit]
-        ]
-        next_cursor = records[-1].id if len(rows) > limit else None
-        return records, next_cursor
+        rows, next_cursor = await newest_first(
+            self.db,
+            audit_log,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+            actor=actor,
+            action=action,
+            target=target,
+            outcome=outcome,
+        )
+        return [AuditRecord(**row) for row in rows], next_cursor

@@ -8,11 +8,11 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from routeiq.store.database import Database, unavailable
+from routeiq.store.pages import filtered, newest_first
 from routeiq.store.records import SpendRecord
 from routeiq.store.schema import spend_log
 
 TotalsBy = Literal["key_id", "team", "user", "group"]
-MAX_PAGE = 1000
 
 
 class SpendRepository:
@@ -58,26 +58,19 @@ class SpendRepository:
     ) -> tuple[list[SpendRecord], int | None]:
         """Records newest first and the next page's cursor (None: no more); ``since`` inclusive,
         ``until`` exclusive, keyset pagination on id as in the audit log."""
-        limit = min(max(limit, 1), MAX_PAGE)
-        query = _filtered(
-            sa.select(spend_log).order_by(spend_log.c.id.desc()).limit(limit + 1),
+        rows, next_cursor = await newest_first(
+            self.db,
+            spend_log,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
             key_id=key_id,
             team=team,
             user=user,
             group=group,
-            since=since,
-            until=until,
         )
-        if cursor is not None:
-            query = query.where(spend_log.c.id < cursor)
-        try:
-            async with self.db.engine.connect() as connection:
-                rows = (await connection.execute(query)).mappings().all()
-        except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
-            raise unavailable(error) from error
-        records = [SpendRecord(**dict(row)) for row in rows[:limit]]
-        next_cursor = records[-1].id if len(rows) > limit else None
-        return records, next_cursor
+        return [SpendRecord(**row) for row in rows], next_cursor
 
     async def totals(
         self, by: TotalsBy, since: float | None = None, until: float | None = None
@@ -87,7 +80,7 @@ class SpendRepository:
         if by not in ("key_id", "team", "user", "group"):
             raise ValueError(f"cannot total spend by {by!r}")
         column = spend_log.c[by]
-        query = _filtered(
+        query = filtered(
             sa.select(
                 column.label("value"),
                 sa.func.sum(spend_log.c.cost_usd).label("cost_usd"),
@@ -97,8 +90,9 @@ class SpendRepository:
             )
             .where(column.is_not(None))
             .group_by(column),
-            since=since,
-            until=until,
+            spend_log,
+            since,
+            until,
         )
         try:
             async with self.db.engine.connect() as connection:
@@ -114,14 +108,3 @@ class SpendRepository:
             }
             for row in rows
         }
-
-
-def _filtered(query: sa.Select[Any], since: float | None, until: float | None, **equal: str | None) -> Any:
-    for name, value in equal.items():
-        if value is not None:
-            query = query.where(spend_log.c[name] == value)
-    if since is not None:
-        query = query.where(spend_log.c.at >= since)
-    if until is not None:
-        query = query.where(spend_log.c.at < until)
-    return query
