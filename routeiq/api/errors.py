@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 MAX_RETRY_AFTER_SECONDS = 120
+BODY_NOT_PARSED = frozenset({"model_attributes_type", "dict_type", "missing"})
 
 _TYPE_BY_STATUS = {
     400: "invalid_request_error",
@@ -103,6 +104,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    if tuple(first["loc"]) == ("body",) and first.get("type") in BODY_NOT_PARSED:
+        # FastAPI parses a body as JSON only when the content-type says so (a CSRF guard).
+        return bad_request(
+            "the request body must be a JSON object sent with content-type: application/json",
+            code="invalid_json",
+        ).to_response()
     param = ".".join(str(part) for part in first["loc"] if part != "body") or None
     return bad_request(f"{param}: {first['msg']}" if param else str(first["msg"]), param=param).to_response()
 

@@ -172,6 +172,10 @@ def test_keys_are_data_plane_only_and_malformed_limits_are_refused(cluster: Gate
         assert error["type"] == "invalid_request_error" and error["param"], error
         assert response.headers["x-request-id"]
 
+    as_form = httpx.post(f"{cluster.url}/admin/keys", headers=ADMIN, content=b'{"team": "a"}')
+    assert as_form.status_code == 400 and as_form.json()["error"]["code"] == "invalid_json"
+    assert "content-type: application/json" in as_form.json()["error"]["message"]
+
 
 def test_every_admin_action_is_audited_with_actor_and_request_id(cluster: Gateway) -> None:
     response = httpx.post(
