@@ -26,24 +26,17 @@ import numpy as np
 
 from routeiq.routing import quality
 from routeiq.routing.learned.algorithms import ALGORITHM_NAMES
-from routeiq.routing.learned.dataset import load_dataset, split_by_hash
+from routeiq.routing.learned.dataset import BENCHMARKS_DIR, load_dataset, split_by_hash
 from routeiq.routing.learned.encoder import Encoder, EncoderUnavailable, HashingEncoder, embed_in_batches
 from routeiq.routing.learned.train import train_router
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "routellm-mmlu"
-FALLBACK_DATA = Path("/work/shared/data/routellm-mmlu")
+DEFAULT_DATA = BENCHMARKS_DIR / "routellm-mmlu"  # vendored in the repository (data/benchmarks)
 DEFAULT_JSON = REPO_ROOT / "benchmarks" / "results" / "routing.json"
 SEED = 0
 LATENCY_PROMPTS = 1000
 TARGET_BEST_APGR = 0.66
 TARGET_CLASSIFY_P50_MS = 2.0
-
-
-def _data_dir(given: Path | None) -> Path:
-    if given is not None:
-        return given
-    return DEFAULT_DATA if DEFAULT_DATA.is_dir() else FALLBACK_DATA
 
 
 def _load_centroid() -> tuple[Any, str | None]:
@@ -180,14 +173,16 @@ def render(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.routing", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="RouteLLM-style CSV folder")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help=f"RouteLLM-style CSV folder ({DEFAULT_DATA})"
+    )
     parser.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"write the report here ({DEFAULT_JSON})"
     )
     parser.add_argument("--quick", action="store_true", help="skip the slower routers (svm, mf)")
     args = parser.parse_args(argv)
     try:
-        report = run(_data_dir(args.data), args.quick)
+        report = run(args.data, args.quick)
     except (OSError, ValueError, EncoderUnavailable) as error:
         print(f"benchmarks.routing: cannot run: {error}", file=sys.stderr)
         return 1

@@ -17,8 +17,7 @@ import yaml
 from tests.support.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[2]
-MMLU = ROOT.parent / "shared" / "data" / "routellm-mmlu"
-SUBJECTS = ("mmlu_anatomy.csv", "mmlu_abstract_algebra.csv", "mmlu_high_school_geography.csv")
+MMLU_SMALL = ROOT / "tests" / "fixtures" / "routellm-mmlu-small"
 ADMIN = {"authorization": "Bearer sk-admin"}
 
 
@@ -43,11 +42,7 @@ def train(data: Path, out: Path, seed: int) -> Path:
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("artifacts")
-    data = tmp / "data"
-    data.mkdir()
-    for name in SUBJECTS:
-        shutil.copy(MMLU / name, data / name)
-    return train(data, tmp / "first", 0), train(data, tmp / "second", 1)
+    return train(MMLU_SMALL, tmp / "first", 0), train(MMLU_SMALL, tmp / "second", 1)
 
 
 @pytest.fixture(scope="module")

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
-MMLU = next(
-    (
-        path
-        for path in (
-            ROOT.parent / "shared" / "data" / "routellm-mmlu",
-            Path("/work/shared/data/routellm-mmlu"),
-        )
-        if path.is_dir()
-    ),
-    None,
-)
-SUBJECTS = ("mmlu_anatomy.csv", "mmlu_astronomy.csv", "mmlu_college_mathematics.csv")
+MMLU_SMALL = ROOT / "tests" / "fixtures" / "routellm-mmlu-small"  # 387 prompts, 3 subjects
 PROMPTS = [
     {"prompt": "What is the capital of France?"},
     {
@@ -50,22 +36,12 @@ def routeiq(
     )
 
 
-@pytest.fixture(scope="module")
-def subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if MMLU is None:
-        pytest.fail("the RouteLLM MMLU data is missing: ../shared/data/routellm-mmlu next to the checkout")
-    folder = tmp_path_factory.mktemp("mmlu")
-    for name in SUBJECTS:
-        shutil.copy(MMLU / name, folder / name)
-    return folder
-
-
 def classify_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_train_then_classify_with_the_artifact(subset: Path, tmp_path: Path) -> None:
+def test_train_then_classify_with_the_artifact(tmp_path: Path) -> None:
     out = tmp_path / "knn-router"
     env = {"TEST_ROUTER_KEY": "e2e-secret"}
     trained = routeiq(
@@ -73,7 +49,7 @@ def test_train_then_classify_with_the_artifact(subset: Path, tmp_path: Path) -> 
         "--algo",
         "knn",
         "--data",
-        str(subset),
+        str(MMLU_SMALL),
         "--out",
         str(out),
         "--seed",

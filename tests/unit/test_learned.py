@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from routeiq.routing.learned import (
 from routeiq.routing.learned.algorithms import Pair, algorithm
 from routeiq.routing.learned.artifacts import WEIGHTS
 from routeiq.routing.learned.commands import parse_params, prompt_text
+from routeiq.routing.learned.dataset import BENCHMARKS_DIR
 
 WEAK, STRONG = "small-model", "big-model"
 
@@ -52,6 +54,53 @@ def test_csv_folder_drops_contaminated_and_reads_booleans(tmp_path: Path) -> Non
     assert dataset.sources == ("mmlu_a", "mmlu_a", "mmlu_b")
     assert load_dataset(tmp_path / "csv", drop_contaminated=False).prompts[2] == "leaked"
     assert load_dataset(tmp_path / "csv" / "mmlu_b.csv").prompts == ("another",)
+
+
+def test_gzipped_csv_and_jsonl_read_like_plain_ones_and_response_columns_are_not_scores(
+    tmp_path: Path,
+) -> None:
+    plain = write_csv_folder(tmp_path / "plain")
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    for path in plain.iterdir():
+        (packed / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+    expected = load_dataset(plain)
+    dataset = load_dataset(packed)
+    assert (dataset.prompts, dataset.models, dataset.sources) == (
+        expected.prompts,
+        expected.models,
+        expected.sources,
+    )
+    assert dataset.scores.tolist() == expected.scores.tolist()  # "leaked" dropped via the .jsonl.gz
+    assert load_dataset(packed / "mmlu_b.csv.gz").prompts == ("another",)
+    jsonl = tmp_path / "data.jsonl.gz"
+    jsonl.write_bytes(gzip.compress(json.dumps({"prompt": "p", "scores": {"m": 1, "n": 0}}).encode()))
+    assert load_dataset(jsonl).scores.tolist() == [[1.0, 0.0]]
+
+    with_answers = tmp_path / "gsm"
+    with_answers.mkdir()
+    (with_answers / "gsm.csv").write_text(
+        f"prompt,{WEAK},{STRONG},{WEAK}_response,{STRONG}_response,notes_response\n"
+        'What is 2+2?,False,True,"5, I think","4",x\n'
+    )
+    with pytest.raises(DatasetError, match="notes_response"):  # no model called "notes": a score column
+        load_dataset(with_answers)
+    (with_answers / "gsm.csv").write_text(
+        f'prompt,{WEAK},{STRONG},{WEAK}_response,{STRONG}_response\nWhat is 2+2?,False,True,"5, I think",4\n'
+    )
+    answered = load_dataset(with_answers)
+    assert answered.models == (WEAK, STRONG) and answered.scores.tolist() == [[0.0, 1.0]]
+
+
+def test_vendored_benchmark_data_loads_from_the_repository() -> None:
+    mmlu = load_dataset(BENCHMARKS_DIR / "routellm-mmlu")
+    assert len(mmlu) == 14042 - 5 and len(set(mmlu.sources)) == 57  # contaminated prompts dropped
+    assert mmlu.models == ("mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
+    gsm8k = load_dataset(BENCHMARKS_DIR / "routellm-gsm8k-a")
+    assert gsm8k.models == mmlu.models and 600 < len(gsm8k) <= 665
+    for folder in ("routellm-mmlu", "routellm-gsm8k-a"):
+        assert "Apache License" in (BENCHMARKS_DIR / folder / "LICENSE").read_text()
+        assert "RouteLLM" in (BENCHMARKS_DIR / folder / "README.md").read_text()
 
 
 def test_csv_folder_rejects_mismatched_models_and_bad_values(tmp_path: Path) -> None:

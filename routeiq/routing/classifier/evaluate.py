@@ -9,7 +9,6 @@ fractions 0..100%). It answers one question: does the zero-config score beat pro
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ import numpy as np
 
 from routeiq.routing.classifier.artifacts import DEFAULT_DATA_DIR
 from routeiq.routing.classifier.centroid import CentroidClassifier
+from routeiq.routing.learned.dataset import BENCHMARKS_DIR, load_dataset
 
-DEFAULT_MMLU_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "routellm-mmlu"
+DEFAULT_MMLU_DIR = BENCHMARKS_DIR / "routellm-mmlu"
 WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"
 TEST_PERCENT = 30  # prompts whose sha256 falls in the first 30% of the hash space
@@ -38,25 +38,11 @@ def in_test_split(prompt: str) -> bool:
 
 
 def load_mmlu(directory: Path) -> Outcomes:
-    """All subjects' rows, minus the prompts RouteLLM's training data also contains."""
-    contaminated: set[str] = set()
-    contaminated_path = directory / "contaminated_prompts.jsonl"
-    if contaminated_path.is_file():
-        for line in contaminated_path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                contaminated.add(json.loads(line)["eval_prompt"])
-    prompts: list[str] = []
-    weak: list[bool] = []
-    strong: list[bool] = []
-    for path in sorted(directory.glob("mmlu_*.csv")):
-        with path.open(encoding="utf-8", newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row["prompt"] in contaminated:
-                    continue
-                prompts.append(row["prompt"])
-                weak.append(row[WEAK] == "True")
-                strong.append(row[STRONG] == "True")
-    return Outcomes(prompts, np.array(weak), np.array(strong))
+    """All subjects' rows (``.csv`` or ``.csv.gz``), minus prompts RouteLLM's training data contains."""
+    dataset = load_dataset(directory)
+    return Outcomes(
+        list(dataset.prompts), dataset.column(WEAK).astype(bool), dataset.column(STRONG).astype(bool)
+    )
 
 
 def auroc(score: np.ndarray, label: np.ndarray) -> float:

@@ -3,9 +3,13 @@
 Two on-disk shapes are read:
 
 - RouteLLM-style CSV folders: a ``prompt`` column plus one boolean (or numeric) column per model, one
-  file per subject (``/work/shared/data/routellm-mmlu``). A ``contaminated_prompts.jsonl`` beside them
-  lists prompts (``eval_prompt``) that leaked into someone's training data: they are dropped.
+  file per subject (``data/benchmarks/routellm-mmlu``). A ``<model>_response`` column next to a
+  model's column holds that model's answer text and is not a score: it is skipped. A
+  ``contaminated_prompts.jsonl`` beside them lists prompts (``eval_prompt``) that leaked into
+  someone's training data: they are dropped.
 - JSON lines ``{"prompt": ..., "scores": {"model": score, ...}}``; every line must score the same models.
+
+Any of these files may be gzipped (``.csv.gz``, ``.jsonl.gz``): the vendored benchmark data is.
 
 The split is by sha256 of the prompt, not by position or a random draw, so it is the same on every
 machine and run, duplicate prompts always land on the same side, and train and test never overlap.
@@ -14,17 +18,22 @@ machine and run, duplicate prompts always land on the same side, and train and t
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 CONTAMINATED_FILE = "contaminated_prompts.jsonl"
+CSV_SUFFIXES = (".csv", ".csv.gz")
+RESPONSE_SUFFIX = "_response"
+# The benchmark data shipped with the repository (see data/benchmarks/README.md).
+BENCHMARKS_DIR = Path(__file__).resolve().parents[3] / "data" / "benchmarks"
 TRUE_WORDS = frozenset({"true", "yes", "1", "1.0"})
 FALSE_WORDS = frozenset({"false", "no", "0", "0.0"})
 
@@ -115,12 +124,36 @@ def _score(value: str, where: str) -> float:
     return number
 
 
+def open_text(path: Path) -> IO[str]:
+    """A text file, or a gzipped one when its name ends in ``.gz`` (newlines kept as written, for csv)."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
+def _read_lines(path: Path) -> list[str]:
+    with open_text(path) as handle:
+        return handle.read().splitlines()
+
+
+def stem(path: Path) -> str:
+    """The file's name without its data suffixes: ``mmlu_anatomy`` for ``mmlu_anatomy.csv.gz``."""
+    name = path.name.removesuffix(".gz")
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _contamination_file(folder: Path) -> Path:
+    plain = folder / CONTAMINATED_FILE
+    gzipped = folder / f"{CONTAMINATED_FILE}.gz"
+    return gzipped if gzipped.exists() and not plain.exists() else plain
+
+
 def read_contaminated(path: Path) -> frozenset[str]:
     """Prompts listed under ``eval_prompt`` in a contamination file (a missing file lists none)."""
     if not path.exists():
         return frozenset()
     prompts: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(_read_lines(path), 1):
         if line.strip():
             record = json.loads(line)
             if not isinstance(record, dict) or not isinstance(record.get("eval_prompt"), str):
@@ -129,25 +162,41 @@ def read_contaminated(path: Path) -> frozenset[str]:
     return frozenset(prompts)
 
 
+def _score_columns(header: list[str]) -> list[int]:
+    """Indices of the model columns: all after ``prompt`` except ``<model>_response`` answer texts."""
+    names = set(header[1:])
+    return [
+        i
+        for i, name in enumerate(header)
+        if i > 0 and not (name.endswith(RESPONSE_SUFFIX) and name.removesuffix(RESPONSE_SUFFIX) in names)
+    ]
+
+
+def csv_files(folder: Path) -> list[Path]:
+    """The folder's ``*.csv`` and ``*.csv.gz`` files, sorted by name."""
+    return sorted(path for path in folder.iterdir() if path.name.endswith(CSV_SUFFIXES))
+
+
 def load_csv_folder(folder: Path, *, drop_contaminated: bool = True) -> RoutingDataset:
-    """Every ``*.csv`` in a folder (sorted by name), all with the same model columns."""
-    files = sorted(folder.glob("*.csv"))
+    """Every ``*.csv`` / ``*.csv.gz`` in a folder (sorted by name), all with the same model columns."""
+    files = csv_files(folder)
     if not files:
         raise DatasetError(f"{folder}: no CSV files")
     if csv.field_size_limit() < CSV_FIELD_LIMIT:
         csv.field_size_limit(CSV_FIELD_LIMIT)
-    contaminated = read_contaminated(folder / CONTAMINATED_FILE) if drop_contaminated else frozenset()
+    contaminated = read_contaminated(_contamination_file(folder)) if drop_contaminated else frozenset()
     models: tuple[str, ...] | None = None
     prompts: list[str] = []
     rows: list[list[float]] = []
     sources: list[str] = []
     for path in files:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with open_text(path) as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if not header or header[0] != "prompt" or len(header) < 2:
                 raise DatasetError(f"{path}: the first column must be 'prompt', followed by one per model")
-            file_models = tuple(header[1:])
+            columns = _score_columns(header)
+            file_models = tuple(header[i] for i in columns)
             if models is None:
                 models = file_models
             elif file_models != models:
@@ -158,8 +207,8 @@ def load_csv_folder(folder: Path, *, drop_contaminated: bool = True) -> RoutingD
                 if row[0] in contaminated:
                     continue
                 prompts.append(row[0])
-                rows.append([_score(value, f"{path}:{number}") for value in row[1:]])
-                sources.append(path.stem)
+                rows.append([_score(row[i], f"{path}:{number}: {header[i]}") for i in columns])
+                sources.append(stem(path))
     assert models is not None
     return RoutingDataset(tuple(prompts), models, _matrix(rows, len(models)), tuple(sources))
 
@@ -169,7 +218,7 @@ def load_jsonl(path: Path) -> RoutingDataset:
     models: tuple[str, ...] | None = None
     prompts: list[str] = []
     rows: list[list[float]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(_read_lines(path), 1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -191,7 +240,7 @@ def load_jsonl(path: Path) -> RoutingDataset:
         rows.append([_score(str(scores[model]), f"{where}: {model}") for model in models])
     if models is None:
         raise DatasetError(f"{path}: no records")
-    return RoutingDataset(tuple(prompts), models, _matrix(rows, len(models)), (path.stem,) * len(prompts))
+    return RoutingDataset(tuple(prompts), models, _matrix(rows, len(models)), (stem(path),) * len(prompts))
 
 
 def _matrix(rows: list[list[float]], width: int) -> np.ndarray:
@@ -199,16 +248,16 @@ def _matrix(rows: list[list[float]], width: int) -> np.ndarray:
 
 
 def load_dataset(path: Path | str, *, drop_contaminated: bool = True) -> RoutingDataset:
-    """A CSV folder, one CSV file, or a JSON-lines file, chosen by what ``path`` is."""
+    """A CSV folder, one CSV file, or a JSON-lines file (each optionally gzipped), chosen by ``path``."""
     location = Path(path)
     if location.is_dir():
         return load_csv_folder(location, drop_contaminated=drop_contaminated)
     if not location.exists():
         raise DatasetError(f"{location}: no such file or folder")
-    if location.suffix.lower() == ".csv":
+    if location.name.lower().endswith(CSV_SUFFIXES):
         # One CSV: read it as a folder of one, honouring a contamination list beside it.
         dataset = load_csv_folder(location.parent, drop_contaminated=drop_contaminated)
-        keep = [i for i, source in enumerate(dataset.sources) if source == location.stem]
+        keep = [i for i, source in enumerate(dataset.sources) if source == stem(location)]
         return dataset.subset(keep)
     return load_jsonl(location)
 
