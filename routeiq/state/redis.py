@@ -4,9 +4,12 @@ Atomicity lives in Redis, never in the process: counters are INCRBY/HINCRBY (+ P
 MULTI), a reservation is one Lua script. Every key and channel carries a prefix, so several gateways
 (or test runs) can share one Redis.
 
-Failure model: short socket and connect timeouts plus an overall deadline per call, no client-side
-retries, and every Redis error surfaces as ``StateUnavailable``. Whether that refuses or degrades a
-feature is ``ResilientStateStore``'s business, not this store's.
+Failure model: short socket and connect timeouts plus an overall deadline per call, and every Redis
+error surfaces as ``StateUnavailable``. Whether that refuses or degrades a feature is
+``ResilientStateStore``'s business, not this store's. A pooled connection Redis dropped (``CLIENT
+KILL``, a restart, an idle timeout) must not count as Redis being down: a connection error is retried
+once, at once, on a fresh connection, and a connection idle for a while is PINGed before use. A
+timeout is never retried, so a frozen Redis costs the configured timeout, not twice it.
 
 Notices: one background task per store owns one pub/sub connection. It reconnects by itself (with
 backoff capped at ~1 s) and, because notices published while it was away are lost, runs the
@@ -26,7 +29,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import BlockingConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
@@ -56,6 +59,13 @@ _KEEPALIVE_SECONDS = 5.0  # ping an idle pub/sub connection this often ...
 _SILENT_LIMIT_SECONDS = 3 * _KEEPALIVE_SECONDS  # ... and drop it when nothing comes back for this long
 _BACKOFF_FIRST_SECONDS = 0.05
 _BACKOFF_MAX_SECONDS = 1.0
+# A pooled connection unused for this long is PINGed before its next command (redis-py's
+# health_check_interval), so one Redis dropped meanwhile is replaced before it fails a call.
+HEALTH_CHECK_SECONDS = 5
+# Connections per process. Past it a call waits (up to the timeout) for one to come free instead of
+# failing at once, as redis-py's default pool does past 100: a burst of concurrent requests must
+# not look like Redis being down.
+MAX_CONNECTIONS = 256
 
 # KEYS[i]: the window bucket of reservation i; ARGV: amount, limit, ttl_ms of each reservation in turn.
 # Checks every reservation first (cumulatively when two name the same bucket), so a refusal changes
@@ -436,9 +446,21 @@ class RedisStateStore:
 # --- construction ------------------------------------------------------------------------------
 
 
-def _no_retries() -> Retry:
-    """Fail fast: a retry would only double the wait on a dead Redis; callers decide what to do."""
-    return Retry(NoBackoff(), 0)
+def _retry_dropped_connection() -> Retry:
+    """One immediate retry on a connection error only: a pooled connection Redis closed (``CLIENT
+    KILL``, a restart) then costs nothing, while a dead Redis fails the retry's connect at once.
+    Timeouts are not retried: on a frozen Redis that would only double the wait."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
+def client_options(timeout_seconds: float) -> dict[str, Any]:
+    """Connection options for every RouteIQ Redis client (plain, Sentinel)."""
+    return {
+        "socket_timeout": timeout_seconds,
+        "socket_connect_timeout": timeout_seconds,
+        "retry": _retry_dropped_connection(),
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+    }
 
 
 def _sentinel_address(text: str) -> tuple[str, int]:
@@ -489,7 +511,7 @@ def create_redis_store(
     if sentinels:
         if not sentinel_master:
             raise ValueError("sentinel mode needs sentinel_master (the monitored master's name)")
-        options = {**timeouts, "retry": _no_retries()}
+        options = client_options(timeout_seconds)
         return _sentinel_store(url, list(sentinels), sentinel_master, key_prefix, options)
     if not url:
         raise ValueError("a Redis URL is required (or sentinels with a master name)")
@@ -498,5 +520,8 @@ def create_redis_store(
         client: RedisClient = RedisCluster.from_url(url, retry=Retry(NoBackoff(), 1), **timeouts)
         prefix = _cluster_prefix(key_prefix)
         return RedisStateStore(client, key_prefix=prefix, timeout_seconds=timeout_seconds)
-    client = Redis.from_url(url, retry=_no_retries(), **timeouts)
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=timeout_seconds, **client_options(timeout_seconds)
+    )
+    client = Redis.from_pool(pool)
     return RedisStateStore(client, key_prefix=key_prefix, timeout_seconds=timeout_seconds)

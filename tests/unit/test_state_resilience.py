@@ -12,15 +12,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from routeiq.config import load_settings
 from routeiq.state.base import StateUnavailable, Window
 from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import RedisStateStore, create_redis_store
 from routeiq.state.resilient import ResilientStateStore, StateHealth
-from tests.support.redis_store import open_redis_store, purge
+from tests.support.redis_store import RedisServer, open_redis_store, purge
 from tests.support.tcp_proxy import TcpProxy
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -238,3 +241,72 @@ async def test_a_dead_address_fails_within_the_timeout() -> None:
         await store.start()  # does not raise: the listener keeps trying in the background
     finally:
         await store.close()
+
+
+# --- a Redis of the test's own: dropped connections and restarts are not outages -------------------
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path) as server:
+        yield server
+
+
+async def own_store(server: RedisServer) -> tuple[RedisStateStore, StateHealth, ResilientStateStore]:
+    """A fail-closed feature on ``server``: any failure would show as ``StateUnavailable``."""
+    shared = await open_redis_store("own:", server.url, TIMEOUT_SECONDS)
+    health = StateHealth()
+    closed = ResilientStateStore(shared, MemoryStateStore(), feature="quotas", fail_open=False, health=health)
+    return shared, health, closed
+
+
+async def test_killed_connections_are_replaced_without_failing_a_call(own_redis: RedisServer) -> None:
+    shared, health, closed = await own_store(own_redis)
+    try:
+        await asyncio.gather(*(closed.incr("hits") for _ in range(20)))  # a pool of several connections
+        assert own_redis.kill_clients() >= 2  # the pooled ones and the notice listener's
+        # Each pooled connection is dead now: each call on one retries once, on a fresh connection.
+        counts = await asyncio.gather(*(closed.incr("hits") for _ in range(20)))
+        assert sorted(counts) == list(range(21, 41))
+        assert not health.degraded and health.fallbacks == {}
+        assert await shared.wait_subscribed(RECOVERY_SECONDS)  # the listener is back too
+    finally:
+        await shared.close()
+
+
+async def test_a_restarted_redis_serves_the_next_calls(own_redis: RedisServer) -> None:
+    shared, health, closed = await own_store(own_redis)
+    try:
+        await asyncio.gather(*(closed.incr("hits") for _ in range(10)))
+        own_redis.restart()  # empty (no persistence), every connection gone
+        counts = await asyncio.gather(*(closed.incr("hits") for _ in range(10)))
+        assert sorted(counts) == list(range(1, 11))
+        assert not health.degraded and health.fallbacks == {}
+    finally:
+        await shared.close()
+
+
+async def test_a_burst_beyond_a_hundred_connections_waits_for_one(own_redis: RedisServer) -> None:
+    """redis-py's default pool fails the 101st concurrent call at once; ours waits for a connection."""
+    shared, health, closed = await own_store(own_redis)
+    try:
+        counts = await asyncio.gather(*(closed.incr("hits") for _ in range(300)))
+        assert sorted(counts) == list(range(1, 301))
+        assert not health.degraded
+    finally:
+        await shared.close()
+
+
+def test_the_routers_redis_client_gets_routeiqs_timeouts(tmp_path: Path) -> None:
+    """LiteLLM's default is a 5 s socket timeout: a frozen Redis would hold every call that long."""
+    from routeiq.runtime import build_router  # imports LiteLLM (seconds): only this test pays
+
+    config = tmp_path / "config.yaml"
+    deployment = {"model_name": "a", "litellm_params": {"model": "openai/x", "mock_response": "hi"}}
+    config.write_text(yaml.safe_dump({"model_list": [deployment]}))
+    environ = {"ROUTEIQ_REDIS_URL": "redis://127.0.0.1:6379/5", "ROUTEIQ_REDIS_TIMEOUT_SECONDS": "0.25"}
+    router = build_router(load_settings(config, environ=environ))
+    redis_cache = router.health().store.redis_cache
+    for options in (redis_cache.redis_kwargs, redis_cache.store_settings.redis_kwargs):
+        assert options["socket_timeout"] == 0.25
+        assert options["socket_connect_timeout"] == 0.25
