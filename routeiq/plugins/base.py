@@ -16,11 +16,18 @@ Hooks, in the order a request meets them:
   included) is complete. With ``reads_response_body = True`` a non-streamed body is held back until
   the hook ran, and ``result.body`` may be replaced.
 * ``on_error(call, result)`` — a model call answered with status 400 or above.
+
+CPU-heavy work (scanning a call's text) goes through ``Plugin.run_cpu``: it runs on the manager's
+worker threads, so the event loop keeps serving (liveness included) and the hook's ``timeout_ms``
+fires on time. A thread cannot be killed, so the work must also be bounded on its own: linear-time
+patterns over at most ``max_scan_chars`` characters (``check_scan_size``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -86,6 +93,37 @@ class GuardrailBlocked(APIError):
         super().__init__(status, message, code=code)
 
 
+class ScanLimitExceeded(Exception):
+    """The call's text is longer than a guardrail checks (its ``max_scan_chars``), so it was not
+    checked. The manager answers 413 ``guardrail_scan_limit`` when the plugin's failure mode is
+    ``abort`` and skips the guardrail (logged, counted) when it is ``continue``."""
+
+    def __init__(self, chars: int, limit: int) -> None:
+        super().__init__(f"{chars} characters of text, more than max_scan_chars ({limit})")
+        self.chars = chars
+        self.limit = limit
+
+
+def check_scan_size(found: Iterable[str], limit: int) -> list[str]:
+    """The texts, or ``ScanLimitExceeded`` when together they are longer than ``limit`` characters
+    (checked before any scanning, so an oversized call costs nothing but this sum)."""
+    found = list(found)
+    chars = sum(map(len, found))
+    if chars > limit:
+        raise ScanLimitExceeded(chars, limit)
+    return found
+
+
+T = TypeVar("T")
+
+# Built-in guardrails check at most this many characters of a call's text by default (about 125k
+# tokens); at the slowest measured adversarial rate that is well under a second of scanning.
+DEFAULT_MAX_SCAN_CHARS = 500_000
+# Below this many characters a scan runs inline: it takes well under a millisecond even on hostile
+# text, less than the hop to a worker thread and back.
+INLINE_SCAN_CHARS = 2048
+
+
 class Plugin(Generic[SettingsT]):
     """Base class of every plugin. Subclasses set the class attributes and override hooks."""
 
@@ -99,6 +137,17 @@ class Plugin(Generic[SettingsT]):
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
+        # The manager's worker threads for run_cpu (None, outside a manager: the loop's default).
+        self.cpu_executor: Executor | None = None
+
+    async def run_cpu(self, work: Callable[[], T], chars: int | None = None) -> T:
+        """``work()`` on a worker thread (inline when the caller says it reads fewer than
+        ``INLINE_SCAN_CHARS`` characters). The loop stays free while it runs, and a hook timeout
+        stops the wait; the thread finishes in the background, so ``work`` must not touch the call:
+        return a result and apply it on the loop."""
+        if chars is not None and chars < INLINE_SCAN_CHARS:
+            return work()
+        return await asyncio.get_running_loop().run_in_executor(self.cpu_executor, work)
 
     # Lifecycle -----------------------------------------------------------------------------
 

@@ -7,6 +7,12 @@ the entry, raised before anything serves (``routeiq serve`` and ``routeiq check-
 Each hook runs under its plugin's ``timeout_ms``. A hook that fails or times out is skipped when the
 plugin's ``failure_mode`` is ``continue`` (logged and counted) and refuses the request with 503
 ``plugin_failed`` when it is ``abort``. A ``GuardrailBlocked`` is not a failure: it is the answer.
+A call whose text is longer than a guardrail's ``max_scan_chars`` (``ScanLimitExceeded``) is skipped
+by that guardrail in ``continue`` mode and refused with 413 ``guardrail_scan_limit`` in ``abort``
+mode (a retry cannot help, so not a 503).
+
+The manager owns a small pool of worker threads for the plugins' CPU-heavy work (``run_cpu``): a
+scan there leaves the event loop free, so the timeout above can fire while it runs.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import importlib
 import logging
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
@@ -34,6 +41,7 @@ from routeiq.plugins.base import (
     Plugin,
     PluginHealth,
     PluginServices,
+    ScanLimitExceeded,
     implements,
 )
 from routeiq.settings import PluginConfig
@@ -50,6 +58,9 @@ BUILTINS: dict[str, str] = {
 }
 HEALTH_TIMEOUT_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 1.0
+# Threads for plugins' CPU work: scans are linear and capped, so a few suffice; more would only
+# compete with the event loop for the GIL (and this machine class has 2 cores).
+CPU_THREADS = 2
 
 T = TypeVar("T")
 
@@ -77,6 +88,7 @@ class LoadedPlugin:
     failures: int = 0
     timeouts: int = 0
     blocks: int = 0
+    oversize: int = 0  # calls whose text was over the guardrail's max_scan_chars (not checked)
     name: str = ""  # as configured (one class may serve several entry point names); default: its own
 
     def __post_init__(self) -> None:
@@ -161,6 +173,10 @@ class PluginManager:
 
     def __init__(self, plugins: list[LoadedPlugin]) -> None:
         self.plugins = sorted(plugins, key=lambda loaded: loaded.priority)
+        # Threads start only when a plugin first uses run_cpu.
+        self.cpu_executor = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="routeiq-plugin-cpu")
+        for loaded in self.plugins:
+            loaded.plugin.cpu_executor = self.cpu_executor
         by_hook = {hook: [p for p in self.plugins if implements(type(p.plugin), hook)] for hook in HOOKS}
         self.on_request = by_hook["on_request"]
         self.pre_call = by_hook["pre_call"]
@@ -194,6 +210,8 @@ class PluginManager:
                 await loaded.plugin.shutdown()
             except Exception:
                 logger.warning("plugin %s failed to shut down cleanly", loaded.name, exc_info=True)
+        # Queued scans are dropped; a running one (bounded by max_scan_chars) ends on its own.
+        self.cpu_executor.shutdown(wait=False, cancel_futures=True)
 
     async def health(self) -> list[dict[str, Any]]:
         """Each plugin with its metadata, hooks, health and this worker's failure counters."""
@@ -219,6 +237,7 @@ class PluginManager:
                         "failures": loaded.failures,
                         "timeouts": loaded.timeouts,
                         "blocks": loaded.blocks,
+                        "oversize": loaded.oversize,
                     },
                 }
             )
@@ -279,6 +298,23 @@ class PluginManager:
             raise
         except APIError:
             raise  # a plugin's own deliberate answer (say, a 429 of its own)
+        except ScanLimitExceeded as error:
+            loaded.oversize += 1
+            reason = f"did not check request {call.request_id}: {error}"
+            del call.guardrails[applied:]
+            if loaded.abort:
+                logger.warning("plugin %s %s: refusing it", loaded.name, reason)
+                # Before the call it is the request that is too long (413); after, the answer (502).
+                before = hook in ("on_request", "pre_call")
+                raise APIError(
+                    413 if before else 502,
+                    f"the {'request' if before else 'answer'}'s text ({error.chars} characters) is "
+                    f"longer than guardrail {loaded.name!r} checks ({error.limit})",
+                    code="guardrail_scan_limit",
+                    headers={"x-should-retry": "false"},
+                ) from None
+            logger.warning("plugin %s %s: continuing without it", loaded.name, reason)
+            return None
         except TimeoutError:
             loaded.timeouts += 1
             reason = f"timed out after {round(loaded.timeout_seconds * 1000)} ms in {hook}"

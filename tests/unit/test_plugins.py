@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from routeiq.api.errors import APIError
 from routeiq.config import ConfigError
 from routeiq.governance.call import GovernedCall, Served, new_call
 from routeiq.governance.identity import ANONYMOUS, Identity
@@ -305,7 +307,13 @@ async def test_a_failing_hook_counts_as_a_failure() -> None:
     await manager.run_pre_call(chat_call(user("hi")))
     assert manager.plugins[0].failures == 1
     report = await manager.health()
-    assert report[0]["counters"] == {"scope": "this worker", "failures": 1, "timeouts": 0, "blocks": 0}
+    assert report[0]["counters"] == {
+        "scope": "this worker",
+        "failures": 1,
+        "timeouts": 0,
+        "blocks": 0,
+        "oversize": 0,
+    }
     assert report[0]["hooks"] == ["pre_call"] and report[0]["health"]["status"] == "ok"
 
 
@@ -487,3 +495,160 @@ async def test_middleware_reframes_stream_events_and_replaces_held_bodies() -> N
         events = cut.content.split(b"\n\n")
         assert events[0] == b"DATA: ONE" and b'"code":"shout_refused"' in events[1]
         assert b"never" not in cut.content.lower()
+
+
+# Hostile input: linear time, a cap on what is scanned, scans off the event loop ------------------
+
+KB64, MB = 64 * 1024, 1024 * 1024
+# Shapes that made backtracking patterns quadratic (a long word before no "@", blank lines before no
+# "##") and shapes that produce a finding, or a near miss, every few characters.
+HOSTILE = {
+    "letters": "a",
+    "hex_dump": "0123456789abcdef",
+    "at_signs": "a@",
+    "at_dots": "@a.",
+    "digits": "1",
+    "spaced_digits": "1 ",
+    "dotted": "a.",
+    "ipv4s": "1.1.1.1 ",
+    "colons": "ab:",
+    "newlines": "\n",
+    "unicode": "é字",
+    "repeated_phrase": "ignore all build a ## ",
+}
+
+
+def hostile(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def guardrail_scans() -> dict[str, Any]:
+    """Each built-in guardrail's scan as its plugin runs it (moderation only sends text on)."""
+    filter_plugin = ContentFilterPlugin(
+        ContentFilterSettings(
+            builtin_categories=["weapons", "malware", "self_harm"], categories={"x": ["a b c d", "1 2 3"]}
+        )
+    )
+    injection = InjectionPlugin(InjectionSettings())
+    return {
+        "pii": lambda text: PiiPlugin(PiiSettings())._redact(text),
+        "prompt_injection": lambda text: injection._score_all([text]),
+        "content_filter": lambda text: filter_plugin._first_category([text]),
+    }
+
+
+def best_time(scan: Any, text: str, runs: int) -> float:
+    """The least CPU time of ``runs`` scans (CPU time of this thread: other processes on a busy
+    machine do not inflate it the way they do the wall clock)."""
+    times = []
+    for _ in range(runs):
+        started = time.thread_time()
+        scan(text)
+        times.append(time.thread_time() - started)
+    return min(times)
+
+
+@pytest.mark.parametrize("guardrail", ["pii", "prompt_injection", "content_filter"])
+def test_guardrails_take_linear_time_on_hostile_megabytes(guardrail: str) -> None:
+    """16 times the text may take at most 40 times as long: linear is 16x, quadratic 256x (the email
+    pattern took 6.4 s on 80 KB of letters; blank lines took the role-marker pattern as long)."""
+    scan = guardrail_scans()[guardrail]
+    ratios = {}
+    for shape, unit in HOSTILE.items():
+        tiny = best_time(scan, hostile(unit, KB64 // 4), runs=3)
+        small = best_time(scan, hostile(unit, KB64), runs=3)
+        # First 4x the text (linear 4x, quadratic 16x): quadratic code fails here in seconds
+        # instead of spending minutes on the megabyte.
+        assert small / tiny < 10, (shape, round(small / tiny, 1))
+        large = best_time(scan, hostile(unit, MB), runs=1)
+        ratios[shape] = round(large / small, 1)
+    assert max(ratios.values()) < 40, ratios
+
+
+def test_pii_email_local_part_is_read_back_from_the_at_sign() -> None:
+    text = "x" * 100 + "@example.com"
+    assert mask(text, find_pii(text)) == "x" * 36 + "[EMAIL]"  # the local part's last 64 characters
+    text = "ann@a.io,bob@b.io a@b@c.io"
+    assert mask(text, find_pii(text)) == "[EMAIL],[EMAIL] a@[EMAIL]"
+    many = "call 10.0.0.1 or a@b.io " * 20_000  # 40k findings: overlaps checked by bisection
+    assert len(find_pii(many)) == 40_000
+
+
+async def test_text_over_max_scan_chars_is_skipped_or_refused_per_failure_mode() -> None:
+    text = "mail ann@example.com " * 10  # 210 characters
+    settings = PiiSettings(max_scan_chars=200)
+    lenient = PluginManager([LoadedPlugin(PiiPlugin(settings), "builtin", 1, timeout_seconds=1, abort=False)])
+    call = chat_call(user(text))
+    await lenient.run_pre_call(call)
+    assert call.body is not None and call.body["messages"][0]["content"] == text  # not scanned: untouched
+    assert call.guardrails == [] and lenient.plugins[0].oversize == 1
+    assert (await lenient.health())[0]["counters"]["oversize"] == 1
+
+    strict = PluginManager([LoadedPlugin(PiiPlugin(settings), "builtin", 1, timeout_seconds=1, abort=True)])
+    with pytest.raises(APIError) as refused:
+        await strict.run_pre_call(chat_call(user(text)))
+    assert (refused.value.status, refused.value.code) == (413, "guardrail_scan_limit")
+    assert refused.value.headers["x-should-retry"] == "false"
+    assert "210 characters" in refused.value.message and "'pii'" in refused.value.message
+
+    fits = chat_call(user(text[:200]))
+    await strict.run_pre_call(fits)
+    assert fits.body is not None and "[EMAIL]" in fits.body["messages"][0]["content"]
+
+
+async def test_moderation_over_max_scan_chars_sends_nothing(upstream: MockUpstream) -> None:
+    settings = ModerationSettings(url=f"{upstream.base_url}/moderations", max_scan_chars=10)
+    manager = PluginManager([LoadedPlugin(ModerationPlugin(settings), "builtin", 1, 1, abort=True)])
+    upstream.clear()
+    with pytest.raises(APIError) as refused:
+        await manager.run_pre_call(chat_call(user("eleven char")))
+    assert refused.value.status == 413 and upstream.requests == []
+
+
+async def test_a_scan_timeout_answers_at_once_and_the_late_scan_never_touches_the_body() -> None:
+    text = hostile("call 10.0.0.1 ", MB)
+    started = time.perf_counter()
+    masked_inline = PiiPlugin(PiiSettings(max_scan_chars=2 * MB))._redact(text)
+    scan_seconds = time.perf_counter() - started
+    assert masked_inline != text
+
+    plugin = PiiPlugin(PiiSettings(max_scan_chars=2 * MB))
+    manager = PluginManager([LoadedPlugin(plugin, "builtin", 1, timeout_seconds=0.001, abort=False)])
+    call = chat_call(user(text))
+    started = time.perf_counter()
+    await manager.run_pre_call(call)
+    answered = time.perf_counter() - started
+    assert manager.plugins[0].timeouts == 1
+    assert answered < scan_seconds / 4  # the timeout fired while the scan was still running
+    await asyncio.sleep(scan_seconds * 2)  # the scan ends on its thread, its result unused
+    assert call.body is not None and call.body["messages"][0]["content"] == text
+    await manager.close()
+
+
+async def test_the_event_loop_keeps_ticking_during_a_megabyte_scan() -> None:
+    """The scan runs on a worker thread: the loop's longest pause is a small part of the scan's time
+    (run inline, the scan would be one pause as long as itself)."""
+    text = hostile("call 10.0.0.1 or a@b.io ", MB)
+    plugin = PiiPlugin(PiiSettings(max_scan_chars=2 * MB))
+    manager = PluginManager([LoadedPlugin(plugin, "builtin", 1, timeout_seconds=60, abort=True)])
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    call = chat_call(user(text))
+    started = time.perf_counter()
+    await manager.run_pre_call(call)
+    scan_seconds = time.perf_counter() - started
+    done.set()
+    await ticking
+    assert call.body is not None and "[IP]" in call.body["messages"][0]["content"]
+    assert len(gaps) > 10 and max(gaps) < scan_seconds / 4, (max(gaps), scan_seconds)
+    await manager.close()

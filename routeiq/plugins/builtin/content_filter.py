@@ -14,7 +14,13 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routeiq.governance.call import GovernedCall
-from routeiq.plugins.base import CallResult, GuardrailBlocked, Plugin
+from routeiq.plugins.base import (
+    DEFAULT_MAX_SCAN_CHARS,
+    CallResult,
+    GuardrailBlocked,
+    Plugin,
+    check_scan_size,
+)
 from routeiq.plugins.text import texts
 
 # A small default set, enabled with ``builtin_categories``: phrases that ask for serious harm.
@@ -59,6 +65,11 @@ class ContentFilterSettings(BaseModel):
     block_status: Literal[400, 403] = Field(default=400, description="Status of a refused call.")
     check_responses: bool = Field(
         default=False, description="Also refuse non-streamed answers that contain a term (buffers them)."
+    )
+    max_scan_chars: int = Field(
+        default=DEFAULT_MAX_SCAN_CHARS,
+        ge=1,
+        description="Longest text (a call's texts, or an answer's, together) checked; see docs/plugins.md.",
     )
 
     @model_validator(mode="after")
@@ -113,20 +124,26 @@ class ContentFilterPlugin(Plugin[ContentFilterSettings]):
 
     async def pre_call(self, call: GovernedCall) -> None:
         call.guardrails.append(self.name)
-        for text in texts(call.body):
-            self._refuse_if_listed(text, "request")
+        await self._refuse_if_listed(list(texts(call.body)), "request")
 
     async def post_call(self, call: GovernedCall, result: CallResult) -> None:
         if not self.settings.check_responses or result.body is None:
             return
-        for text in answer_texts(result.body):
-            self._refuse_if_listed(text, "response")
+        await self._refuse_if_listed(answer_texts(result.body), "response")
 
-    def _refuse_if_listed(self, text: str, where: str) -> None:
-        category = first_category(text, self.patterns)
+    async def _refuse_if_listed(self, found: list[str], where: str) -> None:
+        found = check_scan_size(found, self.settings.max_scan_chars)
+        category = await self.run_cpu(lambda: self._first_category(found), sum(map(len, found)))
         if category is not None:
             raise GuardrailBlocked(
                 self.settings.block_status,
                 "content_filtered",
                 f"the {where} was refused by the content filter (category: {category})",
             )
+
+    def _first_category(self, found: list[str]) -> str | None:
+        for text in found:
+            category = first_category(text, self.patterns)
+            if category is not None:
+                return category
+        return None

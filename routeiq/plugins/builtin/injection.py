@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from routeiq.governance.call import GovernedCall
-from routeiq.plugins.base import GuardrailBlocked, Plugin
+from routeiq.plugins.base import DEFAULT_MAX_SCAN_CHARS, GuardrailBlocked, Plugin, check_scan_size
 from routeiq.plugins.text import texts
 
 
@@ -54,7 +54,11 @@ HEURISTICS: tuple[Heuristic, ...] = (
     _heuristic(
         "no_restrictions", r"\bwithout\s+(?:any\s+)?(?:restrictions|limitations|filters|rules)\b", 0.5
     ),
-    _heuristic("role_markers", r"<\|im_start\|>\s*system|\[/?(?:system|INST)\]|^\s*#{2,}\s*system\s*:", 0.5),
+    # Horizontal space only around the "##": with ``\s*`` a run of blank lines would be rescanned
+    # from every line start (quadratic).
+    _heuristic(
+        "role_markers", r"<\|im_start\|>\s*system|\[/?(?:system|INST)\]|^[ \t]*#{2,}[ \t]*system[ \t]*:", 0.5
+    ),
 )
 
 
@@ -76,6 +80,11 @@ class InjectionSettings(BaseModel):
         default_factory=list, description="More regular expressions (case-insensitive), weight 1 each."
     )
     action: Literal["block", "log"] = Field(default="block", description="`log` only reports a match.")
+    max_scan_chars: int = Field(
+        default=DEFAULT_MAX_SCAN_CHARS,
+        ge=1,
+        description="Longest text (all of a call's texts together) checked; longer: see docs/plugins.md.",
+    )
 
     @field_validator("extra_patterns")
     @classmethod
@@ -102,12 +111,8 @@ class InjectionPlugin(Plugin[InjectionSettings]):
 
     async def pre_call(self, call: GovernedCall) -> None:
         call.guardrails.append(self.name)
-        total = 0.0
-        matched: list[str] = []
-        for text in texts(call.body, self._roles):
-            points, names = score(text, self._heuristics)
-            total += points
-            matched += names
+        found = check_scan_size(texts(call.body, self._roles), self.settings.max_scan_chars)
+        total, matched = await self.run_cpu(lambda: self._score_all(found), sum(map(len, found)))
         if total < self.settings.threshold:
             return
         if self.settings.action == "log":
@@ -118,3 +123,12 @@ class InjectionPlugin(Plugin[InjectionSettings]):
             "prompt_injection",
             f"the request looks like a prompt-injection attempt ({', '.join(sorted(set(matched)))})",
         )
+
+    def _score_all(self, found: list[str]) -> tuple[float, list[str]]:
+        total = 0.0
+        matched: list[str] = []
+        for text in found:
+            points, names = score(text, self._heuristics)
+            total += points
+            matched += names
+        return total, matched

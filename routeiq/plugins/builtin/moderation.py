@@ -13,7 +13,14 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from routeiq.governance.call import GovernedCall
-from routeiq.plugins.base import GuardrailBlocked, Plugin, PluginHealth, PluginServices
+from routeiq.plugins.base import (
+    DEFAULT_MAX_SCAN_CHARS,
+    GuardrailBlocked,
+    Plugin,
+    PluginHealth,
+    PluginServices,
+    check_scan_size,
+)
 from routeiq.plugins.text import texts
 
 
@@ -36,6 +43,11 @@ class ModerationSettings(BaseModel):
     )
     roles: list[str] = Field(
         default_factory=lambda: ["user"], description="Chat roles whose text is checked."
+    )
+    max_scan_chars: int = Field(
+        default=DEFAULT_MAX_SCAN_CHARS,
+        ge=1,
+        description="Longest text (all of a call's texts together) sent for checking; see docs/plugins.md.",
     )
 
     @model_validator(mode="after")
@@ -103,6 +115,7 @@ class ModerationPlugin(Plugin[ModerationSettings]):
     async def pre_call(self, call: GovernedCall) -> None:
         found = [text for text in texts(call.body, self._roles) if text.strip()]
         call.guardrails.append(self.name)
+        check_scan_size(found, self.settings.max_scan_chars)  # nor send the service megabytes
         if not found:
             return
         try:

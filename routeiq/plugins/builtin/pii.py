@@ -5,20 +5,28 @@ Detection is regular expressions plus a validator per kind, so that look-alikes 
 must pass the Luhn check, an SSN must use a possible area/group/serial, an IP must parse, a phone
 number must carry 10 to 15 digits. Where matches overlap the earlier kind in ``KINDS`` wins (a card
 number is not also a phone number).
+
+Every pattern takes time linear in the text on any input, hostile included: each quantifier is
+bounded (so one attempt at one position costs a constant), a pattern that could start anywhere starts
+only after a boundary (a lookbehind that fails at once inside a run of digits or letters), and emails
+are found from their ``@`` (a literal the engine skips to) with the local part read backwards from it,
+instead of trying ``[A-Za-z0-9...]+@`` at every letter of a long word. Overlaps are checked by
+bisection, not against every earlier finding.
 """
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from routeiq.governance.call import GovernedCall
-from routeiq.plugins.base import GuardrailBlocked, Plugin
+from routeiq.plugins.base import DEFAULT_MAX_SCAN_CHARS, GuardrailBlocked, Plugin, check_scan_size
 from routeiq.plugins.text import rewrite_texts, texts
 
 PiiKind = Literal["email", "card", "national_id", "ip", "phone"]
@@ -78,12 +86,16 @@ class Detector:
     valid: Callable[[str], bool]
 
 
+_LABEL = r"[A-Za-z0-9-]{1,63}"  # one DNS label
+LOCAL_PART_MAX = 64  # RFC 5321's longest local part; a longer run has only its last 64 masked
+# The local part read backwards from the "@": the reversed text just before it.
+_LOCAL_PART_REVERSED = re.compile(rf"[A-Za-z0-9._%+-]{{1,{LOCAL_PART_MAX}}}")
+
 DETECTORS: dict[PiiKind, Detector] = {
     detector.kind: detector
     for detector in (
-        Detector(
-            "email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), _always
-        ),
+        # "@domain" only: the local part before the "@" is found by ``_email_spans``.
+        Detector("email", re.compile(rf"@{_LABEL}(?:\.{_LABEL}){{0,8}}\.[A-Za-z]{{2,63}}"), _always),
         Detector("card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
         Detector(
             "national_id",
@@ -99,7 +111,7 @@ DETECTORS: dict[PiiKind, Detector] = {
             ),
             _ip,
         ),
-        Detector("phone", re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{7,20}\d(?![\w])"), _phone),
+        Detector("phone", re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{7,20}\d(?!\w)"), _phone),
     )
 }
 
@@ -111,6 +123,26 @@ class Finding:
     end: int
 
 
+def _spans(detector: Detector, text: str) -> Iterator[tuple[int, int]]:
+    if detector.kind != "email":
+        yield from (match.span() for match in detector.pattern.finditer(text))
+        return
+    floor = 0  # a local part never reaches back into the previous email
+    for match in detector.pattern.finditer(text):
+        at = match.start()
+        local = _LOCAL_PART_REVERSED.match(text[max(floor, at - LOCAL_PART_MAX) : at][::-1])
+        if local is not None:
+            floor = match.end()
+            yield at - local.end(), match.end()
+
+
+def _overlaps(starts: list[int], taken: list[Finding], start: int, end: int) -> bool:
+    """Whether [start, end) overlaps a finding in ``taken`` (sorted, non-overlapping; ``starts``
+    their starts): only the last one starting before ``end`` can."""
+    index = bisect.bisect_left(starts, end) - 1
+    return index >= 0 and taken[index].end > start
+
+
 def find_pii(text: str, kinds: tuple[PiiKind, ...] = KINDS) -> list[Finding]:
     """Non-overlapping findings in text order; on overlap the earlier kind in ``KINDS`` wins."""
     taken: list[Finding] = []
@@ -118,13 +150,15 @@ def find_pii(text: str, kinds: tuple[PiiKind, ...] = KINDS) -> list[Finding]:
         if kind not in kinds:
             continue
         detector = DETECTORS[kind]
-        for match in detector.pattern.finditer(text):
-            start, end = match.span()
-            if any(start < other.end and other.start < end for other in taken):
-                continue
-            if detector.valid(match.group()):
-                taken.append(Finding(kind, start, end))
-    return sorted(taken, key=lambda finding: finding.start)
+        starts = [finding.start for finding in taken]
+        found = [
+            Finding(kind, start, end)
+            for start, end in _spans(detector, text)
+            if not _overlaps(starts, taken, start, end) and detector.valid(text[start:end])
+        ]
+        # One kind's matches never overlap each other: merge the two sorted lists.
+        taken = sorted(taken + found, key=lambda finding: finding.start) if found else taken
+    return taken
 
 
 def mask(text: str, findings: list[Finding]) -> str:
@@ -145,6 +179,11 @@ class PiiSettings(BaseModel):
     )
     entities: list[PiiKind] = Field(default_factory=lambda: list(KINDS), description="What to look for.")
     block_status: Literal[400, 403] = Field(default=400, description="Status of a refused call.")
+    max_scan_chars: int = Field(
+        default=DEFAULT_MAX_SCAN_CHARS,
+        ge=1,
+        description="Longest text (all of a call's texts together) checked; longer: see docs/plugins.md.",
+    )
 
 
 class PiiPlugin(Plugin[PiiSettings]):
@@ -159,16 +198,24 @@ class PiiPlugin(Plugin[PiiSettings]):
 
     async def pre_call(self, call: GovernedCall) -> None:
         call.guardrails.append(self.name)
+        found = check_scan_size(texts(call.body), self.settings.max_scan_chars)
+        chars = sum(map(len, found))
         if self.settings.mode == "block":
-            found = {finding.kind for text in texts(call.body) for finding in find_pii(text, self._kinds)}
-            if found:
+            kinds = await self.run_cpu(lambda: self._kinds_in(found), chars)
+            if kinds:
                 raise GuardrailBlocked(
                     self.settings.block_status,
                     "pii_detected",
-                    f"the request contains personal data ({', '.join(sorted(found))})",
+                    f"the request contains personal data ({', '.join(sorted(kinds))})",
                 )
             return
-        rewrite_texts(call.body, self._redact)
+        # Masked off the loop, written back on it: a scan that timed out never touches the body.
+        # A text that was not scanned raises KeyError (a plugin failure) rather than pass unmasked.
+        masked = await self.run_cpu(lambda: {text: self._redact(text) for text in found}, chars)
+        rewrite_texts(call.body, masked.__getitem__)
+
+    def _kinds_in(self, found: list[str]) -> set[PiiKind]:
+        return {finding.kind for text in found for finding in find_pii(text, self._kinds)}
 
     def _redact(self, text: str) -> str:
         findings = find_pii(text, self._kinds)
