@@ -64,6 +64,13 @@ LEARNED_ALGOS = (
 )  # routeiq.routing.learned.ALGORITHM_NAMES, without the import
 
 
+def _cv_folds(value: str) -> int:
+    folds = int(value)
+    if folds == 1 or folds < 0:
+        raise argparse.ArgumentTypeError("0 (skip) or at least 2 folds")
+    return folds
+
+
 def _add_learned_commands(commands: Any) -> None:
     """``train`` and ``classify``: argparse only here; their bodies live in routeiq.routing.learned."""
     train = commands.add_parser("train", help="train a learned router from prompts with per-model outcomes")
@@ -85,6 +92,12 @@ def _add_learned_commands(commands: Any) -> None:
         help="share of training prompts above the saved threshold",
     )
     train.add_argument("--param", action="append", metavar="KEY=VALUE", help="algorithm hyper-parameter")
+    train.add_argument(
+        "--cv-folds",
+        type=_cv_folds,
+        default=5,
+        help="k-fold cross-validated AUROC on the training side (default 5; 0 skips it)",
+    )
 
     classify = commands.add_parser("classify", help="classify JSON-lines prompts (stdin or --input)")
     classify.add_argument("--input", default=None, type=Path, help="JSON-lines file (default: stdin)")

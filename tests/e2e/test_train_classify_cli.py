@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -62,6 +63,8 @@ def test_train_then_classify_with_the_artifact(tmp_path: Path) -> None:
     summary = json.loads(trained.stdout.splitlines()[-1])
     assert summary["algo"] == "knn" and set(summary["heldout"]) == {"router", "prompt_length", "random"}
     assert 0.0 <= summary["heldout"]["router"]["apgr"] <= 1.5
+    assert summary["cv"]["folds"] == 5 and 0.0 <= summary["cv"]["auroc"] <= 1.0
+    assert "cross-validated AUROC (5-fold" in trained.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert (
         manifest["weak"] == "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -125,3 +128,69 @@ def test_train_reports_bad_data_without_a_traceback(tmp_path: Path) -> None:
     result = routeiq("train", "--algo", "mlp", "--data", str(bad), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "scores" in result.stderr and "Traceback" not in result.stderr
+
+
+def write_jsonl_slice(path: Path, rows: int) -> Path:
+    """The first ``rows`` fixture prompts as JSON lines, the format ``routeiq train`` documents."""
+    with (MMLU_SMALL / "mmlu_anatomy.csv").open(newline="", encoding="utf-8") as handle:
+        header, *records = csv.reader(handle)
+    lines = [
+        {
+            "prompt": record[0],
+            "scores": {model: value == "True" for model, value in zip(header[1:], record[1:], strict=True)},
+        }
+        for record in records[:rows]
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_train_on_too_little_data_adapts_k_warns_and_reports_cross_validated_auroc(tmp_path: Path) -> None:
+    data = write_jsonl_slice(tmp_path / "small.jsonl", 41)
+    out = tmp_path / "knn-small"
+    trained = routeiq("train", "--algo", "knn", "--param", "k=64", "--data", str(data), "--out", str(out))
+    assert trained.returncode == 0, trained.stderr
+    assert "warning: knn k=64" in trained.stderr and "using k=8" in trained.stderr  # 32 train rows / 4
+    assert "too few to learn from" in trained.stderr
+    lines = trained.stdout.splitlines()
+    assert any(line.startswith("cross-validated AUROC (5-fold, 32 training prompts): ") for line in lines)
+    summary = json.loads(lines[-1])
+    assert summary["params"] == {"k": 8}
+    assert summary["cv"]["folds"] == 5 and summary["cv"]["rows"] == 32
+    assert 0.0 <= summary["cv"]["auroc"] <= 1.0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["params"] == {"k": 8}
+    assert manifest["training"]["cv"] == summary["cv"]
+    assert manifest["training"]["warnings"] == summary["warnings"] and summary["warnings"]
+
+    # The artifact tells prompts apart (with k=64 over 32 rows every prompt got the same p_strong).
+    stdin = data.read_text()
+    classified = classify_lines(
+        routeiq("classify", "--strategy", "llmrouter-knn", "--model-path", str(out), stdin=stdin)
+    )
+    assert len({line["p_strong"] for line in classified}) > 1
+
+
+def test_train_refuses_an_unknown_param_and_can_skip_cross_validation(tmp_path: Path) -> None:
+    data = write_jsonl_slice(tmp_path / "small.jsonl", 60)
+    typo = routeiq(
+        "train", "--algo", "knn", "--param", "kk=5", "--data", str(data), "--out", str(tmp_path / "a")
+    )
+    assert typo.returncode == 2 and "no parameter 'kk'" in typo.stderr and "Traceback" not in typo.stderr
+    assert not (tmp_path / "a").exists()
+    plain = routeiq(
+        "train",
+        "--algo",
+        "knn",
+        "--param",
+        "k=3",
+        "--cv-folds",
+        "0",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "b"),
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout.splitlines()[-1])["cv"] is None
+    assert "cross-validated" not in plain.stdout and "warning: knn" not in plain.stderr

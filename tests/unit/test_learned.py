@@ -29,6 +29,7 @@ from routeiq.routing.learned.algorithms import Pair, algorithm
 from routeiq.routing.learned.artifacts import WEIGHTS
 from routeiq.routing.learned.commands import parse_params, prompt_text
 from routeiq.routing.learned.dataset import BENCHMARKS_DIR
+from routeiq.routing.learned.train import cross_validate
 
 WEAK, STRONG = "small-model", "big-model"
 
@@ -292,6 +293,68 @@ def test_ed25519_signature(tmp_path: Path, trained: LearnedRouter) -> None:
             path,
             ed25519_public_key=other.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw),
         )
+
+
+# --- parameters that fit the data, warnings, cross-validation ------------------------------------
+
+
+def test_knn_k_beyond_a_quarter_of_the_rows_is_clamped_with_a_warning() -> None:
+    data, encoder = text_dataset(40), HashingEncoder(64)
+    unclamped = algorithm("knn").fit(
+        np.ones((40, 3)) + np.eye(40, 3), data.scores, Pair(weak=0, strong=1), 0, {"k": 64}
+    )
+    assert np.ptp(unclamped.predict(np.eye(5, 3))[:, -1]) == 0.0, "k >= rows: one score for everything"
+
+    router = train_router(data, "knn", encoder, params={"k": 64})
+    assert router.info.params == {"k": 10}
+    assert any("k=64" in warning and "k=10" in warning for warning in router.info.training["warnings"])
+    p_strong = router.predict(list(data.prompts)).p_strong
+    assert p_strong is not None and np.ptp(p_strong) >= 0.5, "easy and hard prompts now score apart"
+
+    small_k = train_router(data, "knn", encoder, params={"k": 5})
+    assert small_k.info.params == {"k": 5}
+    assert not any("knn" in warning for warning in small_k.info.training["warnings"])
+
+
+def test_elo_clusters_are_clamped_to_the_rows_with_a_warning() -> None:
+    router = train_router(text_dataset(40), "elo", HashingEncoder(64))
+    assert router.info.params["clusters"] == 4
+    assert any("clusters=24" in warning for warning in router.info.training["warnings"])
+
+
+@pytest.mark.parametrize("name", ALGORITHM_NAMES)
+def test_an_unknown_parameter_is_refused_not_ignored(name: str) -> None:
+    with pytest.raises(ValueError, match="no parameter 'kk'"):
+        train_router(text_dataset(40), name, HashingEncoder(64), params={"kk": 3})
+
+
+def test_few_strong_wins_and_a_constant_router_are_flagged() -> None:
+    plenty = train_router(text_dataset(160), "knn", HashingEncoder(64), params={"k": 5})
+    assert plenty.info.training["warnings"] == []
+    few = train_router(text_dataset(40), "knn", HashingEncoder(64), params={"k": 5})
+    assert any("only 20 of the 40" in warning for warning in few.info.training["warnings"])
+    # The two models always agree: nothing to gain from the strong one, every prompt scores 0.5.
+    prompts = text_dataset(40).prompts
+    agreeing = RoutingDataset(prompts, (WEAK, STRONG), np.array([[1.0, 1.0], [0.0, 0.0]] * 20))
+    router = train_router(agreeing, "knn", HashingEncoder(64), params={"k": 5})
+    assert any("the same p_strong (0.5000)" in warning for warning in router.info.training["warnings"])
+
+
+def test_cross_validation_scores_every_row_with_a_router_that_never_saw_it() -> None:
+    data, encoder = text_dataset(160), HashingEncoder(64)
+    result = cross_validate(data, "knn", encoder, folds=5, seed=0)
+    assert result.folds == 5 and result.rows == 160 and len(result.fold_auroc) == 5
+    assert result.auroc is not None and result.auroc > 0.95  # the hard prompts are recognisable
+    assert result.apgr is not None and result.apgr > 0.7
+    assert cross_validate(data, "knn", encoder, folds=5, seed=0) == result  # deterministic
+
+    # The same prompts with outcomes shuffled across them: nothing to learn, and CV says so.
+    shuffled = np.random.default_rng(0).permutation(data.scores)
+    noise = cross_validate(RoutingDataset(data.prompts, data.models, shuffled), "knn", encoder, folds=5)
+    assert noise.auroc is not None and noise.auroc < 0.7
+
+    with pytest.raises(DatasetError, match="too few"):
+        cross_validate(text_dataset(8), "knn", encoder, folds=5)
 
 
 # --- CLI helpers ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from routeiq.routing.learned.artifacts import ArtifactError, hmac_key_from_env, 
 from routeiq.routing.learned.dataset import DatasetError, load_dataset, split_by_hash
 from routeiq.routing.learned.encoder import EncoderUnavailable, embed_in_batches, encoder_by_name
 from routeiq.routing.learned.router import COMPLEX, SIMPLE, LearnedRouter
-from routeiq.routing.learned.train import evaluate_router, train_router
+from routeiq.routing.learned.train import CrossValidation, cross_validate, evaluate_router, train_router
 from routeiq.routing.signals import content_text
 
 CENTROID_STRATEGY = "llmrouter-centroid"
@@ -44,7 +44,12 @@ def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train on the hash split's train side, evaluate on its test side, write the artifact."""
+    """Train on the hash split's train side, evaluate on its test side, cross-validate, write the artifact.
+
+    Parameters the data cannot support are adapted with a warning on stderr; the last lines report
+    the held-out metrics (when the test side has a gap to recover) and the k-fold AUROC on the train
+    side, which exists even when the test side is too small to say anything.
+    """
     try:
         hmac_key = hmac_key_from_env(args.hmac_key_env) if args.hmac_key_env else None
         params = parse_params(args.param or [])
@@ -57,6 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
             f"encoder {encoder.id} ({encoder.dimension}d)",
             file=sys.stderr,
         )
+        vectors = embed_in_batches(encoder, list(train.prompts))
         router = train_router(
             train,
             args.algo,
@@ -66,13 +72,22 @@ def run_train(args: argparse.Namespace) -> int:
             strong=args.strong,
             params=params,
             strong_fraction=args.strong_fraction,
+            embeddings=vectors,
         )
+        for warning in router.info.training.get("warnings", []):
+            print(f"routeiq train: warning: {warning}", file=sys.stderr)
         metrics: dict[str, Any] = {}
         if len(test) and _has_gap(test, router):
             metrics = evaluate_router(router, test, seed=args.seed).as_dict()
         else:
             print("held-out split has no weak-to-strong gap: no routing metrics", file=sys.stderr)
-        training = {**router.info.training, "test_prompts": len(test), "heldout": metrics}
+        cv = _cross_validate(args, train, router, params, vectors)
+        training = {
+            **router.info.training,
+            "test_prompts": len(test),
+            "heldout": metrics,
+            "cv": cv.as_dict() if cv else None,
+        }
         router = LearnedRouter(
             dataclasses.replace(router.info, training=training),
             router.scorer,
@@ -91,8 +106,58 @@ def run_train(args: argparse.Namespace) -> int:
             label = args.algo if name == "router" else name
             cpts = f"{row['cpt50']:8.1f}% {row['cpt80']:8.1f}%"
             print(f"{label:<14} {row['apgr']:7.4f} {cpts} {row['auroc']:7.4f}")
-    print(json.dumps({"artifact": str(path), "algo": args.algo, "heldout": metrics}))
+    if cv is not None:
+        print(_cv_line(cv))
+    print(
+        json.dumps(
+            {
+                "artifact": str(path),
+                "algo": args.algo,
+                "params": router.info.params,
+                "heldout": metrics,
+                "cv": cv.as_dict() if cv else None,
+                "warnings": router.info.training.get("warnings", []),
+            }
+        )
+    )
     return 0
+
+
+def _cross_validate(
+    args: argparse.Namespace,
+    train: Any,
+    router: LearnedRouter,
+    params: dict[str, Any],
+    vectors: np.ndarray,
+) -> CrossValidation | None:
+    """k-fold AUROC of the trained configuration on the train side, or None (said on stderr)."""
+    if args.cv_folds == 0:
+        return None
+    try:
+        return cross_validate(
+            train,
+            args.algo,
+            router.encoder,
+            folds=args.cv_folds,
+            seed=args.seed,
+            weak=router.info.weak,
+            strong=router.info.strong,
+            params={**params, **router.info.params},  # as trained, after any adaptation
+            embeddings=vectors,
+        )
+    except DatasetError as error:
+        print(f"routeiq train: warning: no cross-validation: {error}", file=sys.stderr)
+        return None
+
+
+def _cv_line(cv: CrossValidation) -> str:
+    label = f"cross-validated AUROC ({cv.folds}-fold, {cv.rows} training prompts)"
+    if cv.auroc is None:
+        return f"{label}: undefined (no strong wins)"
+    folds = [value for value in cv.fold_auroc if value is not None]
+    spread = f", folds {min(folds):.4f}..{max(folds):.4f}" if folds else ""
+    apgr = f", APGR {cv.apgr:.4f}" if cv.apgr is not None else ""
+    return f"{label}: {cv.auroc:.4f}{spread}{apgr}"
 
 
 def _has_gap(test: Any, router: LearnedRouter) -> bool:

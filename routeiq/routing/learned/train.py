@@ -3,6 +3,12 @@
 One function per step so the CLI, the benchmark and the tests compose them the same way: pick the
 (weak, strong) pair, embed, fit, calibrate, evaluate. Embeddings can be passed in so a benchmark that
 trains five algorithms embeds the data once.
+
+Training says when the data does not support the parameters: the algorithm adapts them to the
+number of rows (knn's ``k``, elo's clusters) and every change, like a router that scores every
+prompt the same, is recorded in ``info.training["warnings"]`` for the CLI to print and the manifest
+to keep. ``cross_validate`` measures the configuration on the training rows themselves (k-fold), so
+even a small data set gets an honest AUROC.
 """
 
 from __future__ import annotations
@@ -15,13 +21,18 @@ import numpy as np
 
 from routeiq.routing import quality
 from routeiq.routing.learned.algorithms import Pair, algorithm
-from routeiq.routing.learned.dataset import DatasetError, RoutingDataset
+from routeiq.routing.learned.dataset import DatasetError, RoutingDataset, split_fraction
 from routeiq.routing.learned.encoder import Encoder, embed_in_batches
 from routeiq.routing.learned.features import FeatureSpec
 from routeiq.routing.learned.router import LearnedRouter, RouterInfo, calibration_curve
 
 DEFAULT_FEATURE_WEIGHT = 0.35
 DEFAULT_STRONG_FRACTION = 0.5
+DEFAULT_CV_FOLDS = 5
+CV_SALT = "routeiq-cv:"  # fold assignment must not line up with the train/test split's hash
+# Below this many prompts where the strong model wins, what a router learns (and any AUROC of it) is
+# mostly noise: say so rather than let a lucky number stand.
+MIN_STRONG_WINS = 30
 
 
 def choose_pair(dataset: RoutingDataset, weak: str | None = None, strong: str | None = None) -> Pair:
@@ -72,12 +83,27 @@ def train_router(
     pair = choose_pair(dataset, weak, strong)
     low, high = _score_range(dataset.scores)
     targets = (dataset.scores - low) / (high - low)
+    method = algorithm(algo)
+    fit_params, warnings = method.adapt(dict(params or {}), len(dataset))
+    wins = int(quality.strong_wins(dataset.scores[:, pair.weak], dataset.scores[:, pair.strong]).sum())
+    if wins < MIN_STRONG_WINS:
+        warnings.append(
+            f"only {wins} of the {len(dataset)} training prompts are ones where "
+            f"{dataset.models[pair.strong]} beats {dataset.models[pair.weak]}: too few to learn from "
+            f"reliably (aim for {MIN_STRONG_WINS} or more); treat the metrics as noise"
+        )
     texts = list(dataset.prompts)
     vectors = embed_in_batches(encoder, texts) if embeddings is None else embeddings
     spec = FeatureSpec.fit(texts, weight=feature_weight)
     features = spec.transform(texts, vectors)
-    scorer = algorithm(algo).fit(features, targets, pair, seed, dict(params or {}))
+    scorer = method.fit(features, targets, pair, seed, fit_params)
     train_p_strong = scorer.predict(features)[:, -1].clip(0.0, 1.0)
+    if np.ptp(train_p_strong) <= 1e-9:
+        warnings.append(
+            f"{algo} gives every one of the {len(dataset)} training prompts the same p_strong "
+            f"({float(train_p_strong[0]):.4f}): it cannot tell prompts apart, so it cannot route "
+            "(more data, or other --param values)"
+        )
     info = RouterInfo(
         algo=algo,
         models=dataset.models,
@@ -92,7 +118,7 @@ def train_router(
         calibration=calibration_curve(train_p_strong),
         params=scorer.params(),
         seed=seed,
-        training=dataset.summary(),
+        training={**dataset.summary(), "warnings": warnings},
     )
     return LearnedRouter(info, scorer, spec, encoder)
 
@@ -131,3 +157,100 @@ def evaluate_router(
         prompt_length=quality.evaluate(lengths, weak, strong),
         random=quality.evaluate(noise, weak, strong),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CrossValidation:
+    """Out-of-fold quality of one training configuration: every row scored by a router that never saw it.
+
+    ``auroc`` pools the out-of-fold p_strong of all rows (positives: the strong model scores higher);
+    ``fold_auroc`` is each fold's own, to show the spread. ``apgr`` is None when the rows have no
+    weak-to-strong gap to recover, ``auroc`` None when no row (or every row) is a strong win.
+    """
+
+    folds: int
+    rows: int
+    auroc: float | None
+    fold_auroc: tuple[float | None, ...]
+    apgr: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "folds": self.folds,
+            "rows": self.rows,
+            "auroc": self.auroc,
+            "fold_auroc": list(self.fold_auroc),
+            "apgr": self.apgr,
+        }
+
+
+def fold_of(prompt: str, folds: int) -> int:
+    """The prompt's fold, from its hash: the same on every run, and duplicates share a fold."""
+    return min(folds - 1, int(split_fraction(prompt, CV_SALT) * folds))
+
+
+def cross_validate(
+    dataset: RoutingDataset,
+    algo: str,
+    encoder: Encoder,
+    *,
+    folds: int = DEFAULT_CV_FOLDS,
+    seed: int = 0,
+    weak: str | None = None,
+    strong: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    feature_weight: float = DEFAULT_FEATURE_WEIGHT,
+    embeddings: np.ndarray | None = None,
+) -> CrossValidation:
+    """k-fold cross-validation of ``train_router`` on ``dataset``: each fold scored by the others' router.
+
+    The (weak, strong) pair is chosen once on all of ``dataset``, so every fold routes the same pair.
+    A ``DatasetError`` when the data cannot be split into ``folds`` trainable parts.
+    """
+    if folds < 2:
+        raise ValueError("cross-validation needs at least 2 folds")
+    if len(dataset) < 2 * folds:
+        raise DatasetError(f"{len(dataset)} prompts are too few for {folds}-fold cross-validation")
+    pair = choose_pair(dataset, weak, strong)
+    weak_name, strong_name = dataset.models[pair.weak], dataset.models[pair.strong]
+    texts = list(dataset.prompts)
+    vectors = embed_in_batches(encoder, texts) if embeddings is None else embeddings
+    assignment = np.array([fold_of(text, folds) for text in texts])
+    p_strong = np.empty(len(dataset), dtype=np.float64)
+    wins = quality.strong_wins(dataset.column(weak_name), dataset.column(strong_name))
+    fold_auroc: list[float | None] = []
+    for fold in range(folds):
+        held, kept = np.flatnonzero(assignment == fold), np.flatnonzero(assignment != fold)
+        if held.size == 0:
+            continue
+        router = train_router(
+            dataset.subset(kept),
+            algo,
+            encoder,
+            seed=seed,
+            weak=weak_name,
+            strong=strong_name,
+            params=params,
+            feature_weight=feature_weight,
+            embeddings=vectors[kept],
+        )
+        prediction = router.predict_embeddings([texts[i] for i in held], vectors[held])
+        assert prediction.p_strong is not None
+        p_strong[held] = prediction.p_strong
+        fold_auroc.append(_auroc_or_none(p_strong[held], wins[held]))
+    weak_scores, strong_scores = dataset.column(weak_name), dataset.column(strong_name)
+    has_gap = float(strong_scores.sum()) > float(weak_scores.sum())
+    return CrossValidation(
+        folds=folds,
+        rows=len(dataset),
+        auroc=_auroc_or_none(p_strong, wins),
+        fold_auroc=tuple(fold_auroc),
+        apgr=quality.apgr(p_strong, weak_scores, strong_scores) if has_gap else None,
+    )
+
+
+def _auroc_or_none(scores: np.ndarray, wins: np.ndarray) -> float | None:
+    """AUROC, or None when one class is missing (quality.auroc's 0.5 there would read as "random")."""
+    if wins.all() or not wins.any():
+        return None
+    return quality.auroc(scores, wins)

@@ -42,15 +42,36 @@ class Scorer(Protocol):
 
 
 class Algorithm(Protocol):
-    """How to fit a ``Scorer`` and how to rebuild one from its saved arrays."""
+    """How to fit a ``Scorer`` and how to rebuild one from its saved arrays.
+
+    ``parameters`` names every hyper-parameter ``fit`` reads (``--param KEY=VALUE``); ``adapt`` fits
+    them to the number of training rows, saying what it changed and why.
+    """
 
     name: str
+    parameters: ClassVar[tuple[str, ...]]
+
+    def adapt(self, params: Params, rows: int) -> tuple[Params, list[str]]: ...
 
     def fit(
         self, features: np.ndarray, scores: np.ndarray, pair: Pair | None, seed: int, params: Params
     ) -> Scorer: ...
 
     def restore(self, arrays: dict[str, np.ndarray], params: Params) -> Scorer: ...
+
+
+def check_parameters(algo: str, params: Params, known: tuple[str, ...]) -> None:
+    """A ``ValueError`` for a parameter ``algo`` does not read: a typo would otherwise change nothing."""
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{algo} has no parameter {', '.join(map(repr, unknown))} (its parameters: {', '.join(known)})"
+        )
+
+
+def keep_as_is(params: Params, rows: int) -> tuple[Params, list[str]]:
+    """``adapt`` for algorithms whose parameters suit any number of rows."""
+    return dict(params), []
 
 
 def with_pair_column(scores: np.ndarray, pair: Pair | None) -> np.ndarray:

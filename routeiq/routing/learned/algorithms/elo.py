@@ -16,7 +16,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from routeiq.routing.learned.algorithms.base import Pair, Params, require, sigmoid
+from routeiq.routing.learned.algorithms.base import Pair, Params, check_parameters, require, sigmoid
+
+DEFAULT_CLUSTERS = 24
+# Fewer prompts than this per cluster and a cluster's ratings are mostly the prior: more clusters
+# only add noise and serving cost.
+MIN_ROWS_PER_CLUSTER = 10
 
 
 def _unit_rows(features: np.ndarray) -> np.ndarray:
@@ -123,11 +128,24 @@ class EloScorer:
 
 class Elo:
     name = "elo"
+    parameters: ClassVar[tuple[str, ...]] = ("clusters", "temperature", "prior")
+
+    def adapt(self, params: Params, rows: int) -> tuple[Params, list[str]]:
+        check_parameters(self.name, params, self.parameters)
+        clusters, limit = int(params.get("clusters", DEFAULT_CLUSTERS)), max(1, rows // MIN_ROWS_PER_CLUSTER)
+        if clusters <= limit:
+            return dict(params), []
+        note = (
+            f"elo clusters={clusters} leaves fewer than {MIN_ROWS_PER_CLUSTER} of the {rows} training "
+            f"prompts per cluster: using clusters={limit}"
+        )
+        return {**params, "clusters": limit}, [note]
 
     def fit(
         self, features: np.ndarray, scores: np.ndarray, pair: Pair | None, seed: int, params: Params
     ) -> EloScorer:
-        clusters = int(params.get("clusters", 24))
+        check_parameters(self.name, params, self.parameters)
+        clusters = int(params.get("clusters", DEFAULT_CLUSTERS))
         temperature = float(params.get("temperature", 0.05))
         prior = float(params.get("prior", 20.0))
         rng = np.random.default_rng(seed)

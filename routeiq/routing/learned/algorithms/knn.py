@@ -12,9 +12,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from routeiq.routing.learned.algorithms.base import Pair, Params, require, with_pair_column
+from routeiq.routing.learned.algorithms.base import Pair, Params, check_parameters, require, with_pair_column
 
 BATCH = 1024  # query rows per similarity block: bounds memory at BATCH x n_train floats
+DEFAULT_K = 64
+# A neighbourhood wider than this share of the training rows averages away what sets prompts apart;
+# at k = every row, every prompt gets the same score.
+MAX_K_FRACTION = 0.25
 
 
 def _unit_rows(features: np.ndarray) -> np.ndarray:
@@ -46,13 +50,30 @@ class KnnScorer:
         return {"k": self.k}
 
 
+def max_k(rows: int) -> int:
+    return max(1, int(rows * MAX_K_FRACTION))
+
+
 class Knn:
     name = "knn"
+    parameters: ClassVar[tuple[str, ...]] = ("k",)
+
+    def adapt(self, params: Params, rows: int) -> tuple[Params, list[str]]:
+        check_parameters(self.name, params, self.parameters)
+        k, limit = int(params.get("k", DEFAULT_K)), max_k(rows)
+        if k <= limit:
+            return dict(params), []
+        note = (
+            f"knn k={k} is more than a quarter of the {rows} training prompts (every prompt would be "
+            f"scored by most of the data alike): using k={limit}"
+        )
+        return {**params, "k": limit}, [note]
 
     def fit(
         self, features: np.ndarray, scores: np.ndarray, pair: Pair | None, seed: int, params: Params
     ) -> KnnScorer:
-        k = int(params.get("k", 64))
+        check_parameters(self.name, params, self.parameters)
+        k = int(params.get("k", DEFAULT_K))
         if k < 1:
             raise ValueError("k must be at least 1")
         targets = with_pair_column(scores, pair).astype(np.float32)

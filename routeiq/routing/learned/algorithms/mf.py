@@ -15,8 +15,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from routeiq.routing.learned.algorithms.base import Pair, Params, require, sigmoid
-from routeiq.routing.learned.algorithms.optim import AdamSettings, settings_from, train_adam
+from routeiq.routing.learned.algorithms.base import (
+    Pair,
+    Params,
+    check_parameters,
+    keep_as_is,
+    require,
+    sigmoid,
+)
+from routeiq.routing.learned.algorithms.optim import ADAM_PARAMETERS, AdamSettings, settings_from, train_adam
 
 DEFAULTS = AdamSettings(learning_rate=3e-3, epochs=60, batch_size=128)
 
@@ -57,10 +64,16 @@ class MfScorer:
 
 class Mf:
     name = "mf"
+    parameters: ClassVar[tuple[str, ...]] = ("rank", "l2", "pair_weight", *ADAM_PARAMETERS)
+
+    def adapt(self, params: Params, rows: int) -> tuple[Params, list[str]]:
+        check_parameters(self.name, params, self.parameters)
+        return keep_as_is(params, rows)
 
     def fit(
         self, features: np.ndarray, scores: np.ndarray, pair: Pair | None, seed: int, params: Params
     ) -> MfScorer:
+        check_parameters(self.name, params, self.parameters)
         rank = int(params.get("rank", 32))
         l2 = float(params.get("l2", 1e-4))
         pair_weight = float(params.get("pair_weight", 1.0)) if pair else 0.0

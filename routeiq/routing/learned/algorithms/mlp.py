@@ -13,8 +13,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from routeiq.routing.learned.algorithms.base import Pair, Params, require, sigmoid, with_pair_column
-from routeiq.routing.learned.algorithms.optim import AdamSettings, settings_from, train_adam
+from routeiq.routing.learned.algorithms.base import (
+    Pair,
+    Params,
+    check_parameters,
+    keep_as_is,
+    require,
+    sigmoid,
+    with_pair_column,
+)
+from routeiq.routing.learned.algorithms.optim import ADAM_PARAMETERS, AdamSettings, settings_from, train_adam
 
 DEFAULTS = AdamSettings(learning_rate=2e-3, epochs=60, batch_size=128)
 
@@ -42,10 +50,16 @@ class MlpScorer:
 
 class Mlp:
     name = "mlp"
+    parameters: ClassVar[tuple[str, ...]] = ("hidden", "l2", *ADAM_PARAMETERS)
+
+    def adapt(self, params: Params, rows: int) -> tuple[Params, list[str]]:
+        check_parameters(self.name, params, self.parameters)
+        return keep_as_is(params, rows)
 
     def fit(
         self, features: np.ndarray, scores: np.ndarray, pair: Pair | None, seed: int, params: Params
     ) -> MlpScorer:
+        check_parameters(self.name, params, self.parameters)
         hidden = int(params.get("hidden", 64))
         l2 = float(params.get("l2", 1e-4))
         x = features.astype(np.float64)

@@ -71,6 +71,9 @@ def train_adam(
     return best
 
 
+ADAM_PARAMETERS = ("learning_rate", "epochs", "batch_size")  # what settings_from reads from params
+
+
 def settings_from(params: dict[str, object], defaults: AdamSettings) -> AdamSettings:
     """Adam settings with any of ``learning_rate``, ``epochs``, ``batch_size`` overridden by params."""
     return AdamSettings(

@@ -14,7 +14,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from routeiq.routing.learned.algorithms.base import Pair, Params, require, sigmoid, with_pair_column
+from routeiq.routing.learned.algorithms.base import (
+    Pair,
+    Params,
+    check_parameters,
+    keep_as_is,
+    require,
+    sigmoid,
+    with_pair_column,
+)
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,16 @@ def _fit_platt(margins: np.ndarray, targets: np.ndarray, iterations: int = 50) -
 
 class Svm:
     name = "svm"
+    parameters: ClassVar[tuple[str, ...]] = ("l2", "iterations")
+
+    def adapt(self, params: Params, rows: int) -> tuple[Params, list[str]]:
+        check_parameters(self.name, params, self.parameters)
+        return keep_as_is(params, rows)
 
     def fit(
         self, features: np.ndarray, scores: np.ndarray, pair: Pair | None, seed: int, params: Params
     ) -> SvmScorer:
+        check_parameters(self.name, params, self.parameters)
         l2 = float(params.get("l2", 1e-3))
         iterations = int(params.get("iterations", 400))
         x = features.astype(np.float64)
