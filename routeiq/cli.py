@@ -8,9 +8,11 @@ stay instant.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
@@ -146,18 +148,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_config(path: Path) -> int:
-    settings = load_settings(path)
+    settings = load_settings(path)  # every problem in the file and the environment, at once
+    problems, warnings = _check_deeper(settings, path, with_litellm=True, with_router=True)
     from routeiq.routing.deployments import DeploymentTable
-    from routeiq.runtime import build_router
 
-    try:
-        build_router(settings)
-    except Exception as error:  # LiteLLM's own validation of model_list entries
-        raise ConfigError(f"{path}: LiteLLM rejects the model_list: {error}") from None
-    policy = _check_policy(settings, path)
-    from routeiq.plugins.manager import load_plugins
-
-    plugins = load_plugins(settings.plugins)  # ConfigError naming the entry on a bad name or settings
+    for warning in warnings:
+        print(f"routeiq: warning: {warning}", file=sys.stderr)
+    if problems:
+        raise ConfigError(problems)
     table = DeploymentTable(settings.model_list)
     passthrough = (
         sum(1 for deployment in table if deployment.speaks_openai) if settings.passthrough == "auto" else 0
@@ -166,11 +164,78 @@ def _check_config(path: Path) -> int:
         f"{path}: OK - {len(table)} deployments in {len(table.groups)} groups "
         f"({passthrough} via passthrough), strategy {settings.router_settings.routing_strategy}"
     )
-    if policy is not None:
-        print(f"{policy.source}: OK - {len(policy.rules)} policy rules")
-    if plugins:
-        print(f"plugins: OK - {', '.join(loaded.name for loaded in plugins)}")
+    if settings.policy.file:
+        policy = _check_policy(settings, path)
+        if policy is not None:
+            print(f"{policy.source}: OK - {len(policy.rules)} policy rules")
+    if settings.plugins:
+        print(f"plugins: OK - {', '.join(plugin.name for plugin in settings.plugins if plugin.enabled)}")
+    for algo, directory in settings.learned_routers.items():
+        print(f"learned_routers.{algo}: OK - {directory}")
     return 0
+
+
+def _check_deeper(
+    settings: Settings, config_path: str | Path | None, *, with_litellm: bool, with_router: bool = False
+) -> tuple[list[str], list[str]]:
+    """What valid settings can still get wrong, all of it: (problems, warnings).
+
+    ``with_litellm`` also checks model_list keys against LiteLLM's; it imports LiteLLM (seconds),
+    which ``serve`` only does in a process that serves. ``with_router`` lets LiteLLM build a Router
+    from the model_list too (``check-config``; ``serve`` builds the real one moments later)."""
+    source = str(config_path) if config_path else "<no config file>"
+    problems: list[str] = []
+    warnings: list[str] = []
+    if with_litellm:
+        from routeiq.routing.deployments import config_key_problems
+        from routeiq.runtime import build_router
+
+        keys = config_key_problems(settings.model_list, source)
+        problems.extend(keys.errors)
+        warnings.extend(keys.warnings)
+        if with_router and not keys.errors:
+            try:
+                build_router(settings)
+            except Exception as error:  # LiteLLM's own validation of model_list entries
+                problems.append(f"{source}: LiteLLM rejects the model_list: {error}")
+    for check in (_check_policy, _check_plugins):
+        try:
+            check(settings, config_path)
+        except ConfigError as error:
+            problems.extend(error.problems)
+    problems.extend(_learned_router_problems(settings, source))
+    return problems, warnings
+
+
+def _check_plugins(settings: Settings, config_path: str | Path | None) -> None:
+    if settings.plugins:
+        from routeiq.plugins.manager import load_plugins
+
+        load_plugins(settings.plugins)  # ConfigError naming the entry on a bad name or settings
+
+
+def _learned_router_problems(settings: Settings, source: str) -> list[str]:
+    """Each trained router artifact loads and verifies (a relative path is relative to the file)."""
+    if not settings.learned_routers:
+        return []
+    from routeiq.routing.learned import ArtifactError, load_router
+    from routeiq.routing.learned.encoder import EncoderUnavailable
+
+    key = settings.router_hmac_key.get_secret_value() if settings.router_hmac_key else None
+    problems = []
+    for algo, directory in settings.learned_routers.items():
+        where = f"{source}: routeiq.learned_routers.{algo}"
+        if not Path(directory).is_dir():
+            problems.append(f"{where}: {directory} is not a directory (a trained router artifact)")
+            continue
+        try:
+            router = load_router(directory, hmac_key=key)
+        except (ArtifactError, EncoderUnavailable, OSError) as error:
+            problems.append(f"{where}: not a usable router artifact: {error}")
+            continue
+        if router.info.algo != algo:
+            problems.append(f"{where}: {directory} holds a {router.info.algo} router, not {algo}")
+    return problems
 
 
 def _database(action: str, settings: Settings) -> int:
@@ -238,11 +303,22 @@ def _serve(args: argparse.Namespace) -> int:
     config_path = args.config or os.environ.get(CONFIG_PATH_ENV)
     overrides = {name: getattr(args, name) for name in SERVE_FLAGS if getattr(args, name) is not None}
     settings = load_settings(config_path, overrides)
-    _check_policy(settings, config_path)  # a bad policy file: a clear message, not a traceback
-    if settings.plugins:  # a bad plugin name or settings stops here with a message, not a traceback
-        from routeiq.plugins.manager import load_plugins
-
-        load_plugins(settings.plugins)
+    # Before anything slow (LiteLLM's import, the database): a taken port is one line, not a
+    # traceback after seconds of startup.
+    if problem := port_problem(settings.host, settings.port):
+        print(f"routeiq: {problem}", file=sys.stderr)
+        return 1
+    # The same checks as check-config, all problems at once. LiteLLM's own checks only where this
+    # process goes on to import it anyway (one worker): a gunicorn master stays small.
+    _configure_logging(settings.log_level)
+    problems, warnings = _check_deeper(settings, config_path, with_litellm=settings.workers == 1)
+    if problems:
+        raise ConfigError(problems)
+    log = logging.getLogger("routeiq")
+    for warning in warnings:
+        log.warning("config: %s", warning)
+    if not settings.model_list:
+        log.warning("%s", NO_DEPLOYMENTS)
     # Workers build their own settings from the environment: hand them the file and the flags
     # there, the flags overwriting any inherited ROUTEIQ_* value so the precedence holds.
     if config_path:
@@ -253,9 +329,8 @@ def _serve(args: argparse.Namespace) -> int:
     # do not race each other through the migration or the config-change record.
     if status := _database("startup", settings):
         return status
-    _configure_logging(settings.log_level)
     if settings.workers > 1 and not (settings.redis_url or settings.redis_sentinels):
-        logging.getLogger("routeiq").warning(
+        log.warning(
             "%d workers with in-memory state: breakers, the active strategy and stats are PER PROCESS; "
             "set ROUTEIQ_REDIS_URL to share them",
             settings.workers,
@@ -268,6 +343,35 @@ def _serve(args: argparse.Namespace) -> int:
     return _run_gunicorn(settings)
 
 
+NO_DEPLOYMENTS = (
+    "NO DEPLOYMENTS CONFIGURED: nothing to route to, and /_health/ready answers 503. "
+    "Pass --config FILE (or set ROUTEIQ_CONFIG) with a model_list; `routeiq check-config FILE` checks it"
+)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host:port``, or None. Binds the way uvicorn and gunicorn
+    do (SO_REUSEADDR on, so a port still in TIME_WAIT is not a false alarm), then lets go."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as error:
+        return f"cannot listen on {host}:{port}: {error.strerror} (check --host / ROUTEIQ_HOST)"
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use (another server?); "
+                    "pick another with --port or ROUTEIQ_PORT"
+                )
+            return f"cannot listen on {host}:{port}: {error.strerror}"
+    return None
+
+
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -275,9 +379,41 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # LiteLLM logs every call at INFO through its own handler; RouteIQ reports requests itself.
+    # Its handler prints each record once already: not again through ours.
     quiet = logging.DEBUG if level == "debug" else logging.WARNING
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
-        logging.getLogger(name).setLevel(quiet)
+        logger = logging.getLogger(name)
+        logger.setLevel(quiet)
+        logger.propagate = False
+        logger.addFilter(_RedisDownNoise())
+    # LiteLLM's Redis cache pings in fire-and-forget tasks: with Redis down, asyncio logs each
+    # failure as "Task exception was never retrieved" with a full traceback.
+    logging.getLogger("asyncio").addFilter(_RedisDownNoise())
+
+
+class _RedisDownNoise(logging.Filter):
+    """Drops the tracebacks and repeats LiteLLM emits while Redis is unreachable: RouteIQ's state
+    layer already says so once ("shared state unavailable ...: degrading") and readiness shows
+    ``degraded`` until it is back. At debug level everything still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if logging.getLogger("routeiq").isEnabledFor(logging.DEBUG):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and _is_redis_connection_error(error):
+            return False
+        message = record.getMessage()
+        return not ("Redis" in message and ("connect" in message.lower() or "PING" in message))
+
+
+def _is_redis_connection_error(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        module = type(seen).__module__
+        if module.startswith("redis") and type(seen).__name__ in ("ConnectionError", "TimeoutError"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _run_uvicorn(settings: Settings) -> int:

@@ -9,13 +9,27 @@ checks it is current.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from routeiq.governance.limits import QuotaSettings
+from routeiq.routing.profiles import TIERS
 from routeiq.routing.registry import DEFAULT_STRATEGY, LEARNED_ALGOS, strategy_names
+
+
+def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.75) -> str:
+    """`` (did you mean 'x'?)`` for the nearest choice, or ``""`` when none is near."""
+    choices = list(choices)
+    matches = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
+    if not matches:
+        lowered = {choice.lower(): choice for choice in choices}
+        matches = [lowered[word.lower()]] if word.lower() in lowered else []
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
 
 
 class LiteLLMParams(BaseModel):
@@ -31,12 +45,44 @@ class LiteLLMParams(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """A deployment's ``model_info``. ``id`` and ``tier`` are RouteIQ's; other keys go to LiteLLM."""
+    """A deployment's ``model_info``. ``id`` and ``tier`` are RouteIQ's; the prices and capabilities
+    below are LiteLLM's names that RouteIQ also reads, so they are typed here; other keys go to LiteLLM."""
 
     model_config = ConfigDict(extra="allow")
 
-    id: str | None = Field(default=None, description="Deployment id; defaults to `<group>-<n>`.")
-    tier: str | None = Field(default=None, description="Capability tier (budget, standard, premium...).")
+    id: str | None = Field(
+        default=None, min_length=1, description="Deployment id; defaults to `<group>-<n>`."
+    )
+    tier: str | None = Field(default=None, description=f"Capability tier: one of {', '.join(TIERS)}.")
+    input_cost_per_token: float | None = Field(
+        default=None, ge=0, description="USD per prompt token (else LiteLLM's price list)."
+    )
+    output_cost_per_token: float | None = Field(
+        default=None, ge=0, description="USD per completion token (else LiteLLM's price list)."
+    )
+    max_input_tokens: int | None = Field(
+        default=None, ge=1, description="Context window; longer requests skip the deployment."
+    )
+    supports_vision: bool | None = Field(default=None, description="Takes image inputs.")
+    supports_function_calling: bool | None = Field(default=None, description="Takes `tools`.")
+
+    @field_validator("tier")
+    @classmethod
+    def _known_tier(cls, value: str | None) -> str | None:
+        # A misspelt tier used to fall back to the default tier silently, moving the deployment.
+        if value is not None and value not in TIERS:
+            raise ValueError(f"unknown tier {value!r}{did_you_mean(value, TIERS)}; tiers: {', '.join(TIERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _no_near_miss_of_routeiq_keys(self) -> ModelInfo:
+        # Extra keys go to LiteLLM; one that looks like RouteIQ's own (`teir`) is a typo, not LiteLLM's.
+        # (`routeiq.routing.deployments.config_key_problems` checks the rest against LiteLLM's names.)
+        for key in self.model_extra or {}:
+            hint = did_you_mean(key, ("id", "tier"), cutoff=0.6)
+            if hint:
+                raise ValueError(f"unknown key {key!r}{hint}")
+        return self
 
 
 class DeploymentConfig(BaseModel):
@@ -164,6 +210,11 @@ class PluginConfig(BaseModel):
 
 
 DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+", "sqlite:///")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _without_secret(text: str, url: str) -> str:
+    return text.replace(url, "<the URL>")
 
 
 def _split_commas(value: Any) -> Any:
@@ -194,6 +245,11 @@ class Settings(BaseSettings):
     )
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated keys for /admin/*; none closes the control plane."
+    )
+    metrics_auth: Literal["open", "admin", "data"] = Field(
+        default="open",
+        description="Who may read /metrics: `open` (no key: Prometheus scraping inside the cluster), "
+        "`admin` (an admin key), `data` (an admin key or any key the data plane accepts).",
     )
 
     # Protection
@@ -303,6 +359,26 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported database URL scheme; use one of {list(DATABASE_SCHEMES)}")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        # Checked here, so a typo is a config error naming the setting instead of a worker crash.
+        # The URL is never echoed: it may hold a password.
+        if value is None:
+            return value
+        scheme, sep, _ = value.partition("://")
+        if not sep or scheme not in REDIS_SCHEMES:
+            raise ValueError(f"not a Redis URL: expected {' or '.join(s + '://...' for s in REDIS_SCHEMES)}")
+        from redis.connection import parse_url  # what the store will call with it
+
+        try:
+            parse_url(value)
+        except ValueError as error:
+            raise ValueError(f"not a valid Redis URL ({_without_secret(str(error), value)})") from None
+        if scheme != "unix" and not urlsplit(value).hostname:
+            raise ValueError("not a valid Redis URL: no host")
+        return value
+
     @field_validator("admin_keys", "cors_allow_origins", "redis_sentinels", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -310,38 +386,41 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_groups(self) -> Settings:
+        # Every problem at once (one per line), so a user fixes them in one pass, not one per run.
+        problems = []
         groups = {entry.model_name for entry in self.model_list}
         ids: set[str] = set()
         for entry in self.model_list:
             if entry.model_info.id is not None:
                 if entry.model_info.id in ids:
-                    raise ValueError(f"model_list: duplicate model_info.id {entry.model_info.id!r}")
+                    problems.append(f"model_list: duplicate model_info.id {entry.model_info.id!r}")
                 ids.add(entry.model_info.id)
         for group in self.router_settings.group_strategies:
             if group not in groups:
-                raise ValueError(f"router_settings.group_strategies names unknown group {group!r}")
+                hint = did_you_mean(group, groups)
+                problems.append(f"router_settings.group_strategies names unknown group {group!r}{hint}")
         unknown_algos = sorted(set(self.learned_routers) - set(LEARNED_ALGOS))
         if unknown_algos:
-            raise ValueError(
+            problems.append(
                 f"learned_routers: unknown algorithm(s) {unknown_algos}; valid: {list(LEARNED_ALGOS)}"
             )
         used = {self.router_settings.routing_strategy, *self.router_settings.group_strategies.values()}
         for name in sorted(used):
             algo = name.removeprefix("llmrouter-")
             if algo in LEARNED_ALGOS and algo not in self.learned_routers:
-                raise ValueError(
-                    f"strategy {name} needs a trained router: set routeiq.learned_routers.{algo}"
-                )
+                problems.append(f"strategy {name} needs a trained router: set routeiq.learned_routers.{algo}")
         unknown_quota_groups = sorted(set(self.quotas.groups) - groups)
         if unknown_quota_groups:
-            raise ValueError(f"quotas.groups names unknown group(s) {unknown_quota_groups}")
+            problems.append(f"quotas.groups names unknown group(s) {unknown_quota_groups}")
         for rule in self.router_settings.fallbacks:
             for source, targets in rule.items():
                 unknown = [name for name in (source, *targets) if name not in groups]
                 if unknown:
-                    raise ValueError(
+                    problems.append(
                         f"router_settings.fallbacks names unknown group(s) {unknown}; known: {sorted(groups)}"
                     )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def fallbacks_for(self, group: str) -> list[str]:

@@ -13,6 +13,11 @@ from routeiq import __version__
 
 router = APIRouter(tags=["health"])
 
+NO_DEPLOYMENTS = (
+    "no deployments configured: pass --config FILE (or set ROUTEIQ_CONFIG) with a model_list, "
+    "then restart; `routeiq check-config FILE` checks it first"
+)
+
 
 @router.get("/_health/live")
 async def live() -> dict[str, Any]:
@@ -22,7 +27,8 @@ async def live() -> dict[str, Any]:
 
 @router.get("/_health/ready")
 async def ready(request: Request) -> JSONResponse:
-    """Each dependency's state. 503 while starting or draining; 200 with ``degraded`` when RouteIQ
+    """Each dependency's state. 503 while starting, draining or with no deployments configured
+    (``checks.config`` says what to do); 200 with ``degraded`` when RouteIQ
     still serves but something is impaired (Redis lost, every deployment of a group circuit-open)."""
     runtime = getattr(request.app.state, "runtime", None)
     draining = request.app.state.gate.draining
@@ -38,8 +44,13 @@ async def ready(request: Request) -> JSONResponse:
                 for deployment_id, view in runtime.breakers.states().items()
                 if view["state"] != "closed"
             )
+    if runtime is not None and len(runtime.deployments) == 0:
+        # Up, but nothing to route to: a load balancer must not send traffic here.
+        checks["config"] = NO_DEPLOYMENTS
     if runtime is None or draining:
         status, code = ("draining" if draining else "starting"), 503
+    elif len(runtime.deployments) == 0:
+        status, code = "not_configured", 503
     elif any(
         str(checks.get(name, "")).startswith("degraded") for name in ("state", "classifier", "database")
     ):

@@ -6,9 +6,11 @@ and share deployment ids, so a decision made on one side names the same deployme
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 if TYPE_CHECKING:
     from routeiq.settings import DeploymentConfig
@@ -101,7 +103,7 @@ def build_deployment(
     # What the config says wins; LiteLLM's model map fills the gaps.
     facts = {
         **(model_facts(entry.litellm_params.model) if model_facts else {}),
-        **(entry.model_info.model_extra or {}),
+        **entry.model_info.model_dump(exclude_none=True, exclude={"id", "tier"}),
     }
     max_input = facts.get("max_input_tokens")
     provider, upstream_model = _split_provider(entry.litellm_params.model)
@@ -184,3 +186,76 @@ class DeploymentTable:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+
+# model_info keys RouteIQ reads (typed in settings.ModelInfo); a near miss of one is an error.
+ROUTEIQ_INFO_KEYS = (
+    "id",
+    "tier",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "max_input_tokens",
+    "supports_vision",
+    "supports_function_calling",
+)
+ROUTEIQ_PARAM_KEYS = ("weight",)  # LiteLLM reads it too (weighted shuffle), but does not declare it
+
+
+@dataclass
+class KeyCheck:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def litellm_known_keys() -> tuple[set[str], set[str]]:
+    """The ``litellm_params`` and ``model_info`` keys LiteLLM knows. Imports LiteLLM (seconds)."""
+    import litellm
+    from litellm.types.router import LiteLLM_Params
+    from litellm.types.router import ModelInfo as RouterModelInfo
+    from litellm.types.utils import ModelInfoBase
+
+    params = set(LiteLLM_Params.model_fields)
+    # Whatever else is in litellm_params goes to the call itself as a keyword argument.
+    for call in (litellm.completion, litellm.embedding, litellm.text_completion):
+        params |= {name for name, p in inspect.signature(call).parameters.items() if p.kind != p.VAR_KEYWORD}
+    info = set(RouterModelInfo.model_fields) | set(get_type_hints(ModelInfoBase))
+    return params, info
+
+
+def config_key_problems(
+    model_list: list[DeploymentConfig],
+    source: str,
+    known: tuple[set[str], set[str]] | None = None,
+) -> KeyCheck:
+    """Keys in ``model_list`` entries that neither RouteIQ nor LiteLLM knows, with "did you mean".
+
+    In ``model_info``, an unknown key close to one RouteIQ reads (``input_cost_per_tokn``) is an
+    error: the price or capability would silently not apply. Anything else unknown is a warning,
+    since LiteLLM passes extra keys through and newer providers add their own."""
+    params_known, info_known = known or litellm_known_keys()
+    params_known = params_known | set(ROUTEIQ_PARAM_KEYS)
+    info_known = info_known | set(ROUTEIQ_INFO_KEYS)
+    check = KeyCheck()
+    for index, entry in enumerate(model_list):
+        where = f"{source}: model_list.{index}"
+        for key in entry.litellm_params.model_extra or {}:
+            if key not in params_known:
+                check.warnings.append(
+                    f"{where}.litellm_params.{key}: not a key LiteLLM knows{_nearest(key, params_known)}"
+                )
+        for key in entry.model_info.model_extra or {}:
+            if key in info_known:
+                continue
+            ours = _nearest(key, ROUTEIQ_INFO_KEYS)
+            if ours:
+                check.errors.append(f"{where}.model_info.{key}: unknown key{ours}")
+            else:
+                check.warnings.append(
+                    f"{where}.model_info.{key}: not a key RouteIQ or LiteLLM knows{_nearest(key, info_known)}"
+                )
+    return check
+
+
+def _nearest(word: str, choices: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
