@@ -40,9 +40,10 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
-## Routing quality (APGR, CPT, AUROC) on RouteLLM MMLU, plus classify latency.
+## Routing quality (APGR, CPT, AUROC) on the vendored RouteLLM MMLU data, plus classify latency.
+## ARGS=--quick skips the slow routers; ARGS="--data data/benchmarks/routellm-gsm8k-a" another domain.
 bench-routing: $(STAMP)
-	$(BIN)/python -m benchmarks.routing
+	$(BIN)/python -m benchmarks.routing $(ARGS)
 
 ## Start Redis and PostgreSQL on 127.0.0.1 if they are not already up.
 services:
