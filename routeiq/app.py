@@ -52,6 +52,7 @@ def middleware_stack(settings: Settings, gate: TrafficGate) -> list[Middleware]:
             AuthMiddleware,
             master_key=master_key,
             admin_keys=[key.get_secret_value() for key in settings.admin_keys],
+            metrics_auth=settings.metrics_auth,
         ),
         # After identity is known, in this order. Each reaches its engine through
         # scope["app"].state.runtime, and does nothing for calls its engine does not govern.

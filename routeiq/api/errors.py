@@ -110,11 +110,27 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
             "the request body must be a JSON object sent with content-type: application/json",
             code="invalid_json",
         ).to_response()
-    param = ".".join(str(part) for part in first["loc"] if part != "body") or None
+    # The field as the client knows it: "offset", not FastAPI's "query.offset".
+    param = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path")) or None
     return bad_request(f"{param}: {first['msg']}" if param else str(first["msg"]), param=param).to_response()
 
 
+async def _store_error(request: Request, exc: Exception) -> Response:
+    """The durable store (keys, audit, spend) failed: 503 while it is unreachable, 409 on a conflict.
+    Its messages name the driver's error class only, never SQL or a URL."""
+    from routeiq.store.database import StoreConflict
+
+    if isinstance(exc, StoreConflict):
+        return APIError(409, str(exc), code="store_conflict").to_response()
+    return service_unavailable(
+        f"the durable store cannot be reached: {exc}", code="store_unavailable", retry_after=5
+    ).to_response()
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    from routeiq.store.database import StoreError  # SQLAlchemy: only once an app is built
+
     app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from routeiq.api.models import model_list, retrieve_model
 from routeiq.api.requests import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -20,6 +21,8 @@ from routeiq.api.requests import (
 from routeiq.executors.base import Operation
 from routeiq.governance.access import enforce_key_scope
 from routeiq.governance.call import current_call
+from routeiq.governance.identity import ANONYMOUS, Identity
+from routeiq.routing.affinity import scoped_session_id
 from routeiq.routing.preview import preview
 from routeiq.routing.request import routing_context
 from routeiq.routing.strategy import RoutingContext
@@ -44,7 +47,14 @@ async def _routing_context(request: Request, schema: type[BaseModel]) -> Routing
     body = await read_json(request, runtime.settings.max_request_body_bytes)
     validate(schema, body)
     request_id = request.scope.get("state", {}).get("request_id", "")
-    return routing_context(body, request.headers, request_id, runtime.deployments, runtime.settings)
+    context = routing_context(body, request.headers, request_id, runtime.deployments, runtime.settings)
+    call = current_call(request.scope)
+    identity = call.identity if call is not None else ANONYMOUS
+    context.session_id = scoped_session_id(identity.actor, context.session_id)
+    if call is not None and identity.kind == "virtual_key":  # its reach bounds real and dry runs alike
+        fallbacks = runtime.settings.fallbacks_for(context.group)
+        enforce_key_scope(call, context.group, fallbacks, runtime.deployments)
+    return context
 
 
 async def _serve(request: Request, operation: Operation, schema: type[BaseModel]) -> Response:
@@ -52,9 +62,6 @@ async def _serve(request: Request, operation: Operation, schema: type[BaseModel]
     started = request.scope.get("state", {}).get("started", time.perf_counter())
     runtime = request.app.state.runtime
     call = current_call(request.scope)
-    if call is not None and call.identity.kind == "virtual_key":
-        fallbacks = runtime.settings.fallbacks_for(context.group)
-        enforce_key_scope(call, context.group, fallbacks, runtime.deployments)
     return await runtime.dispatcher.dispatch(operation, context, started, call)
 
 
@@ -76,21 +83,29 @@ async def embeddings(request: Request) -> Response:
     return await _serve(request, Operation.EMBEDDINGS, EmbeddingRequest)
 
 
+def _identity(request: Request) -> Identity:
+    call = current_call(request.scope)
+    return call.identity if call is not None else ANONYMOUS
+
+
 @_both_paths("GET", "/models")
 async def list_models(request: Request) -> dict[str, Any]:
-    """The routing groups clients can ask for, in the OpenAI list shape."""
-    runtime = request.app.state.runtime
-    return {
-        "object": "list",
-        "data": [
-            {"id": group, "object": "model", "created": runtime.started_at, "owned_by": "routeiq"}
-            for group in runtime.deployments.groups
-        ],
-    }
+    """The routing groups and profile names this caller can ask for, in the OpenAI list shape."""
+    return model_list(_identity(request), request.app.state.runtime)
+
+
+@_both_paths("GET", "/models/{model_id:path}")
+async def get_model(request: Request) -> dict[str, Any]:
+    """One routing group or profile name (the SDK's `models.retrieve`); 404 if this caller cannot use it."""
+    model_id = request.path_params["model_id"]
+    return retrieve_model(model_id, _identity(request), request.app.state.runtime)
 
 
 @_both_paths("POST", "/routeiq/route")
 async def route_preview(request: Request) -> dict[str, Any]:
     """Dry run: the decision RouteIQ would make for this chat request, without calling any model."""
     context = await _routing_context(request, ChatCompletionRequest)
+    call = current_call(request.scope)
+    if call is not None:  # what the key may not use is not a candidate here either
+        context.excluded |= call.excluded_deployments
     return await preview(request.app.state.runtime, context)

@@ -40,8 +40,22 @@ class KeyRefused(Exception):
         self.code = code
 
 
+class KeyNotUsable(Exception):
+    """A change that only makes sense for a live key (rotation) was asked of a revoked or expired one."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def looks_like_virtual_key(secret: str) -> bool:
+    """Every secret RouteIQ issues starts with ``SECRET_PREFIX``: one that does is meant as a virtual
+    key, whether or not it is (still) valid."""
+    return secret.startswith(SECRET_PREFIX)
 
 
 def new_secret() -> str:
@@ -142,10 +156,19 @@ class VirtualKeys:
         return record
 
     async def rotate(self, key_id: str) -> tuple[KeyRecord, str] | None:
-        """A new secret for the same key; the old one stops working at once."""
+        """A new secret for the same key; the old one stops working at once. ``KeyNotUsable`` for a
+        revoked key (revocation is final) or an expired one (extend ``expires_at`` first)."""
         before = await self._repository.get(key_id)
         if before is None:
             return None
+        if before.revoked_at is not None:
+            raise KeyNotUsable(
+                "key_revoked", f"key {key_id!r} is revoked: revocation is final, issue a new key"
+            )
+        if before.expires_at is not None and before.expires_at <= self._clock():
+            raise KeyNotUsable(
+                "key_expired", f"key {key_id!r} has expired: extend expires_at (PATCH) before rotating it"
+            )
         secret = new_secret()
         record = await self._repository.update(
             key_id, key_hash=digest(secret), key_prefix=secret[:DISPLAY_PREFIX_LENGTH]

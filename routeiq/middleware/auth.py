@@ -1,9 +1,13 @@
 """Establish who is calling, from the credential alone.
 
 The data plane takes ``ROUTEIQ_MASTER_KEY`` or a virtual key issued through ``/admin/keys``. With no
-master key it is open (startup warns loudly), but a revoked or expired virtual key is still refused.
+master key it is open (startup warns loudly), but a credential shaped like a virtual key (``sk-riq-``)
+that is revoked, expired, rotated away or unknown is still refused; any other credential, or none,
+is anonymous there.
 The control plane (``/admin/*``) takes only ``ROUTEIQ_ADMIN_KEYS`` and is closed when none is
-configured: a data-plane key never opens it. Health and API documentation need no key.
+configured: a data-plane key never opens it; a failed attempt there is audited (``admin.auth_failed``,
+rate-limited per source). ``/metrics`` is open, admin-only or data-plane per ``metrics_auth``. Health
+and API documentation need no key.
 
 Every governed request leaves here with a ``GovernedCall`` in ``scope["state"]`` carrying the
 identity; nothing the client sends besides the key (``X-Team-ID``, a ``user`` field) changes it.
@@ -14,19 +18,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routeiq.api.errors import APIError, service_unavailable
+from routeiq.governance.auth_failures import FailedAuthRecorder
 from routeiq.governance.call import new_call
 from routeiq.governance.identity import ANONYMOUS, MASTER, Identity
-from routeiq.governance.keys import KeyRefused
+from routeiq.governance.keys import KeyRefused, looks_like_virtual_key
 
 logger = logging.getLogger("routeiq.auth")
 
 PUBLIC_PREFIXES = ("/_health/",)
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/redoc"})
 ADMIN_PREFIX = "/admin"
+METRICS_PATH = "/metrics"
+
+MetricsAuth = Literal["open", "admin", "data"]
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -56,17 +65,26 @@ def admin_identity(key: bytes) -> Identity:
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, master_key: str | None, admin_keys: list[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        master_key: str | None,
+        admin_keys: list[str],
+        metrics_auth: MetricsAuth = "open",
+    ) -> None:
         self.app = app
         self._master = [master_key.encode()] if master_key else []
         self._admin = [key.encode() for key in admin_keys]
+        self._metrics_auth = metrics_auth
+        self._failures = FailedAuthRecorder()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+        if public or (path == METRICS_PATH and self._metrics_auth == "open"):
             await self.app(scope, receive, send)
             return
         try:
@@ -86,14 +104,50 @@ class AuthMiddleware:
     async def _identify(self, path: str, scope: Scope) -> Identity:
         key = presented_key(scope)
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-            if not self._admin:
-                raise APIError(
-                    403, "the control plane is closed: no admin key is configured", code="admin_disabled"
-                )
-            admin_key = _matching(key, self._admin) if key is not None else None
-            if admin_key is None:
-                raise APIError(401, "a valid admin key is required", code="invalid_admin_key")
-            return admin_identity(admin_key)
+            return await self._admin_only(path, scope, key)
+        if path == METRICS_PATH:
+            if self._metrics_auth == "admin":
+                return await self._admin_only(path, scope, key)
+            # "data": an admin key (the operator's) or whatever the data plane accepts.
+            admin_key = _matching(key, self._admin) if key is not None and self._admin else None
+            if admin_key is not None:
+                return admin_identity(admin_key)
+        return await self._data_plane(scope, key)
+
+    async def _admin_only(self, path: str, scope: Scope, key: str | None) -> Identity:
+        if not self._admin:
+            where = (
+                "the control plane is"
+                if path.startswith(ADMIN_PREFIX)
+                else f"{path} (metrics_auth: admin) is"
+            )
+            raise APIError(
+                403,
+                f"{where} closed: no admin key is configured "
+                "(set ROUTEIQ_ADMIN_KEYS, comma-separated, and restart to open it)",
+                code="admin_disabled",
+            )
+        admin_key = _matching(key, self._admin) if key is not None else None
+        if admin_key is None:
+            await self._audit_failure(scope, key)
+            raise APIError(401, "a valid admin key is required", code="invalid_admin_key")
+        return admin_identity(admin_key)
+
+    async def _audit_failure(self, scope: Scope, key: str | None) -> None:
+        runtime = getattr(scope["app"].state, "runtime", None)
+        if runtime is None:  # still starting: nothing to write to yet
+            return
+        client = scope.get("client")
+        await self._failures.failed(
+            runtime.audit_log,
+            source=client[0] if client else "unknown",
+            key=key,
+            route=scope["path"],
+            method=scope["method"],
+            request_id=scope.get("state", {}).get("request_id"),
+        )
+
+    async def _data_plane(self, scope: Scope, key: str | None) -> Identity:
         if key is None:
             if self._master:
                 raise APIError(
@@ -113,6 +167,10 @@ class AuthMiddleware:
             ) from None
         if identity is not None:
             return identity
-        if self._master:
+        if self._master or looks_like_virtual_key(key):
+            # A RouteIQ key nobody holds (rotated away, mistyped, from another deployment) is refused
+            # even on an open data plane: its holder expects their limits, and must learn it is dead.
             raise APIError(401, "invalid API key", code="invalid_api_key")
-        return ANONYMOUS  # open data plane: an unknown key is no key
+        # Open data plane: a placeholder that was never a RouteIQ key (the OpenAI SDK insists on
+        # sending something, e.g. api_key="anything") is no key at all.
+        return ANONYMOUS

@@ -3,6 +3,10 @@
 Every turn is classified afresh; the session remembers the highest tier it reached (in the
 StateStore, so every worker and replica agrees) and a later easy turn does not drop the
 conversation back to a weaker model. Session ids are hashed before they become keys.
+
+A session belongs to the caller that named it: the id is namespaced by the caller's credential
+(``scoped_session_id``), so two teams that both send ``user: "alice-123"`` have two sessions, and one
+cannot push the other's conversation to a stronger (dearer) tier.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ def session_id_of(body: Mapping[str, Any], header: str | None) -> str | None:
         return str(metadata["session_id"])
     user = body.get("user")
     return user if isinstance(user, str) and user else None
+
+
+def scoped_session_id(caller: str, session_id: str | None) -> str | None:
+    """``session_id`` within the namespace of ``caller`` (``Identity.actor``: ``key:<key_id>``, which
+    a rotation keeps, or ``master`` / ``anonymous``)."""
+    if session_id is None:
+        return None
+    return f"{caller}\x00{session_id}"  # NUL: no caller name contains it, so no two pairs collide
 
 
 class SessionAffinity:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from routeiq.store.database import Database, unavailable
 
 MAX_PAGE = 1000
+MAX_CURSOR = 2**63 - 1  # ids are 64-bit: a larger cursor would overflow the query, not page it
 
 
 def filtered(

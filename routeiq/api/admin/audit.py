@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from routeiq.store.pages import MAX_CURSOR
+
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
@@ -20,7 +22,9 @@ async def read_audit(
     since: float | None = Query(default=None, description="UNIX time, inclusive."),
     until: float | None = Query(default=None, description="UNIX time, exclusive."),
     limit: int = Query(default=50, ge=1, le=500),
-    cursor: int | None = Query(default=None, description="`next_cursor` of the previous page."),
+    cursor: int | None = Query(
+        default=None, ge=1, le=MAX_CURSOR, description="`next_cursor` of the previous page."
+    ),
 ) -> dict[str, Any]:
     records, next_cursor = await request.app.state.runtime.audit_log.query(
         actor=actor,

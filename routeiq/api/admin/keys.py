@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from routeiq.api.errors import APIError
 from routeiq.governance.call import current_call
+from routeiq.governance.keys import KeyNotUsable
 from routeiq.governance.limits import Limit, WindowName
 from routeiq.store.records import KeyRecord
 
 router = APIRouter(prefix="/admin/keys", tags=["admin"])
+
+# Bounds that keep every quota counter a 64-bit integer (spend is counted in micro-dollars) and
+# refuse values no operator means: a budget of 1e308 USD is a typo, and overflowed every call.
+MAX_BUDGET_USD = 1e9
+MAX_COUNT_LIMIT = 10**12
+# Deeper than any key table; past it SQLite and PostgreSQL overflow their 64-bit OFFSET.
+MAX_OFFSET = 10**9
 
 
 class KeyFields(BaseModel):
@@ -27,13 +36,23 @@ class KeyFields(BaseModel):
     user: str | None = Field(default=None, max_length=200)
     allowed_groups: list[str] | None = None
     allowed_models: list[str] | None = None
-    rpm_limit: int | None = Field(default=None, ge=0, description="Requests per minute.")
-    tpm_limit: int | None = Field(default=None, ge=0, description="Total tokens per minute.")
-    budget_usd: float | None = Field(default=None, ge=0, description="Spend allowed per budget_window.")
+    rpm_limit: int | None = Field(default=None, ge=0, le=MAX_COUNT_LIMIT, description="Requests per minute.")
+    tpm_limit: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT_LIMIT, description="Total tokens per minute."
+    )
+    budget_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_BUDGET_USD,
+        allow_inf_nan=False,
+        description="Spend allowed per budget_window.",
+    )
     budget_window: WindowName = "month"
     limits: list[Limit] | None = None
-    expires_at: float | None = Field(default=None, description="UNIX time the key stops working.")
-    expires_in_seconds: float | None = Field(default=None, gt=0)
+    expires_at: float | None = Field(
+        default=None, allow_inf_nan=False, description="UNIX time the key stops working."
+    )
+    expires_in_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     metadata: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -41,6 +60,15 @@ class KeyFields(BaseModel):
         if self.expires_at is not None and self.expires_in_seconds is not None:
             raise ValueError("give expires_at or expires_in_seconds, not both")
         return self
+
+    @field_validator("limits")
+    @classmethod
+    def _sane_limits(cls, limits: list[Limit] | None) -> list[Limit] | None:
+        for limit in limits or []:
+            most = MAX_BUDGET_USD if limit.is_budget else MAX_COUNT_LIMIT
+            if not math.isfinite(limit.limit) or limit.limit > most:
+                raise ValueError(f"a {limit.metric} limit must be a finite number at most {most:g}")
+        return limits
 
     def changes(self) -> dict[str, Any]:
         """The stored fields this request sets (only those it mentions)."""
@@ -137,7 +165,7 @@ async def list_keys(
     user: str | None = None,
     include_revoked: bool = False,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
 ) -> dict[str, Any]:
     """Keys, newest first, without secrets or hashes."""
     records = await request.app.state.runtime.keys.list(
@@ -173,7 +201,10 @@ async def rotate_key(key_id: str, request: Request) -> dict[str, Any]:
     """A new secret for the key (shown once); the old secret stops working at once."""
     runtime = request.app.state.runtime
     async with runtime.audit.action(request, "key.rotate", key_id):
-        rotated = await runtime.keys.rotate(key_id)
+        try:
+            rotated = await runtime.keys.rotate(key_id)
+        except KeyNotUsable as refused:  # a new secret for a dead key would be dead on arrival
+            raise APIError(409, str(refused), code=refused.code, param="key_id") from None
         if rotated is None:
             raise _not_found(key_id)
     record, secret = rotated

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from routeiq.store.pages import MAX_CURSOR
+
 router = APIRouter(prefix="/admin/spend", tags=["admin"])
 
 
@@ -33,7 +35,9 @@ async def spend_records(
     since: float | None = Query(default=None, description="UNIX time, inclusive."),
     until: float | None = Query(default=None, description="UNIX time, exclusive."),
     limit: int = Query(default=100, ge=1, le=1000),
-    cursor: int | None = Query(default=None, description="`next_cursor` of the previous page."),
+    cursor: int | None = Query(
+        default=None, ge=1, le=MAX_CURSOR, description="`next_cursor` of the previous page."
+    ),
 ) -> dict[str, Any]:
     """One record per served request, newest first."""
     records, next_cursor = await request.app.state.runtime.spend.query(
