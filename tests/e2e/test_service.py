@@ -56,6 +56,7 @@ def test_admin_closed_without_admin_keys(demo: Gateway) -> None:
     response = httpx.get(f"{demo.url}/admin/status", headers={"authorization": "Bearer anything"})
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "admin_disabled"
+    assert "ROUTEIQ_ADMIN_KEYS" in response.json()["error"]["message"]  # how to open it
     assert response.headers["x-request-id"]
 
 
