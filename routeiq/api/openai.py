@@ -7,20 +7,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from routeiq.api.models import model_list, retrieve_model
-from routeiq.api.requests import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    EmbeddingRequest,
-    read_json,
-    validate,
-)
 from routeiq.executors.base import Operation
 from routeiq.governance.access import enforce_key_scope
-from routeiq.governance.call import current_call
+from routeiq.governance.call import current_call, request_body
 from routeiq.governance.identity import ANONYMOUS, Identity
 from routeiq.routing.affinity import scoped_session_id
 from routeiq.routing.preview import preview
@@ -41,14 +33,17 @@ def _both_paths(method: str, path: str) -> Callable[[Endpoint], Endpoint]:
     return register
 
 
-async def _routing_context(request: Request, schema: type[BaseModel]) -> RoutingContext:
-    """Read and validate the body, then resolve group, profile and session (400/404/413 on failure)."""
+async def _routing_context(request: Request) -> RoutingContext:
+    """The body (validated once, by whichever layer read it first), then group, profile and session
+    (400/404/413 on failure); the group is the one policy and quotas resolved, when they did."""
     runtime = request.app.state.runtime
-    body = await read_json(request, runtime.settings.max_request_body_bytes)
-    validate(schema, body)
+    body = await request_body(request.scope, request.receive, runtime.settings.max_request_body_bytes)
     request_id = request.scope.get("state", {}).get("request_id", "")
-    context = routing_context(body, request.headers, request_id, runtime.deployments, runtime.settings)
     call = current_call(request.scope)
+    target = call.resolve(runtime.deployments, runtime.settings.profile_group) if call is not None else None
+    context = routing_context(
+        body, request.headers, request_id, runtime.deployments, runtime.settings, target=target
+    )
     identity = call.identity if call is not None else ANONYMOUS
     context.session_id = scoped_session_id(identity.actor, context.session_id)
     if call is not None and identity.kind == "virtual_key":  # its reach bounds real and dry runs alike
@@ -57,8 +52,8 @@ async def _routing_context(request: Request, schema: type[BaseModel]) -> Routing
     return context
 
 
-async def _serve(request: Request, operation: Operation, schema: type[BaseModel]) -> Response:
-    context = await _routing_context(request, schema)
+async def _serve(request: Request, operation: Operation) -> Response:
+    context = await _routing_context(request)
     started = request.scope.get("state", {}).get("started", time.perf_counter())
     runtime = request.app.state.runtime
     call = current_call(request.scope)
@@ -68,19 +63,19 @@ async def _serve(request: Request, operation: Operation, schema: type[BaseModel]
 @_both_paths("POST", "/chat/completions")
 async def chat_completions(request: Request) -> Response:
     """Create a chat completion (streaming with `stream: true`) on the deployment RouteIQ picks."""
-    return await _serve(request, Operation.CHAT, ChatCompletionRequest)
+    return await _serve(request, Operation.CHAT)
 
 
 @_both_paths("POST", "/completions")
 async def completions(request: Request) -> Response:
     """Create a legacy text completion."""
-    return await _serve(request, Operation.COMPLETIONS, CompletionRequest)
+    return await _serve(request, Operation.COMPLETIONS)
 
 
 @_both_paths("POST", "/embeddings")
 async def embeddings(request: Request) -> Response:
     """Create embeddings (`encoding_format` float or base64)."""
-    return await _serve(request, Operation.EMBEDDINGS, EmbeddingRequest)
+    return await _serve(request, Operation.EMBEDDINGS)
 
 
 def _identity(request: Request) -> Identity:
@@ -104,7 +99,7 @@ async def get_model(request: Request) -> dict[str, Any]:
 @_both_paths("POST", "/routeiq/route")
 async def route_preview(request: Request) -> dict[str, Any]:
     """Dry run: the decision RouteIQ would make for this chat request, without calling any model."""
-    context = await _routing_context(request, ChatCompletionRequest)
+    context = await _routing_context(request)
     call = current_call(request.scope)
     if call is not None:  # what the key may not use is not a candidate here either
         context.excluded |= call.excluded_deployments

@@ -2,7 +2,10 @@
 
 Auth creates it with the identity, and adds the headers the layers put on it to the response, whichever
 layer or route produced that response. Policy, Quota and Plugins read and annotate it; the JSON body is
-read once (``load_body``), may be rewritten by plugins, and is what the API layer then serves. The
+read and validated once (``load_body``: the first layer that needs it, or the API when none did), may
+be rewritten by plugins, and is what the API layer then serves. The group the requested model resolves
+to (``resolve``: profile names and their case variants are served by ``profile_group``) is worked out
+once too, and policy, quotas and routing all use that one answer. The
 dispatcher fills in what happened upstream (``served``, ``usage``, ``cost_usd``) so the layers can
 settle after the response, streams included: by the time the downstream app returns, the stream
 has been sent.
@@ -18,10 +21,14 @@ import orjson
 from starlette.types import Message, Receive, Scope
 
 from routeiq.api.errors import APIError, bad_request
+from routeiq.api.requests import validate_body
 from routeiq.governance.identity import Identity
+from routeiq.middleware.paths import MODEL_CALL_SUFFIXES as MODEL_CALL_SUFFIXES  # (re-exported)
+from routeiq.middleware.paths import BodyKind, body_kind, model_call_kind
+from routeiq.routing.deployments import DeploymentTable
+from routeiq.routing.profiles import Target, resolve_target
 
 STATE_KEY = "call"
-MODEL_CALL_SUFFIXES = ("/chat/completions", "/completions", "/embeddings")
 GUARDRAILS_HEADER = b"x-routeiq-applied-guardrails"
 
 
@@ -41,9 +48,11 @@ class GovernedCall:
     method: str
     route: str  # the path, e.g. /v1/chat/completions
     client_ip: str | None
-    is_model_call: bool
-    body: dict[str, Any] | None = None  # parsed once by load_body; plugins may rewrite it
+    is_model_call: bool  # metered and shown to plugins: chat, completions, embeddings
+    body: dict[str, Any] | None = None  # parsed and validated once by load_body; plugins may rewrite it
     body_loaded: bool = False
+    kind: BodyKind | None = None  # the OpenAI body this request carries (None: none to read)
+    target: Target | None = None  # the requested model resolved to its group (``resolve``)
     excluded_deployments: set[str] = field(default_factory=set)  # policy / allowed-model filters
     response_headers: dict[str, str] = field(default_factory=dict)  # added to the response start
     guardrails: list[str] = field(default_factory=list)  # applied, in order
@@ -53,10 +62,28 @@ class GovernedCall:
     cost_usd: float | None = None
 
     @property
-    def group(self) -> str | None:
-        """The model the client asked for (a routing group or a profile name)."""
+    def model(self) -> str | None:
+        """The model the client asked for (a routing group or a profile name), as sent."""
         model = (self.body or {}).get("model")
         return model if isinstance(model, str) else None
+
+    @property
+    def group(self) -> str | None:
+        """The routing group serving the call once ``resolve`` ran (``premium`` or ``AUTO`` -> the
+        profile group; None for an unknown model); before that, the model as sent."""
+        model = self.model
+        if self.target is not None and self.target.model == model:
+            return self.target.group
+        return model
+
+    def resolve(self, deployments: DeploymentTable, profile_group: str) -> Target | None:
+        """The requested model resolved to its group, once (again only if a plugin changed the model)."""
+        model = self.model
+        if model is None:
+            return None
+        if self.target is None or self.target.model != model:
+            self.target = resolve_target(model, deployments, profile_group)
+        return self.target
 
     def add_headers(self, headers: dict[str, str]) -> None:
         self.response_headers.update(headers)
@@ -84,13 +111,15 @@ def new_call(scope: Scope, identity: Identity) -> GovernedCall:
     state = scope.setdefault("state", {})
     path: str = scope["path"]
     client = scope.get("client")
+    method: str = scope["method"]
     call = GovernedCall(
         identity=identity,
         request_id=state.get("request_id", ""),
-        method=scope["method"],
+        method=method,
         route=path,
         client_ip=client[0] if client else None,
-        is_model_call=scope["method"] == "POST" and path.endswith(MODEL_CALL_SUFFIXES),
+        is_model_call=model_call_kind(method, path) is not None,
+        kind=body_kind(method, path),
     )
     state[STATE_KEY] = call
     return call
@@ -102,15 +131,34 @@ def current_call(scope: Scope) -> GovernedCall | None:
 
 
 async def load_body(call: GovernedCall, scope: Scope, receive: Receive, limit: int) -> dict[str, Any] | None:
-    """Read and parse a model call's JSON body once (413 past ``limit``, 400 if not a JSON object).
+    """Read, parse and validate the call's OpenAI body once (413 past ``limit``, 400 if it is not a
+    JSON object or a known field is wrong, ``param`` naming it). None for requests without one.
 
-    Later layers and the API get the parsed dict from ``call.body``; nothing reads the stream again.
+    Later layers and the API get the parsed dict from ``call.body``; nothing reads the stream again,
+    and nothing acts on a body that failed validation.
     """
-    if call.body_loaded or not call.is_model_call:
+    if call.body_loaded or call.kind is None:
         return call.body
-    call.body = await read_json_object(scope, receive, limit)
+    body = await read_json_object(scope, receive, limit)
+    validate_body(call.kind, body)
+    call.body = body
     call.body_loaded = True
     return call.body
+
+
+async def request_body(scope: Scope, receive: Receive, limit: int) -> dict[str, Any]:
+    """The validated body the API serves: the call's (read by a governance layer, perhaps rewritten
+    by a plugin) or, when no layer needed it, read and validated now by the same ``load_body``."""
+    call = current_call(scope)
+    if call is not None and call.kind is not None:
+        body = await load_body(call, scope, receive, limit)
+        if body is not None:
+            return body
+    body = await read_json_object(scope, receive, limit)
+    kind = body_kind(scope["method"], scope["path"])
+    if kind is not None:
+        validate_body(kind, body)
+    return body
 
 
 async def read_json_object(scope: Scope, receive: Receive, limit: int) -> dict[str, Any]:

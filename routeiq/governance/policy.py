@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from routeiq.config import CONFIG_PATH_ENV
 from routeiq.periodic import every, stop
 from routeiq.routing.deployments import Deployment, DeploymentTable
-from routeiq.routing.profiles import PROFILES
+from routeiq.routing.profiles import resolve_target
 from routeiq.settings import PolicySettings, Settings
 from routeiq.state.base import StateStore
 
@@ -324,12 +324,19 @@ class RuleSet:
 
 def requested_groups(model: str | None, deployments: DeploymentTable, settings: Settings) -> tuple[str, ...]:
     """The requested model and the group serving it: a profile name (``auto``, ``eco``...) that is
-    not a group of its own is served by ``profile_group``, as routing resolves it later."""
+    not a group of its own is served by ``profile_group``, as routing resolves it later (the same
+    ``resolve_target``)."""
     if not model:
         return ()
-    if not deployments.has_group(model) and model.lower() in PROFILES:
-        return (model, settings.profile_group)
-    return (model,)
+    target = resolve_target(model, deployments, settings.profile_group)
+    return groups_of(target.model, target.group)
+
+
+def groups_of(model: str, group: str | None) -> tuple[str, ...]:
+    """The names a rule's ``groups`` may match: the model as asked for, and the group serving it."""
+    if group is None or group == model:
+        return (model,)
+    return (model, group)
 
 
 def candidate_targets(

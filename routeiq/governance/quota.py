@@ -18,11 +18,12 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from routeiq.api.errors import APIError, retry_after_headers, service_unavailable
+from routeiq.api.texts import texts
 from routeiq.governance.identity import Identity
 from routeiq.governance.limits import MICRO_USD_PER_USD, Limit, Metric, QuotaSettings
 from routeiq.state.base import Reservation, ReservationResult, StateStore, StateUnavailable, Window
@@ -162,7 +163,8 @@ def estimate_call(body: Mapping[str, Any], route: str, default_max_tokens: int) 
     well under a microsecond here; the group may be served by any model anyway, and settling
     replaces the estimate with the real usage.
     """
-    characters = sum(len(text) for text in _prompt_texts(body))
+    # The same reading of the body as routing signals and guardrails (routeiq.api.texts).
+    characters = sum(len(text) for text in texts(body))
     input_tokens = math.ceil(characters / CHARS_PER_TOKEN)
     if route.endswith("/embeddings"):
         return Estimate(input_tokens, 0)
@@ -175,28 +177,6 @@ def estimate_call(body: Mapping[str, Any], route: str, default_max_tokens: int) 
     if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
         output_tokens *= choices
     return Estimate(input_tokens, output_tokens)
-
-
-def _prompt_texts(body: Mapping[str, Any]) -> Iterable[str]:
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict):
-                yield from _texts(message.get("content"))
-    for field in ("prompt", "input"):
-        yield from _texts(body.get(field))
-
-
-def _texts(value: Any) -> Iterable[str]:
-    """Strings inside a content value: a string, a list of strings, or a list of text parts."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, str):
-                yield item
-            elif isinstance(item, dict) and isinstance(item.get("text"), str):
-                yield item["text"]
 
 
 def reserved_amount(metric: Metric, estimate: Estimate) -> int:

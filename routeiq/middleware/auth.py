@@ -27,13 +27,11 @@ from routeiq.governance.auth_failures import FailedAuthRecorder
 from routeiq.governance.call import new_call
 from routeiq.governance.identity import ANONYMOUS, MASTER, Identity
 from routeiq.governance.keys import KeyRefused, looks_like_virtual_key
+from routeiq.middleware.paths import ADMIN_PATH, METRICS_PATH, is_admin, is_public
 
 logger = logging.getLogger("routeiq.auth")
 
-PUBLIC_PREFIXES = ("/_health/",)
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/redoc"})
-ADMIN_PREFIX = "/admin"
-METRICS_PATH = "/metrics"
+ADMIN_PREFIX = ADMIN_PATH  # which paths are public, admin or metrics: routeiq.middleware.paths
 
 MetricsAuth = Literal["open", "admin", "data"]
 
@@ -83,7 +81,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+        public = is_public(path)
         if public or (path == METRICS_PATH and self._metrics_auth == "open"):
             await self.app(scope, receive, send)
             return
@@ -103,7 +101,7 @@ class AuthMiddleware:
 
     async def _identify(self, path: str, scope: Scope) -> Identity:
         key = presented_key(scope)
-        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+        if is_admin(path):
             return await self._admin_only(path, scope, key)
         if path == METRICS_PATH:
             if self._metrics_auth == "admin":

@@ -1,8 +1,9 @@
 """Admit a request only when the worker has room for it, and nothing new while draining.
 
 The slot is held until the response has been sent in full, so a long stream counts for as long
-as it runs. Health probes bypass the gate: an overloaded worker is still alive, and a draining
-one must be able to say so.
+as it runs. Health probes, metrics scrapes and the API documentation bypass the gate
+(``routeiq.middleware.paths``): an overloaded worker is still alive, a draining one must be able to
+say so, and load is exactly when its metrics matter.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from routeiq.api.errors import service_unavailable
+from routeiq.middleware.paths import is_shed
 from routeiq.resilience.traffic import Rejected, TrafficGate
 
-EXEMPT_PREFIXES = ("/_health/", "/metrics")
 MESSAGES = {
     "overloaded": "the gateway is at capacity; retry shortly",
     "draining": "this gateway instance is shutting down; retry on another",
@@ -26,7 +27,7 @@ class BackpressureMiddleware:
         self.retry_after_seconds = retry_after_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
+        if scope["type"] != "http" or not is_shed(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routeiq.api.errors import APIError
 from routeiq.governance.call import GovernedCall, current_call, load_body
+from routeiq.middleware.paths import is_data_plane
 from routeiq.plugins.base import CallResult
 from routeiq.plugins.manager import PluginManager
 
@@ -54,7 +55,9 @@ class PluginsMiddleware:
         runtime = scope["app"].state.runtime
         manager: PluginManager = runtime.plugins
         call = current_call(scope)  # None on public paths (health, API docs): not governed
-        if call is None or not manager.active:
+        # Plugins act on the data plane only: not on the control plane or metrics
+        # (routeiq.middleware.paths), which a misbehaving plugin must not be able to lock.
+        if call is None or not manager.active or not is_data_plane(call.route):
             await self.app(scope, receive, send)
             return
 

@@ -19,18 +19,16 @@ from routeiq.governance.policy import (
     PolicyRequest,
     Verdict,
     candidate_targets,
+    groups_of,
     normalise_route,
-    requested_groups,
 )
+from routeiq.middleware.paths import is_data_plane
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.settings import Settings
 
 logger = logging.getLogger("routeiq.policy")
 
 RULE_HEADER = "x-routeiq-policy-rule"
-# Not governed by policy: the control plane, health probes, metrics and the API documentation.
-EXEMPT_PREFIXES = ("/admin/", "/_health/")
-EXEMPT_PATHS = frozenset({"/admin", "/metrics", "/openapi.json", "/docs", "/redoc"})
 
 
 def policy_request(call: GovernedCall, groups: tuple[str, ...]) -> PolicyRequest:
@@ -49,7 +47,8 @@ def policy_request(call: GovernedCall, groups: tuple[str, ...]) -> PolicyRequest
 def judge_call(
     engine: PolicyEngine, call: GovernedCall, deployments: DeploymentTable, settings: Settings
 ) -> Verdict:
-    groups = requested_groups(call.group, deployments, settings)
+    target = call.resolve(deployments, settings.profile_group)
+    groups = groups_of(target.model, target.group) if target is not None else ()
     return engine.judge(policy_request(call, groups), candidate_targets(groups, deployments, settings))
 
 
@@ -72,8 +71,9 @@ class PolicyMiddleware:
             return
         runtime = scope["app"].state.runtime
         engine: PolicyEngine | None = runtime.policy
-        path: str = scope["path"]
-        if engine is None or path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
+        # Only the data plane: the control plane, probes, metrics and the API documentation are not
+        # governed by policy (routeiq.middleware.paths).
+        if engine is None or not is_data_plane(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:

@@ -53,6 +53,10 @@ class QuotaMiddleware:
         quotas: Quotas, call: GovernedCall, scope: Scope, receive: Receive, max_body: int
     ) -> Ticket | None:
         body = await load_body(call, scope, receive, max_body)
+        # Group limits count the group that serves the call (``premium``, ``eco``, ``AUTO``... are
+        # served by the profile group): the one resolution policy and routing use, made once.
+        runtime = scope["app"].state.runtime
+        call.resolve(runtime.deployments, runtime.settings.profile_group)
         limits = quotas.limits_for(call.identity, call.group)
         if not limits:
             return None

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from routeiq.routing.deployments import Deployment
+from routeiq.routing.deployments import Deployment, DeploymentTable
 from routeiq.routing.signals import Signals
 from routeiq.routing.strategy import Assessment
 
@@ -20,6 +20,27 @@ RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 DEFAULT_TIER = "standard"  # a deployment with no tier configured
 PROFILES = ("auto", "eco", "premium", "free", "reasoning")
 PROFILE_HEADER = "x-routeiq-profile"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a request's ``model`` names, resolved once for every layer: policy, quotas and routing."""
+
+    model: str  # as the client sent it
+    group: str | None  # the routing group that serves it; None: no such group (the API answers 404)
+    profile: str | None  # the profile the model names (``premium``, ``Eco``...), None for a group
+
+
+def resolve_target(model: str, deployments: DeploymentTable, profile_group: str) -> Target:
+    """A group by its exact name; else a profile name, in any case (``premium``, ``AUTO``), served by
+    ``profile_group``; else nothing. So ``premium``, ``eco`` and ``AUTO`` all count against ``auto``
+    (with the default ``profile_group``) wherever a group is counted or judged."""
+    if deployments.has_group(model):
+        return Target(model, model, None)
+    profile = model.lower()
+    if profile in PROFILES:
+        return Target(model, profile_group if deployments.has_group(profile_group) else None, profile)
+    return Target(model, None, None)
 
 
 def tier_of(deployment: Deployment) -> str:
@@ -76,7 +97,7 @@ def nearest_tier(candidates: Sequence[Deployment], tier: str) -> list[Deployment
     return by_rank[below[-1]] if below else []
 
 
-def requested_profile(body: Mapping[str, Any], header: str | None, group_is_profile: bool) -> str | None:
+def requested_profile(body: Mapping[str, Any], header: str | None, target: Target) -> str | None:
     """The profile asked for, by header, by ``extra_body={"routeiq": {"profile": ...}}``, or by
     asking for a profile name as the model. None: the caller did not choose."""
     extra = body.get("routeiq")
@@ -85,6 +106,4 @@ def requested_profile(body: Mapping[str, Any], header: str | None, group_is_prof
         return header.strip().lower()
     if isinstance(from_body, str):
         return from_body.strip().lower()
-    if group_is_profile:
-        return str(body["model"]).lower()
-    return None
+    return target.profile

@@ -8,7 +8,7 @@ from typing import Any
 from routeiq.api.errors import APIError, bad_request
 from routeiq.routing.affinity import SESSION_HEADER, session_id_of
 from routeiq.routing.deployments import DeploymentTable
-from routeiq.routing.profiles import PROFILE_HEADER, PROFILES, requested_profile
+from routeiq.routing.profiles import PROFILE_HEADER, PROFILES, Target, requested_profile, resolve_target
 from routeiq.routing.strategy import RoutingContext
 from routeiq.settings import Settings
 
@@ -19,24 +19,28 @@ def routing_context(
     request_id: str,
     deployments: DeploymentTable,
     settings: Settings,
+    target: Target | None = None,
 ) -> RoutingContext:
-    """404 for an unknown group; a profile name as the model means ``profile_group`` with that profile."""
+    """404 for an unknown group; a profile name as the model means ``profile_group`` with that profile.
+
+    ``target`` is the call's resolution of ``body["model"]`` (the one policy and quotas used), when
+    the governance layers made it; otherwise it is resolved here, the same way."""
     model = str(body["model"])
-    group_is_profile = not deployments.has_group(model) and model.lower() in PROFILES
-    group = settings.profile_group if group_is_profile else model
-    if not deployments.has_group(group):
+    if target is None or target.model != model:
+        target = resolve_target(model, deployments, settings.profile_group)
+    if target.group is None:
         raise APIError(
             404,
             f"the model {model!r} does not exist; available: {', '.join(deployments.groups)}",
             param="model",
             code="model_not_found",
         )
-    profile = requested_profile(body, headers.get(PROFILE_HEADER), group_is_profile) or "auto"
+    profile = requested_profile(body, headers.get(PROFILE_HEADER), target) or "auto"
     if profile not in PROFILES:
         raise bad_request(f"unknown routing profile {profile!r}; valid: {list(PROFILES)}", param="profile")
     return RoutingContext(
         request_id=request_id,
-        group=group,
+        group=target.group,
         body=body,
         profile=profile,
         session_id=session_id_of(body, headers.get(SESSION_HEADER)),

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from routeiq.api.texts import content_text, texts
+
 CHARS_PER_TOKEN = 4  # a deliberately rough estimate: good enough to rule out too-small windows
 LONG_SYSTEM_PROMPT_CHARS = 2000
 DEEP_CONVERSATION_TURNS = 12
@@ -51,15 +53,6 @@ class Signals:
         return [name for name, fired in flags.items() if fired]
 
 
-def content_text(content: Any) -> str:
-    """The text of a message's content, whether a string or a list of typed parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(part["text"] for part in content if isinstance(part, Mapping) and part.get("text"))
-    return ""
-
-
 def _has_image(content: Any) -> bool:
     return isinstance(content, list) and any(
         isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image") for part in content
@@ -69,8 +62,7 @@ def _has_image(content: Any) -> bool:
 def read_signals(body: Mapping[str, Any]) -> Signals:
     messages = body.get("messages")
     if not isinstance(messages, list):  # completions and embeddings: the prompt is the text
-        prompt = body.get("prompt", body.get("input", ""))
-        text = prompt if isinstance(prompt, str) else " ".join(str(item) for item in prompt or [])
+        text = " ".join(texts(body))
         return Signals(text, len(text) // CHARS_PER_TOKEN, False, False, False, False, False, False)
     total_chars = 0
     system_chars = 0

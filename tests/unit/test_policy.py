@@ -496,9 +496,11 @@ async def post(app: Starlette, body: bytes | dict[str, Any]) -> httpx.Response:
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         if isinstance(body, bytes):
             return await client.post("/v1/chat/completions", content=body)
-        return await client.post("/v1/chat/completions", json=body)
+        # A valid chat body (the body is validated where it is first read): the model varies.
+        return await client.post("/v1/chat/completions", json={"messages": [HELLO], **body})
 
 
+HELLO = {"role": "user", "content": "hello"}
 INTERN = Identity("virtual_key", key_id="k1", team="interns")
 NO_BIG = "rules: [{name: no-big, action: deny, match: {served_model: ['openai/gpt-4o']}}]"
 
