@@ -86,7 +86,8 @@ def schemathesis(gateway: Gateway, key: str, tag: str, report_dir: Path) -> subp
         "--report-dir",
         str(report_dir),
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # Its own working directory: schemathesis keeps a cache folder there.
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=report_dir)
 
 
 @pytest.mark.parametrize("plane", ["data", "admin"])
