@@ -99,6 +99,7 @@ def run(data: Path, quick: bool) -> dict[str, Any]:
         prediction = router.predict_embeddings(list(test.prompts), test_vectors)
         assert prediction.p_strong is not None
         rows[algo] = {**quality.evaluate(prediction.p_strong, weak, strong).as_dict(), "train_s": fit_seconds}
+        notes += [f"{algo}: {warning}" for warning in router.info.training.get("warnings", [])]
 
     latency = _latency(classifier, list(test.prompts[:LATENCY_PROMPTS])) if classifier is not None else None
     return {

@@ -8,7 +8,8 @@ What the gateway uses:
   ``.p_strong(texts)``, ``.classify(texts) -> [Decision(p_strong, tier, confidence)]``,
   ``.info`` (models, weak/strong, threshold, encoder), ``.strategy`` (``llmrouter-<algo>``)
 
-Training: ``load_dataset``, ``split_by_hash``, ``train_router``, ``evaluate_router``, ``save_router``.
+Training: ``load_dataset``, ``split_by_hash``, ``train_router``, ``evaluate_router``, ``cross_validate``,
+``save_router``.
 Only numpy is needed; ``cryptography`` (optional) adds Ed25519 signatures.
 """
 
@@ -20,7 +21,7 @@ from routeiq.routing.learned.dataset import DatasetError, RoutingDataset, load_d
 from routeiq.routing.learned.encoder import Encoder, EncoderUnavailable, HashingEncoder, default_encoder
 from routeiq.routing.learned.router import Decision, LearnedRouter, Prediction, RouterInfo
 from routeiq.routing.learned.slot import RouterSlot
-from routeiq.routing.learned.train import evaluate_router, train_router
+from routeiq.routing.learned.train import cross_validate, evaluate_router, train_router
 
 __all__ = [
     "ALGORITHM_NAMES",
@@ -35,6 +36,7 @@ __all__ = [
     "RouterInfo",
     "RouterSlot",
     "RoutingDataset",
+    "cross_validate",
     "default_encoder",
     "evaluate_router",
     "hmac_key_from_env",
