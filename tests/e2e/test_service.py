@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -12,17 +13,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from tests.support.gateway import Gateway, deployment
+from tests.support.gateway import Gateway, deployment, free_port
 from tests.support.mock_upstream import MockUpstream
 
 ROOT = Path(__file__).resolve().parents[2]
+MMLU_SMALL = ROOT / "tests" / "fixtures" / "routellm-mmlu-small"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    import yaml
-
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     with Gateway(config, tmp_path_factory.mktemp("demo")) as gateway:
         yield gateway
@@ -157,3 +158,72 @@ def test_group_with_every_breaker_open_fails_fast_with_503(tmp_path: Path) -> No
             assert upstream.requests == [], "an open breaker means no upstream call at all"
             ready = httpx.get(f"{gateway.url}/_health/ready").json()
             assert ready["checks"]["open_circuits"] == ["down-only"]
+
+
+def test_serve_without_deployments_is_up_but_not_ready(tmp_path: Path) -> None:
+    """No --config: the process answers, but readiness is 503 and says what to do."""
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ROUTEIQ_")}
+    env["ROUTEIQ_DATA_DIR"] = str(tmp_path / "data")
+    command = [sys.executable, "-m", "routeiq", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        live = None
+        for _ in range(600):
+            assert process.poll() is None, log_path.read_text()
+            try:
+                live = httpx.get(f"http://127.0.0.1:{port}/_health/live", timeout=1.0)
+                ready = httpx.get(f"http://127.0.0.1:{port}/_health/ready", timeout=1.0)
+                if ready.json()["status"] != "starting":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        assert live is not None and live.status_code == 200
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "not_configured"
+        assert "pass --config FILE" in ready.json()["checks"]["config"]
+        assert "NO DEPLOYMENTS CONFIGURED" in log_path.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_unreachable_redis_is_one_degraded_state_not_a_traceback_flood(tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    env = {"ROUTEIQ_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}  # nothing listens there
+    with Gateway(config, tmp_path, env) as gateway:
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(5):
+            assert httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+        ready = httpx.get(f"{gateway.url}/_health/ready").json()
+        assert ready["status"] == "degraded" and ready["checks"]["state"].startswith("degraded")
+        log = gateway.log()
+    assert "Traceback" not in log, log
+    assert "Task exception was never retrieved" not in log
+    assert log.count("shared state unavailable") == 1, log
+
+
+def test_relative_learned_router_path_is_read_from_the_config_directory(tmp_path: Path) -> None:
+    """A relative learned_routers path used to pass check-config and crash serve."""
+    config_dir = tmp_path / "conf"
+    out = config_dir / "routers" / "knn"
+    train = ["train", "--algo", "knn", "--data", str(MMLU_SMALL), "--out", str(out)]
+    trained = subprocess.run(
+        [sys.executable, "-m", "routeiq", *train],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert trained.returncode == 0, trained.stderr
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    config["router_settings"]["group_strategies"] = {"auto": "llmrouter-knn"}
+    config["routeiq"]["learned_routers"] = {"knn": "routers/knn"}
+    # The gateway runs from the repository root; the path is relative to the config file's directory.
+    with Gateway(config, config_dir) as gateway:
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+        assert response.status_code == 200
+        assert response.headers["x-routeiq-strategy"] == "llmrouter-knn"
