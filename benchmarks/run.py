@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import procstat
+from benchmarks import guardrails, procstat
 from benchmarks.loadgen import Endpoint, LoadResult, build_request, percentile, run_load
 from benchmarks.report import TargetResult, evaluate, render_table, render_verdicts, summarise
 from benchmarks.servers import ServerProcess, ServerSpec, free_port, http_request
@@ -613,7 +613,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         bench.stop_all()
+    report["guardrails"] = guardrails.measure()  # in-process, CPU time: no servers involved
     print_report(report)
+    print(guardrails.render(report["guardrails"]) + "\n")
     write_json(report, settings.json_path)
     if all(item["status"] == "ok" for item in report["targets"].values()):
         shutil.rmtree(workdir, ignore_errors=True)

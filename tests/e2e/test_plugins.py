@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import pytest
 import redis
 import yaml
 
+from routeiq.plugins.builtin.pii import find_pii
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MODERATION_MARKER, MockUpstream
 from tests.support.plugin_fixtures import install_entry_points
@@ -345,6 +347,110 @@ def test_a_slow_plugin_refuses_with_503_in_abort_mode(strict: Stack) -> None:
     assert "'slow_abort' timed out after 200 ms" in failed.value.message
     assert failed.value.response.headers["retry-after"] == "1"
     assert upstream_chats(strict.upstream) == []
+
+
+# Hostile prompts: a guardrail's scan never stalls the worker ------------------------------------
+
+# A 1 MB hex dump (quadratic for the old email pattern) and 3 MB with an IP address every 14 characters.
+HOSTILE_TEXT = "0123456789abcdef" * (1 << 16) + "call 10.0.0.1 " * (3 * (1 << 20) // 14)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One worker, PII masking that refuses (abort) when it cannot finish within 250 ms, and checks
+    up to 8M characters (so the 4 MB prompt is scanned, and a 9 MB one is not)."""
+    tmp = tmp_path_factory.mktemp("plugins-hostile")
+    with MockUpstream() as upstream:
+        config = {
+            "model_list": model_list(upstream.base_url),
+            "routeiq": {
+                "plugins": [
+                    {
+                        "name": "pii",
+                        "timeout_ms": 250,
+                        "failure_mode": "abort",
+                        "settings": {"max_scan_chars": 8_000_000},
+                    }
+                ]
+            },
+        }
+        with Gateway(config, tmp, {"ROUTEIQ_MASTER_KEY": MASTER}) as gateway:
+            yield Stack(gateway, upstream, "")
+
+
+class LivenessProbe:
+    """Asks ``/_health/live`` back to back on a thread and keeps each answer's latency."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=120) as client:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                assert client.get(f"{self.url}/_health/live").status_code == 200
+                self.latencies.append(time.perf_counter() - started)
+                time.sleep(0.01)
+
+    def __enter__(self) -> LivenessProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=120)
+
+
+def test_a_hostile_prompt_neither_stalls_liveness_nor_waits_for_its_scan(hostile: Stack) -> None:
+    # What scanning this text costs on this machine, measured here: the yardstick for the ratios.
+    started = time.perf_counter()
+    assert find_pii(HOSTILE_TEXT)  # linear now: 6.4 s for 80 KB of letters before
+    scan_seconds = time.perf_counter() - started
+
+    hostile.upstream.clear()
+    with LivenessProbe(hostile.gateway.url) as probe:
+        started = time.perf_counter()
+        response = hostile.post(chat(HOSTILE_TEXT))
+        answered = time.perf_counter() - started
+        time.sleep(scan_seconds)  # the abandoned scan runs on in its thread meanwhile
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "plugin_failed" and "'pii' timed out after 250 ms" in error["message"]
+    assert response.headers["x-request-id"]
+    assert upstream_chats(hostile.upstream) == []  # abort: nothing unmasked went upstream
+    # Answered at the timeout, not after the scan; and the worker kept answering its probes while
+    # the scan ran (a scan holding the event loop would make one probe wait as long as the scan).
+    assert answered < scan_seconds / 2, (answered, scan_seconds)
+    assert len(probe.latencies) >= 10
+    assert max(probe.latencies) < scan_seconds / 4, (max(probe.latencies), scan_seconds)
+
+
+def test_a_prompt_over_max_scan_chars_is_refused_in_abort_mode(hostile: Stack) -> None:
+    hostile.upstream.clear()
+    text = "a" * 9_000_000  # under the 10 MiB body limit, over the 8M characters pii checks
+    response = hostile.post(chat(text))
+    assert response.status_code == 413, response.text
+    assert response.headers["x-should-retry"] == "false" and response.headers["x-request-id"]
+    error = response.json()["error"]
+    assert error["code"] == "guardrail_scan_limit" and "9000000 characters" in error["message"]
+    assert upstream_chats(hostile.upstream) == []
+
+
+def test_a_prompt_over_max_scan_chars_passes_unchecked_in_continue_mode(strict: Stack) -> None:
+    """``strict`` blocks SSNs with the default failure mode (continue) and max_scan_chars."""
+    strict.upstream.clear()
+    text = "my SSN is 123-45-6789 " + "x" * 600_000
+    response = strict.post(chat(text))
+    assert response.status_code == 200, response.text
+    assert GUARDRAILS not in response.headers or "pii" not in response.headers[GUARDRAILS]
+    assert upstream_chats(strict.upstream)[0]["messages"][-1]["content"] == text
+    report = httpx.get(f"{strict.gateway.url}/admin/plugins", headers=ADMIN).json()
+    pii = next(plugin for plugin in report["plugins"] if plugin["name"] == "pii")
+    assert pii["counters"]["oversize"] == 1
+    assert "plugin pii did not check request" in strict.gateway.log()
 
 
 # Bad plugin configuration stops check-config and startup ----------------------------------------
