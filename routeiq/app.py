@@ -22,6 +22,7 @@ from routeiq.middleware.plugins import PluginsMiddleware
 from routeiq.middleware.policy import PolicyMiddleware
 from routeiq.middleware.quota import QuotaMiddleware
 from routeiq.middleware.request_id import RequestIdMiddleware
+from routeiq.observability.ledger import RequestLedgerMiddleware
 from routeiq.resilience.drain import DrainOnSignal
 from routeiq.resilience.traffic import TrafficGate
 from routeiq.settings import Settings
@@ -47,6 +48,8 @@ def middleware_stack(settings: Settings, gate: TrafficGate) -> list[Middleware]:
     return [
         *(cors if settings.cors_allow_origins else []),
         Middleware(RequestIdMiddleware),
+        # Outside every layer that can refuse a request, so each one leaves exactly one record.
+        Middleware(RequestLedgerMiddleware),
         Middleware(BackpressureMiddleware, gate=gate, retry_after_seconds=settings.shed_retry_after_seconds),
         Middleware(
             AuthMiddleware,

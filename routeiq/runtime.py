@@ -173,7 +173,7 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
     metrics.watch(gate, breakers, state.health)
     affinity = SessionAffinity(state.for_feature("affinity"), settings.session_ttl_seconds)
     decisions = DecisionLog(settings.decision_log)
-    outcomes = OutcomeRecorder(breakers, stats, metrics, picker, affinity, models.deps.load, decisions)
+    outcomes = OutcomeRecorder(breakers, stats, metrics, picker, affinity, models.deps.load)
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
     dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics)
     database = Database.from_settings(settings)

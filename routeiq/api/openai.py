@@ -14,6 +14,7 @@ from routeiq.executors.base import Operation
 from routeiq.governance.access import enforce_key_scope
 from routeiq.governance.call import current_call, request_body
 from routeiq.governance.identity import ANONYMOUS, Identity
+from routeiq.observability.ledger import current_trace
 from routeiq.routing.affinity import scoped_session_id
 from routeiq.routing.preview import preview
 from routeiq.routing.request import routing_context
@@ -57,7 +58,8 @@ async def _serve(request: Request, operation: Operation) -> Response:
     started = request.scope.get("state", {}).get("started", time.perf_counter())
     runtime = request.app.state.runtime
     call = current_call(request.scope)
-    return await runtime.dispatcher.dispatch(operation, context, started, call)
+    trace = current_trace(request.scope)  # the request ledger's: what routing did, for its record
+    return await runtime.dispatcher.dispatch(operation, context, started, call, trace)
 
 
 @_both_paths("POST", "/chat/completions")

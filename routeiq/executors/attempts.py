@@ -10,18 +10,26 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.responses import Response, StreamingResponse
 
 from routeiq.api.errors import APIError, retry_after_headers, service_unavailable
 from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
+from routeiq.governance.access import reachable_fallbacks
 from routeiq.governance.call import GovernedCall, Served
 from routeiq.observability.metrics import Metrics
 from routeiq.observability.outcomes import OutcomeRecorder
 from routeiq.routing.affinity import SessionAffinity
 from routeiq.routing.constraints import NoCapableDeployment
-from routeiq.routing.decision import decision_headers
+from routeiq.routing.decision import (
+    FailedAttempt,
+    RequestTrace,
+    decision_headers,
+    failure_headers,
+    failure_message,
+)
 from routeiq.routing.deployments import Deployment, usage_cost
 from routeiq.routing.picker import Picker
 from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext
@@ -56,8 +64,14 @@ class Dispatcher:
         context: RoutingContext,
         started: float,
         call: GovernedCall | None = None,
+        trace: RequestTrace | None = None,
     ) -> Response:
-        """Serve the request; ``call`` (the governance view of it) learns who answered and the usage."""
+        """Serve the request; ``call`` (the governance view of it) learns who answered and the usage,
+        ``trace`` (the request ledger's) what routing did, whether it worked or not."""
+        trace = trace if trace is not None else RequestTrace()
+        trace.group, trace.context = context.group, context
+        trace.strategy = self._picker.strategy_for(context.group).name
+        trace.streaming = operation.streams and bool(context.body.get("stream"))
         if call is not None:
             context.excluded |= call.excluded_deployments
         body = dict(context.body)
@@ -65,27 +79,36 @@ class Dispatcher:
         body["model"] = context.group
         if context.session_id is not None:
             context.session_floor = await self.session_floor(context.session_id)
+        configured = self._settings.fallbacks_for(context.group)
+        fallbacks, out_of_reach = reachable_fallbacks(call, configured)
+        for group in out_of_reach:
+            trace.skipped[group] = "not tried, outside this key's allowed groups"
         failed: list[str] = []
-        last_error: UpstreamError | None = None
         no_healthy: NoHealthyDeployment | None = None
         attempts_per_group = 1 + self._settings.router_settings.num_retries
-        upstream_seconds = routing_seconds = 0.0
-        for target in (context.group, *self._settings.fallbacks_for(context.group)):
+        upstream_seconds = 0.0
+        for target in (context.group, *fallbacks):
             for _ in range(attempts_per_group):
                 routing_started = time.perf_counter()
                 try:
                     decision = await self._picker.decide(target, context)
                 except NoHealthyDeployment as error:
                     no_healthy = error
+                    if not any(failure.group == target for failure in trace.failures):
+                        trace.skipped[target] = _unavailable_reason(error)
                     break
                 except NoCapableDeployment as error:
                     raise APIError(
                         400,
                         f"no deployment of {target!r} can take this request: {error}",
                         code="no_capable_deployment",
+                        headers=failure_headers(trace),
                     ) from None
+                if target != context.group and target not in trace.fallbacks_tried:
+                    trace.fallbacks_tried.append(target)
                 call_started = time.perf_counter()
-                routing_seconds += call_started - routing_started
+                trace.routing_seconds += call_started - routing_started
+                trace.decision = decision
                 self._metrics.routing_latency.observe(call_started - routing_started)
                 attempt = self._outcomes.started(decision.deployment)
                 try:
@@ -93,70 +116,56 @@ class Dispatcher:
                 except UpstreamError as error:
                     upstream_seconds += time.perf_counter() - call_started
                     await self._outcomes.failed(decision.deployment, error, attempt)
+                    trace.failures.append(_failed_attempt(decision, error))
                     if not error.retryable:
-                        raise _client_error(error) from None
+                        raise _client_error(error, failure_headers(trace)) from None
                     failed.append(decision.deployment.id)
                     context.excluded.add(decision.deployment.id)
-                    last_error = error
                     continue
+                trace.served = True
                 upstream_seconds += time.perf_counter() - call_started
                 overhead_ms = max(0.0, (time.perf_counter() - started - upstream_seconds) * 1000)
                 headers = decision_headers(decision, context, failed, overhead_ms)
                 if isinstance(outcome, Completed):
-                    await self._outcomes.served(
-                        decision, context, failed, attempt, outcome.usage, routing_seconds
-                    )
+                    await self._outcomes.served(decision, context, attempt, outcome.usage)
                     cost = _settle(call, decision.deployment, outcome.usage)
                     if cost is not None:
                         headers["x-routeiq-cost"] = f"{cost:.10f}".rstrip("0").rstrip(".")
                     return Response(outcome.body, media_type="application/json", headers=headers)
                 if call is not None:  # known now, even if the client leaves before the stream ends
                     call.served = served_by(decision.deployment)
-                events = self._stream_body(outcome, decision, context, failed, attempt, routing_seconds, call)
+                events = self._stream_body(outcome, decision, context, attempt, call, trace)
                 return StreamingResponse(
                     events, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
                 )
-        if last_error is not None:
-            raise _client_error(last_error)
-        group = context.group
-        if no_healthy is not None and no_healthy.circuit_open:
-            message, code = f"every deployment of {group!r} has an open circuit breaker", "circuit_open"
-        else:
-            message, code = (
-                f"no healthy deployment for {group!r}; all are cooling down",
-                "no_healthy_deployment",
-            )
-        raise service_unavailable(
-            message, code=code, retry_after=no_healthy.retry_after if no_healthy else 1.0
-        )
+        raise _exhausted(trace, configured, no_healthy)
 
     async def _stream_body(
         self,
         stream: Streaming,
         decision: Decision,
         context: RoutingContext,
-        failed: list[str],
         attempt: float,
-        routing_seconds: float,
         call: GovernedCall | None,
+        trace: RequestTrace,
     ) -> AsyncIterator[bytes]:
-        broke_off = False
+        last = b""
         try:
             yield stream.first
             async for events in stream.rest:
-                broke_off = events.startswith(ERROR_EVENT_PREFIX)
+                last = events
                 yield events
+            trace.stream_finished = True
         finally:
             await stream.close()
             # Charged even when the client went away: the upstream did the work.
             _settle(call, decision.deployment, stream.usage())
-        if broke_off:
-            failure = UpstreamError(
-                502, "stream broke off", code="upstream_stream_interrupted", retryable=False
-            )
+        if last.startswith(ERROR_EVENT_PREFIX):
+            failure = _stream_failure(last)
+            trace.stream_error = failure.code
             await self._outcomes.failed(decision.deployment, failure, attempt)
         else:
-            await self._outcomes.served(decision, context, failed, attempt, stream.usage(), routing_seconds)
+            await self._outcomes.served(decision, context, attempt, stream.usage())
 
     async def session_floor(self, session_id: str) -> str | None:
         return await self._affinity.floor(session_id)
@@ -187,8 +196,58 @@ def served_by(deployment: Deployment) -> Served:
     return Served(deployment.id, deployment.group, deployment.litellm_model)
 
 
-def _client_error(error: UpstreamError) -> APIError:
-    headers = retry_after_headers(error.retry_after or 1.0) if error.status == 429 else {}
+def _client_error(error: UpstreamError, headers: dict[str, str]) -> APIError:
+    if error.status == 429:
+        headers = {**headers, **retry_after_headers(error.retry_after or 1.0)}
     return APIError(
         error.status, error.message, code=error.code, error_type=error.error_type, headers=headers
     )
+
+
+def _failed_attempt(decision: Decision, error: UpstreamError) -> FailedAttempt:
+    deployment = decision.deployment
+    return FailedAttempt(
+        deployment.id, deployment.group, error.code, error.status, error.message, error.retry_after
+    )
+
+
+def _unavailable_reason(error: NoHealthyDeployment) -> str:
+    if error.circuit_open:
+        return "not tried, every deployment has an open circuit breaker"
+    return "not tried, every deployment is cooling down or already failed"
+
+
+def _exhausted(
+    trace: RequestTrace, configured_fallbacks: list[str], no_healthy: NoHealthyDeployment | None
+) -> APIError:
+    """The answer when nothing answered: the failures' own status when they agree (all rate-limited:
+    429 with retry-after; all timed out: 504), else 502; 503 when nothing could even be tried."""
+    message = failure_message(trace, configured_fallbacks)
+    headers = failure_headers(trace)
+    failures = trace.failures
+    if not failures:
+        retry_after = no_healthy.retry_after if no_healthy else 1.0
+        code = (
+            "circuit_open" if no_healthy is not None and no_healthy.circuit_open else "no_healthy_deployment"
+        )
+        error = service_unavailable(message, code=code, retry_after=retry_after)
+        error.headers.update(headers)
+        return error
+    statuses = {failure.status for failure in failures}
+    codes = {failure.code for failure in failures}
+    status = statuses.pop() if len(statuses) == 1 else 502
+    code = codes.pop() if len(codes) == 1 else "upstream_error"
+    if status == 429:  # retry when the first of them may take a request again
+        waits = [failure.retry_after for failure in failures if failure.retry_after]
+        headers.update(retry_after_headers(min(waits) if waits else 1.0))
+    error_type = {429: "rate_limit_error", 504: "timeout_error"}.get(status, "api_error")
+    return APIError(status, message, code=code, error_type=error_type, headers=headers)
+
+
+def _stream_failure(event: bytes) -> UpstreamError:
+    """The failure an executor's closing error event describes (``sse_error_event``)."""
+    try:
+        error = orjson.loads(event[len(b"data: ") :])["error"]
+        return UpstreamError(502, str(error["message"]), code=str(error["code"]), retryable=False)
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return UpstreamError(502, "stream broke off", code="upstream_stream_interrupted", retryable=False)

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import litellm
 import orjson
 
 from routeiq.api.errors import error_body
+from routeiq.routing.deployments import Deployment
 
 
 class Operation(Enum):
@@ -99,6 +101,37 @@ def upstream_error(status: int, message: str, retry_after: float | None = None) 
 
 def upstream_timeout(message: str) -> UpstreamError:
     return UpstreamError(504, message, code="upstream_timeout", retryable=True, error_type="timeout_error")
+
+
+def invalid_answer(deployment: Deployment, detail: str) -> UpstreamError:
+    """A 200 that is no answer (not JSON, or an error object): the deployment failed, another may not."""
+    return UpstreamError(
+        502,
+        f"deployment {deployment.id} answered 200 with {detail}",
+        code="upstream_invalid_response",
+        retryable=True,
+    )
+
+
+def error_object_detail(data: Any) -> str | None:
+    """The message of an OpenAI-style ``{"error": ...}`` body, or None when ``data`` is not one."""
+    if not isinstance(data, dict) or not data.get("error"):
+        return None
+    error = data["error"]
+    message = error.get("message") if isinstance(error, dict) else error
+    return f"an error instead of an answer: {message}" if message else "an error instead of an answer"
+
+
+def report_failure(health: Any, deployment: Deployment, error: UpstreamError) -> None:
+    """Feed a failure LiteLLM did not see itself into its cooldown state (it counts only its own
+    exception classes)."""
+    exception_class = {429: litellm.RateLimitError, 504: litellm.Timeout}.get(
+        error.status, litellm.InternalServerError
+    )
+    exception = exception_class(
+        message=error.message, llm_provider=deployment.provider, model=deployment.upstream_model
+    )
+    health.record_failure(deployment.id, exception, error.status)
 
 
 def sse_error_event(error: UpstreamError) -> bytes:

@@ -9,11 +9,14 @@ failure in its cooldown state.
 from __future__ import annotations
 
 import base64
+import json
+import re
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
 import litellm
+import openai
 import orjson
 
 from routeiq.executors.base import (
@@ -21,6 +24,9 @@ from routeiq.executors.base import (
     Operation,
     Streaming,
     UpstreamError,
+    error_object_detail,
+    invalid_answer,
+    report_failure,
     sse_error_event,
     upstream_error,
     upstream_timeout,
@@ -30,6 +36,15 @@ from routeiq.routing.plugin import CONTEXT_KEY
 from routeiq.routing.strategy import RoutingContext
 
 DONE_EVENT = b"data: [DONE]\n\n"
+# LiteLLM wraps a provider's message in its own words: "litellm.InternalServerError: InternalServerError:
+# OpenAIException - <message>\n\nLiteLLM: model group ... No fallback was attempted." Clients get the
+# provider's message; the rest describes LiteLLM's internals, not what RouteIQ did.
+_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: |\w+Error: |[\w-]+Exception - )+")
+_LITELLM_SUFFIX = re.compile(
+    r"(?:\n\nLiteLLM: | Original exception: |\. Handle with `litellm\.|\nReceived Model Group=).*", re.S
+)
+MAX_DETAIL_CHARS = 500
+MAX_CAUSE_DEPTH = 8
 
 
 class LiteLLMExecutor:
@@ -56,24 +71,61 @@ class LiteLLMExecutor:
         streaming = operation.streams and bool(body.get("stream"))
         try:
             response = await self._methods[operation](model=deployment.group, **kwargs)
+            if streaming:
+                return await _open_stream(response, deployment, operation)
+        except UpstreamError as error:
+            report_failure(self._router.health(), deployment, error)  # LiteLLM counted a success
+            raise
         except Exception as error:
             raise _from_litellm(error, deployment) from None
-        if streaming:
-            return await _open_stream(response, deployment, operation)
         data = response.model_dump()
+        detail = error_object_detail(data)
+        if detail is not None:  # LiteLLM hands an error body back as an empty answer
+            failure = invalid_answer(deployment, detail)
+            report_failure(self._router.health(), deployment, failure)
+            raise failure
         if operation is Operation.EMBEDDINGS and body.get("encoding_format") == "base64":
             _encode_embeddings_base64(data)
         return Completed(body=orjson.dumps(data), usage=data.get("usage"))
 
 
 def _from_litellm(error: Exception, deployment: Deployment) -> UpstreamError:
-    message = f"deployment {deployment.id} failed: {getattr(error, 'message', None) or error}"
+    no_answer = _no_answer(error)
+    if no_answer is not None:
+        return invalid_answer(deployment, no_answer)
+    detail = provider_detail(str(getattr(error, "message", None) or error))
     if isinstance(error, litellm.Timeout):
-        return upstream_timeout(message)
+        return upstream_timeout(f"deployment {deployment.id} did not answer in time")
     status = getattr(error, "status_code", None)
     if isinstance(error, litellm.RateLimitError):
         status = 429
-    return upstream_error(status if isinstance(status, int) else 502, message)
+    if isinstance(status, int):
+        return upstream_error(status, f"deployment {deployment.id} answered {status}: {detail}")
+    return upstream_error(502, f"deployment {deployment.id} failed: {detail}")
+
+
+def _no_answer(error: BaseException) -> str | None:
+    """What was wrong with a 200 that LiteLLM could not turn into an answer, or None when the
+    failure was something else. LiteLLM reports these with made-up statuses (500 for a body that is
+    not JSON, the error object's own code or 422 for an error object), so the cause chain decides."""
+    seen: BaseException | None = error
+    for _ in range(MAX_CAUSE_DEPTH):
+        if seen is None:
+            return None
+        if isinstance(seen, json.JSONDecodeError):
+            return "a body that is not JSON"
+        if type(seen) is Exception and hasattr(seen, "status_code"):  # LiteLLM's error-object raise
+            return f"an error instead of an answer: {provider_detail(str(getattr(seen, 'message', '')))}"
+        if type(seen) is openai.APIError:  # the SDK's: a stream event that is an error object
+            return f"an error instead of an answer: {provider_detail(seen.message)}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def provider_detail(message: str) -> str:
+    """The provider's own message inside LiteLLM's wrapping (see ``_LITELLM_PREFIX``)."""
+    detail = _LITELLM_SUFFIX.sub("", _LITELLM_PREFIX.sub("", message.strip())).strip()
+    return detail[:MAX_DETAIL_CHARS] or "no detail given"
 
 
 def _encode_embeddings_base64(data: dict[str, Any]) -> None:
@@ -114,6 +166,9 @@ async def _open_stream(stream: Any, deployment: Deployment, operation: Operation
         ) from None
     except Exception as error:
         raise _from_litellm(error, deployment) from None
+    detail = error_object_detail({"error": getattr(first_chunk, "error", None)})
+    if detail is not None:
+        raise invalid_answer(deployment, detail)
     note_usage(first_chunk)
     served_model = getattr(first_chunk, "model", None) or deployment.upstream_model
 

@@ -1,8 +1,11 @@
 """The fast path: forward the request to an OpenAI-wire deployment and its answer back as bytes.
 
 Only the model name and credentials change on the way up. Streams are re-framed on SSE event
-boundaries but never re-serialised; the one chunk parsed is the usage chunk (requested from the
-upstream even when the client did not ask, for accounting, and then dropped again).
+boundaries but never re-serialised; the chunks parsed are the first events (a 200 whose stream
+opens with garbage or an error object is a failed attempt, retried elsewhere), the usage chunk
+(requested from the upstream even when the client did not ask, for accounting, and then dropped
+again) and any event that looks like an error object. A whole answer is parsed once anyway for its
+usage, which is also where a 200 that is not JSON, or is an error object, is caught.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import litellm
 import orjson
 
 from routeiq.executors.base import (
@@ -20,6 +22,9 @@ from routeiq.executors.base import (
     Operation,
     Streaming,
     UpstreamError,
+    error_object_detail,
+    invalid_answer,
+    report_failure,
     sse_error_event,
     upstream_error,
     upstream_timeout,
@@ -50,7 +55,7 @@ class PassthroughExecutor:
             return await self._execute(operation, body, deployment)
         except UpstreamError as error:
             if error.retryable:
-                self._report_failure(deployment, error)
+                report_failure(self._health, deployment, error)
             raise
 
     async def _execute(
@@ -98,17 +103,8 @@ class PassthroughExecutor:
                 ) from None
             finally:
                 response.release()
-            return Completed(body=data, usage=_usage_of(data))
+            return Completed(body=data, usage=_answer_usage(data, deployment))
         return await _open_stream(response, deployment, keep_usage=client_wants_usage)
-
-    def _report_failure(self, deployment: Deployment, error: UpstreamError) -> None:
-        exception_class = {429: litellm.RateLimitError, 504: litellm.Timeout}.get(
-            error.status, litellm.InternalServerError
-        )
-        exception = exception_class(
-            message=error.message, llm_provider=deployment.provider, model=deployment.upstream_model
-        )
-        self._health.record_failure(deployment.id, exception, error.status)
 
 
 async def _error_from_response(response: aiohttp.ClientResponse, deployment: Deployment) -> UpstreamError:
@@ -129,12 +125,36 @@ async def _error_from_response(response: aiohttp.ClientResponse, deployment: Dep
     return upstream_error(response.status, message, retry_after=seconds)
 
 
-def _usage_of(data: bytes) -> dict[str, Any] | None:
+def _answer_usage(data: bytes, deployment: Deployment) -> dict[str, Any] | None:
+    """The usage of a whole answer; raises when the 200 is not an answer at all."""
     try:
-        usage = orjson.loads(data).get("usage")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
+        answer = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise invalid_answer(deployment, "a body that is not JSON") from None
+    if not isinstance(answer, dict):
+        raise invalid_answer(deployment, "a body that is not a JSON object")
+    detail = error_object_detail(answer)
+    if detail is not None:
+        raise invalid_answer(deployment, detail)
+    usage = answer.get("usage")
     return usage if isinstance(usage, dict) else None
+
+
+def _check_opening(events: bytes, deployment: Deployment) -> None:
+    """The first events of a stream must be JSON chunks, not garbage, an error object or the end."""
+    for event in events.split(EVENT_END):
+        if event.startswith(DONE_EVENT):
+            raise invalid_answer(deployment, "an empty stream")
+        if not event.startswith(b"data:"):
+            continue  # comments, other SSE fields
+        try:
+            chunk = orjson.loads(event[5:])
+        except orjson.JSONDecodeError:
+            raise invalid_answer(deployment, "a stream event that is not JSON") from None
+        detail = error_object_detail(chunk)
+        if detail is not None:
+            raise invalid_answer(deployment, detail)
+        return  # one good chunk opens the answer
 
 
 class _EventFramer:
@@ -144,6 +164,7 @@ class _EventFramer:
         self.keep_usage = keep_usage
         self.usage: dict[str, Any] | None = None
         self.done = False
+        self.error: str | None = None  # an upstream error event ended the stream
         self._buffer = b""
 
     def feed(self, data: bytes) -> bytes:
@@ -152,14 +173,28 @@ class _EventFramer:
         if end < 0:
             return b""
         complete, self._buffer = self._buffer[: end + 2], self._buffer[end + 2 :]
-        if b'"usage"' not in complete and DONE_EVENT not in complete:
+        if b'"usage"' not in complete and DONE_EVENT not in complete and b'"error"' not in complete:
             return complete  # the common case: plain content chunks, forwarded as they are
-        return b"".join(self._inspect(event + EVENT_END) for event in complete.split(EVENT_END) if event)
+        # (a quote inside a JSON string is escaped, so '"error"' is a key or a bare "error" value)
+        forwarded = []
+        for event in complete.split(EVENT_END):
+            if event and self.error is None:
+                forwarded.append(self._inspect(event + EVENT_END))
+        return b"".join(forwarded)
 
     def _inspect(self, event: bytes) -> bytes:
         if event.startswith(DONE_EVENT):
             self.done = True
             return event
+        if b'"error"' in event and event.startswith(b"data:"):
+            try:
+                detail = error_object_detail(orjson.loads(event[5:]))
+            except orjson.JSONDecodeError:
+                detail = None
+            if detail is not None:
+                self.error = detail  # dropped here; the stream ends with RouteIQ's error event
+                self.done = True
+                return b""
         if b'"usage"' not in event:
             return event
         try:
@@ -188,7 +223,7 @@ async def _open_stream(
             if not data:
                 return b""
             events = framer.feed(data)
-            if events:
+            if events or framer.error is not None:
                 return events
 
     async def close() -> None:
@@ -201,11 +236,19 @@ async def _open_stream(
         raise UpstreamError(
             502, f"deployment {deployment.id} broke off its stream", code="upstream_error", retryable=True
         ) from None
+    if framer.error is not None:  # nothing has reached the client yet: another deployment may answer
+        await close()
+        raise invalid_answer(deployment, framer.error)
     if not first:
         await close()
         raise UpstreamError(
             502, f"deployment {deployment.id} sent an empty stream", code="upstream_error", retryable=True
         )
+    try:
+        _check_opening(first, deployment)
+    except UpstreamError:
+        await close()
+        raise
 
     return Streaming(
         first=first,
@@ -219,7 +262,19 @@ async def _rest(
     next_events: Any, framer: _EventFramer, deployment: Deployment, close: Any
 ) -> AsyncIterator[bytes]:
     try:
-        while not framer.done:
+        while True:
+            if framer.error is not None:
+                yield sse_error_event(
+                    UpstreamError(
+                        502,
+                        f"deployment {deployment.id} sent {framer.error} mid-stream",
+                        code="upstream_stream_interrupted",
+                        retryable=False,
+                    )
+                )
+                return
+            if framer.done:
+                return
             try:
                 events = await next_events()
             except TimeoutError:
@@ -235,7 +290,7 @@ async def _rest(
                     )
                 )
                 return
-            if not events:
+            if not events and framer.error is None:
                 yield sse_error_event(
                     UpstreamError(
                         502,

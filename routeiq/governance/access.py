@@ -2,7 +2,8 @@
 
 Checked once the requested model is resolved to a routing group (profiles included). Deployments a
 key may not use are excluded before the strategy runs, the same way policy exclusions are, so a
-fallback never quietly serves a model the key was not given.
+fallback never quietly serves a model the key was not given; and fallback groups outside the key's
+``allowed_groups`` are never tried (``reachable_fallbacks``).
 """
 
 from __future__ import annotations
@@ -40,3 +41,11 @@ def enforce_key_scope(
             code="model_not_allowed",
             param="model",
         )
+
+
+def reachable_fallbacks(call: GovernedCall | None, fallbacks: list[str]) -> tuple[list[str], list[str]]:
+    """The fallback groups this caller may be served by, and those left out (its ``allowed_groups``)."""
+    allowed = call.identity.allowed_groups if call is not None else None
+    if not allowed:
+        return list(fallbacks), []
+    return [g for g in fallbacks if g in allowed], [g for g in fallbacks if g not in allowed]

@@ -1,4 +1,5 @@
-"""The decision log: one JSON line per routed request, written off the request path.
+"""The decision log: one JSON line per model request (served, failed or shed), written off the
+request path. The request ledger (``ledger.py``) decides what goes in and makes sure it is once.
 
 Events are queued in memory and written in one batch twice a second, so a busy gateway pays a
 dictionary and a few microseconds per request, not a write system call. The queue is bounded: when

@@ -1,5 +1,5 @@
-"""Where every attempt's outcome goes: breakers, load, cluster stats, metrics, the decision event,
-and the session's tier floor."""
+"""Where every attempt's outcome goes: breakers, load, cluster stats, metrics and the session's tier
+floor. (The request's decision event is written once per request by the ledger, ``ledger.py``.)"""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import Any
 
 from routeiq.executors.base import CALLER_FAULT_STATUSES, UpstreamError
 from routeiq.observability.cluster_stats import ClusterStats
-from routeiq.observability.decision_log import DecisionLog
 from routeiq.observability.metrics import Metrics
 from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.routing.affinity import SessionAffinity
-from routeiq.routing.decision import decision_event
 from routeiq.routing.deployments import Deployment
 from routeiq.routing.load import LoadTracker
 from routeiq.routing.picker import Picker
@@ -28,9 +26,7 @@ class OutcomeRecorder:
         picker: Picker,
         affinity: SessionAffinity,
         load: LoadTracker,
-        decisions: DecisionLog,
     ) -> None:
-        self._decisions = decisions
         self._breakers = breakers
         self._stats = stats
         self._metrics = metrics
@@ -56,10 +52,8 @@ class OutcomeRecorder:
         self,
         decision: Decision,
         context: RoutingContext,
-        failed: list[str],
         started: float,
         usage: dict[str, Any] | None,
-        routing_seconds: float,
     ) -> None:
         deployment = decision.deployment
         self._load.finished(deployment.id, time.perf_counter() - started, _total_tokens(usage))
@@ -72,8 +66,6 @@ class OutcomeRecorder:
             await self._breakers.record_success(deployment.id)
         if context.session_id is not None and decision.tier is not None:
             await self._affinity.reached(context.session_id, decision.tier, context.session_floor)
-        if self._decisions.enabled:
-            self._decisions.record(decision_event(decision, context, failed, "ok", routing_seconds))
 
 
 def _total_tokens(usage: dict[str, Any] | None) -> int:

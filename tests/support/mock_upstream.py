@@ -16,6 +16,10 @@ understood anywhere in the model name (substring match, several may be combined)
 * ``midstream`` -- when streaming, send two chunks and then close the connection without
   ``[DONE]``.
 * ``hang`` -- never answer (sleeps one hour; cancelled when the client disconnects).
+* ``badjson`` -- answer 200 with a body that is not JSON (when streaming: an event whose data is
+  not JSON, then ``[DONE]``).
+* ``error200`` -- answer 200 with an OpenAI error body ``{"error": {...}}`` (when streaming: one
+  ``data: {"error": ...}`` event and the end of the stream).
 * ``llamaguard`` -- answer chat like a LlamaGuard model: ``unsafe\nS1`` when the last user message
   contains ``MODERATION_MARKER``, else ``safe``.
 
@@ -82,6 +86,8 @@ class Behaviour:
     chunk_delay_ms: int = 0
     midstream: bool = False
     hang: bool = False
+    bad_json: bool = False
+    error_200: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> Behaviour:
@@ -92,6 +98,8 @@ class Behaviour:
             chunk_delay_ms=_int_match(_CHUNK_DELAY_RE, spec),
             midstream="midstream" in spec,
             hang="hang" in spec,
+            bad_json="badjson" in spec,
+            error_200="error200" in spec,
         )
 
 
@@ -299,6 +307,31 @@ async def _apply_pre_answer_behaviour(behaviour: Behaviour, model: str) -> web.R
     return None
 
 
+def _broken_success(behaviour: Behaviour, streaming: bool) -> web.Response | None:
+    """A 200 that is not an answer (``badjson`` / ``error200``), or None."""
+    if behaviour.bad_json:
+        if streaming:
+            return web.Response(
+                body=b"data: {this is not json\n\ndata: [DONE]\n\n", content_type="text/event-stream"
+            )
+        return web.Response(body=b"{this is not json", content_type="application/json")
+    if behaviour.error_200:
+        error = {
+            "error": {
+                "message": "Upstream overloaded (mock).",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
+        if streaming:
+            return web.Response(
+                body=b"data: " + orjson.dumps(error) + b"\n\n", content_type="text/event-stream"
+            )
+        return _json_response(error)
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # SSE streaming
 # --------------------------------------------------------------------------------------------
@@ -485,6 +518,8 @@ async def _handle_chat(request: web.Request) -> web.StreamResponse:
         return _bad_request("You must provide a model parameter.")
     behaviour = _state(request).behaviour_for(model)
     failure = await _apply_pre_answer_behaviour(behaviour, model)
+    if failure is None:
+        failure = _broken_success(behaviour, bool(body.get("stream")))
     if failure is not None:
         return failure
     plan = ChatPlan.from_body(body, model)
@@ -575,6 +610,8 @@ async def _handle_completions(request: web.Request) -> web.StreamResponse:
         return _bad_request("You must provide a model parameter.")
     behaviour = _state(request).behaviour_for(model)
     failure = await _apply_pre_answer_behaviour(behaviour, model)
+    if failure is None:
+        failure = _broken_success(behaviour, bool(body.get("stream")))
     if failure is not None:
         return failure
     plan = CompletionPlan.from_body(body, model)
@@ -634,7 +671,10 @@ async def _handle_embeddings(request: web.Request) -> web.StreamResponse:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return _bad_request("You must provide a model parameter.")
-    failure = await _apply_pre_answer_behaviour(_state(request).behaviour_for(model), model)
+    behaviour = _state(request).behaviour_for(model)
+    failure = await _apply_pre_answer_behaviour(behaviour, model)
+    if failure is None:
+        failure = _broken_success(behaviour, False)
     if failure is not None:
         return failure
     texts = _embedding_inputs(body.get("input"))

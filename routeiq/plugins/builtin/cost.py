@@ -1,13 +1,13 @@
-"""The cost tracker: what each served call cost, charged to its key, team, user and group.
+"""The cost tracker: live totals of what served calls cost, by key, team, user and group.
 
-Two destinations. Counters in the shared StateStore (hashes ``spend:key:<id>``, ``spend:team:<t>``,
-``spend:user:<u>``, ``spend:group:<g>``, ``spend:deployment:<id>`` and ``spend:total`` with fields
-``micro_usd``, ``input_tokens``, ``output_tokens`` and ``requests``) for live totals across every
-worker; and one ``SpendRecord`` per call in the durable spend log for reporting.
+Counters in the shared StateStore (hashes ``spend:key:<id>``, ``spend:team:<t>``, ``spend:user:<u>``,
+``spend:group:<g>``, ``spend:deployment:<id>`` and ``spend:total`` with fields ``micro_usd``,
+``input_tokens``, ``output_tokens`` and ``requests``), across every worker. The durable spend log
+is not this plugin's: the request ledger (``routeiq.observability.ledger``) writes one row for
+every served request whether or not the tracker is on.
 
-Both stay off the request path: counters are summed in the worker and added to the store every
-``flush_seconds`` (kept and retried while the store is unreachable), and records go to the spend
-log's bounded queue.
+Off the request path: counters are summed in the worker and added to the store every
+``flush_seconds`` (kept and retried while the store is unreachable).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +24,6 @@ from routeiq.governance.call import GovernedCall
 from routeiq.periodic import every, stop
 from routeiq.plugins.base import CallResult, Plugin, PluginHealth, PluginServices
 from routeiq.state.base import StateStore
-from routeiq.store.records import SpendRecord
 
 logger = logging.getLogger("routeiq.plugins.cost")
 
@@ -72,14 +69,11 @@ class CostTracker(Plugin[CostSettings]):
         super().__init__(settings)
         self._pending: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._store: StateStore | None = None
-        self._submit: Callable[[SpendRecord], bool] = lambda record: False
         self._task: asyncio.Task[None] | None = None
         self._flush_failed = False
-        self.records_dropped = 0
 
     async def startup(self, services: PluginServices) -> None:
         self._store = services.state
-        self._submit = services.submit_spend
         self._task = every(self.settings.flush_seconds, self.flush, "spend counters flush")
 
     async def shutdown(self) -> None:
@@ -92,8 +86,6 @@ class CostTracker(Plugin[CostSettings]):
         if self._flush_failed:
             waiting = len(self._pending)
             return PluginHealth("degraded", f"state store unreachable; {waiting} counters waiting")
-        if self.records_dropped:
-            return PluginHealth("degraded", f"{self.records_dropped} spend records dropped (log queue full)")
         return PluginHealth()
 
     async def post_call(self, call: GovernedCall, result: CallResult) -> None:
@@ -110,21 +102,6 @@ class CostTracker(Plugin[CostSettings]):
         }
         for key in spend_keys(call):
             self._pending[key].update(amounts)
-        record = SpendRecord(
-            at=time.time(),
-            request_id=call.request_id,
-            group=call.served.group,
-            deployment_id=call.served.deployment_id,
-            model=call.served.model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost,
-            key_id=call.identity.key_id,
-            team=call.identity.team,
-            user=call.identity.user,
-        )
-        if not self._submit(record):
-            self.records_dropped += 1
 
     async def flush(self) -> None:
         if not self._pending or self._store is None:

@@ -1,0 +1,165 @@
+"""The request ledger: each model request leaves exactly one decision record, one spend row when a
+deployment answered, and one warning line when it failed, written once its response has been sent.
+
+It sits just inside the request-id layer, outside everything that can refuse a request (shedding,
+auth, policy, quotas, guardrails, validation), so a request refused anywhere is recorded as surely
+as one served; and it is the only place that writes these records, so none is written twice. The
+dispatcher fills in the ``RequestTrace`` it puts on the scope; the rest (status, error code) is read
+off the response itself. Nothing here waits: the decision log and the spend log are both queues
+written in batches off the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from routeiq.governance.call import MODEL_CALL_SUFFIXES, GovernedCall, current_call
+from routeiq.routing.decision import RequestTrace, decision_event
+from routeiq.store.records import SpendRecord
+
+logger = logging.getLogger("routeiq.request")
+
+TRACE_KEY = "routing_trace"
+MAX_ERROR_BODY_BYTES = 16_384  # error envelopes are small; never buffer a large body
+SHED_CODES = frozenset({"overloaded", "draining"})
+
+
+def current_trace(scope: Scope) -> RequestTrace | None:
+    trace = scope.get("state", {}).get(TRACE_KEY)
+    return trace if isinstance(trace, RequestTrace) else None
+
+
+def is_model_request(scope: Scope) -> bool:
+    return (
+        scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith(MODEL_CALL_SUFFIXES)
+    )
+
+
+class RequestLedgerMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not is_model_request(scope):
+            await self.app(scope, receive, send)
+            return
+        trace = RequestTrace()
+        state = scope.setdefault("state", {})
+        state[TRACE_KEY] = trace
+        status = 0
+        error_body = bytearray()
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif status >= 400 and len(error_body) < MAX_ERROR_BODY_BYTES:
+                error_body.extend(message.get("body", b""))
+            await send(message)
+
+        crashed = False
+        try:
+            await self.app(scope, receive, observe)
+        except Exception:
+            crashed = True  # the request-id layer answers 500 internal_error
+            raise
+        finally:
+            runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+            if runtime is not None:
+                code: str | None = "internal_error"
+                if crashed and status == 0:
+                    status = 500
+                else:
+                    code = _error_code(bytes(error_body)) if status >= 400 else trace.stream_error
+                close_request(runtime, state.get("request_id", ""), current_call(scope), trace, status, code)
+
+
+def close_request(
+    runtime: Any,
+    request_id: str,
+    call: GovernedCall | None,
+    trace: RequestTrace,
+    status: int,
+    code: str | None,
+) -> None:
+    """Write the request's records: ``runtime`` gives the decision log and the spend log."""
+    outcome = request_outcome(trace, status, code)
+    if runtime.decisions.enabled:
+        runtime.decisions.record(decision_event(trace, request_id, status, outcome, code))
+    if call is not None and call.served is not None:
+        # Every served request, whatever plugins are on; the cost tracker keeps only live counters.
+        runtime.spend_log.submit(spend_record(call))
+    if outcome in ("failed", "interrupted"):
+        logger.warning(
+            "request failed %s", orjson.dumps(failure_fields(trace, request_id, status, code)).decode()
+        )
+
+
+def request_outcome(trace: RequestTrace, status: int, code: str | None) -> str:
+    """ok, shed, rejected (refused before any deployment was asked), failed, interrupted (a stream
+    that broke off after its first byte) or client_disconnected."""
+    if status == 0:
+        return "client_disconnected"  # gone before any response started
+    if status == 503 and code in SHED_CODES:
+        return "shed"
+    if status >= 500 or (status >= 400 and trace.failures):
+        return "failed"
+    if status >= 400:
+        return "rejected"
+    if trace.stream_error is not None:
+        return "interrupted"
+    if trace.streaming and trace.served and not trace.stream_finished:
+        return "client_disconnected"
+    return "ok"
+
+
+def failure_fields(trace: RequestTrace, request_id: str, status: int, code: str | None) -> dict[str, object]:
+    """What a failed request's log line says: ids, classes and statuses, never prompt or message text."""
+    return {
+        "request_id": request_id,
+        "group": trace.group,
+        "status": status,
+        "error_code": code,
+        "attempted_deployments": trace.attempted(),
+        "failure_classes": [failure.code for failure in trace.failures],
+        "fallback_groups": trace.fallbacks_tried,
+        "skipped_groups": list(trace.skipped),
+    }
+
+
+def spend_record(call: GovernedCall) -> SpendRecord:
+    assert call.served is not None
+    return SpendRecord(
+        at=time.time(),
+        request_id=call.request_id,
+        group=call.served.group,
+        deployment_id=call.served.deployment_id,
+        model=call.served.model,
+        input_tokens=_tokens(call.usage, "prompt_tokens"),
+        output_tokens=_tokens(call.usage, "completion_tokens"),
+        cost_usd=call.cost_usd or 0.0,  # 0 when the deployment's prices are unknown
+        key_id=call.identity.key_id,
+        team=call.identity.team,
+        user=call.identity.user,
+    )
+
+
+def _tokens(usage: dict[str, Any] | None, field: str) -> int:
+    value = (usage or {}).get(field)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _error_code(body: bytes) -> str | None:
+    try:
+        error = orjson.loads(body)["error"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not isinstance(error, dict):
+        return None
+    code = error.get("code") or error.get("type")  # validation errors carry only a type
+    return code if isinstance(code, str) else None
