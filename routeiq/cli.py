@@ -169,7 +169,9 @@ def _check_config(path: Path) -> int:
         if policy is not None:
             print(f"{policy.source}: OK - {len(policy.rules)} policy rules")
     if settings.plugins:
-        print(f"plugins: OK - {', '.join(plugin.name for plugin in settings.plugins if plugin.enabled)}")
+        from routeiq.plugins.manager import load_plugins
+
+        print(f"plugins: OK - {', '.join(loaded.name for loaded in load_plugins(settings.plugins))}")
     for algo, directory in settings.learned_routers.items():
         print(f"learned_routers.{algo}: OK - {directory}")
     return 0

@@ -32,9 +32,15 @@ INTRO = """# Configuration reference
 
 RouteIQ reads one YAML file (`routeiq serve --config FILE`, or `ROUTEIQ_CONFIG`) and the
 environment. Precedence, lowest first: **defaults < YAML file < `ROUTEIQ_*` environment <
-command-line flags**. Unknown keys and invalid values stop startup with a message naming the key
-and where it came from; `routeiq check-config FILE` runs the same validation without serving.
-Any string value in the file may be `os.environ/NAME` to read a secret from the environment.
+command-line flags**. Unknown keys and invalid values stop startup with one report listing every
+problem, each naming the key and where it came from (with "did you mean" for near misses);
+`routeiq check-config FILE` runs the same validation without serving, and also loads the trained
+router artifacts, the policy file and the plugins, and warns about `litellm_params` keys LiteLLM
+does not know. Any string value in the file may be `os.environ/NAME` to read a secret from the
+environment. Relative `classifier_dir` and `learned_routers` paths in the file are relative to the
+file's directory. Kubernetes service-link variables (`ROUTEIQ_SERVICE_HOST`,
+`ROUTEIQ_PORT=tcp://...`, `ROUTEIQ_PORT_4000_TCP_*`, injected for a Service named `routeiq`) are
+recognised and ignored.
 
 Nested settings take `__` in environment names, e.g. `ROUTEIQ_ROUTER_SETTINGS__NUM_RETRIES=2`.
 List settings marked *comma-separated* take `a,b,c` from the environment.
