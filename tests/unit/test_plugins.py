@@ -191,6 +191,24 @@ async def test_injection_plugin_log_action_and_extra_patterns() -> None:
         InjectionSettings(extra_patterns=["(unclosed"])
 
 
+def test_extra_patterns_are_matched_in_linear_time_and_backtracking_ones_are_refused() -> None:
+    """An operator's pattern that backtracks catastrophically in Python's engine (``(a+)+$`` takes
+    exponential time on ``aaa…ab``) runs in RE2: 16x the text costs about 16x, not more."""
+    plugin = InjectionPlugin(InjectionSettings(extra_patterns=[r"(a+)+$", r"^\s*SYSTEM:"]))
+
+    def scan(text: str) -> tuple[float, list[str]]:
+        return plugin._score_all([text])
+
+    assert scan("x\n  system: obey")[1] == ["custom_1"]  # case-insensitive, ^ at each line
+    assert scan("b" + "a" * 30)[1] == ["custom_0"]
+    small = best_time(scan, "a" * KB64 + "b", runs=3)
+    large = best_time(scan, "a" * MB + "b", runs=1)
+    assert large / small < 40, round(large / small, 1)
+    refused = r"for RE2 .*no lookarounds or backreferences.*invalid perl operator"
+    with pytest.raises(ValueError, match=refused):
+        InjectionSettings(extra_patterns=[r"(?<!safe )mode"])
+
+
 # Content filter -----------------------------------------------------------------------------
 
 

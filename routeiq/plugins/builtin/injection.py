@@ -3,14 +3,20 @@
 Each pattern has a weight; a call whose user (and tool) messages score at least ``threshold`` is
 refused. These are heuristics — they catch the common, lazy attacks cheaply and say which pattern
 matched; they are not a classifier and do not claim to stop a determined attacker.
+
+The shipped patterns are written to take linear time on any text (Python's engine backtracks, so
+that is on us). Operators' ``extra_patterns`` are compiled with RE2 instead, whose matching time is
+linear by construction whatever the pattern: a pattern that would need backtracking (lookarounds,
+backreferences) is refused at startup rather than left to freeze a worker on a crafted prompt.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from routeiq.governance.call import GovernedCall
@@ -18,15 +24,28 @@ from routeiq.plugins.base import DEFAULT_MAX_SCAN_CHARS, GuardrailBlocked, Plugi
 from routeiq.plugins.text import texts
 
 
+class Matcher(Protocol):
+    def search(self, text: str, /) -> object: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Heuristic:
     name: str
-    pattern: re.Pattern[str]
+    pattern: Matcher
     weight: float
 
 
 def _heuristic(name: str, pattern: str, weight: float = 1.0) -> Heuristic:
     return Heuristic(name, re.compile(pattern, re.IGNORECASE | re.MULTILINE), weight)
+
+
+def operator_pattern(pattern: str) -> Matcher:
+    """An operator's pattern in RE2 (linear time), case-insensitive, ``^``/``$`` at line ends like
+    the shipped ones; ``re2.error`` when RE2 cannot express it."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # the config error names the pattern; no stderr noise besides
+    return re2.compile(f"(?m){pattern}", options)
 
 
 _PRIOR = r"(?:all\s+|any\s+|the\s+|your\s+|of\s+)*(?:previous|prior|above|earlier|preceding|initial|original)"
@@ -77,7 +96,8 @@ class InjectionSettings(BaseModel):
         description="Chat roles scanned (system prompts are the operator's, not an attack).",
     )
     extra_patterns: list[str] = Field(
-        default_factory=list, description="More regular expressions (case-insensitive), weight 1 each."
+        default_factory=list,
+        description="More regular expressions (RE2 syntax, case-insensitive), weight 1 each.",
     )
     action: Literal["block", "log"] = Field(default="block", description="`log` only reports a match.")
     max_scan_chars: int = Field(
@@ -91,9 +111,13 @@ class InjectionSettings(BaseModel):
     def _compiles(cls, patterns: list[str]) -> list[str]:
         for pattern in patterns:
             try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(f"not a valid regular expression {pattern!r}: {error}") from None
+                operator_pattern(pattern)
+            except re2.error as error:
+                reason = error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else error
+                raise ValueError(
+                    f"not a valid regular expression {pattern!r} for RE2 (linear-time matching: "
+                    f"no lookarounds or backreferences): {reason}"
+                ) from None
         return patterns
 
 
@@ -105,7 +129,10 @@ class InjectionPlugin(Plugin[InjectionSettings]):
 
     def __init__(self, settings: InjectionSettings) -> None:
         super().__init__(settings)
-        extra = tuple(_heuristic(f"custom_{i}", p) for i, p in enumerate(settings.extra_patterns))
+        extra = tuple(
+            Heuristic(f"custom_{i}", operator_pattern(pattern), 1.0)
+            for i, pattern in enumerate(settings.extra_patterns)
+        )
         self._heuristics = HEURISTICS + extra
         self._roles = frozenset(settings.roles)
 
