@@ -394,9 +394,9 @@ def _configure_logging(level: str) -> None:
 
 
 class _RedisDownNoise(logging.Filter):
-    """Drops the tracebacks and repeats LiteLLM emits while Redis is unreachable: RouteIQ's state
-    layer already says so once ("shared state unavailable ...: degrading") and readiness shows
-    ``degraded`` until it is back. At debug level everything still shows."""
+    """Drops the tracebacks and the repeated lines LiteLLM emits while Redis is unreachable:
+    RouteIQ's state layer already says so once ("shared state unavailable ...: degrading") and
+    readiness shows ``degraded`` until it is back. At debug level everything still shows."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if logging.getLogger("routeiq").isEnabledFor(logging.DEBUG):
@@ -404,8 +404,8 @@ class _RedisDownNoise(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if error is not None and _is_redis_connection_error(error):
             return False
-        message = record.getMessage()
-        return not ("Redis" in message and ("connect" in message.lower() or "PING" in message))
+        # LiteLLM's Redis cache talks to the same Redis as RouteIQ's state layer, which reports it.
+        return not (record.name.startswith("LiteLLM") and "redis" in record.getMessage().lower())
 
 
 def _is_redis_connection_error(error: BaseException) -> bool:
