@@ -25,6 +25,7 @@ from routeiq.middleware.plugins import PluginsMiddleware
 from routeiq.middleware.policy import PolicyMiddleware
 from routeiq.middleware.quota import QuotaMiddleware
 from routeiq.middleware.request_id import RequestIdMiddleware
+from routeiq.observability.ledger import RequestLedgerMiddleware
 from routeiq.resilience.traffic import TrafficGate
 from routeiq.settings import Settings
 from tests.support.gateway import Gateway, deployment
@@ -85,6 +86,7 @@ def test_the_stack_is_declared_in_the_documented_order() -> None:
     assert classes == [
         "CORSMiddleware",
         RequestIdMiddleware.__name__,
+        RequestLedgerMiddleware.__name__,
         BackpressureMiddleware.__name__,
         AuthMiddleware.__name__,
         PolicyMiddleware.__name__,

@@ -1,5 +1,5 @@
-"""Admin: what was spent, from the durable spend log the cost tracker writes (off the request path,
-so the newest requests appear within about a second)."""
+"""Admin: what was spent, from the durable spend log (one row per served request, written off the
+request path, so the newest requests appear within about a second)."""
 
 from __future__ import annotations
 
