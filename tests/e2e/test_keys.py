@@ -354,10 +354,13 @@ def test_absurd_admin_inputs_are_refused_with_400(cluster: Gateway) -> None:
         ("/admin/audit", {"cursor": "99999999999999999999"}),
         ("/admin/audit", {"cursor": "-5"}),
         ("/admin/spend/records", {"cursor": "99999999999999999999"}),
+        ("/admin/audit", {"actor": "ana\x00"}),  # PostgreSQL cannot take NUL: not a store outage
     ):
         response = httpx.get(f"{cluster.url}{path}", headers=ADMIN, params=params)
         assert response.status_code == 400, (path, params, response.text)
         assert response.json()["error"]["param"] == next(iter(params)), response.text
+    nul_id = httpx.get(f"{cluster.url}/admin/keys/%00", headers=ADMIN)
+    assert nul_id.status_code == 400 and nul_id.json()["error"]["param"] == "key_id"
 
     for bad, param in (
         ({"budget_usd": 1e308}, "budget_usd"),
@@ -374,6 +377,8 @@ def test_absurd_admin_inputs_are_refused_with_400(cluster: Gateway) -> None:
         content=b'{"budget_usd": Infinity}',
     )
     assert infinite.status_code == 400 and infinite.json()["error"]["param"] == "budget_usd"
+    with_nul = httpx.post(f"{cluster.url}/admin/keys", headers=ADMIN, json={"team": "a\x00b"})
+    assert with_nul.status_code == 400, with_nul.text
 
     generous = create_key(cluster, budget_usd=1e9, rpm_limit=10**12)  # the largest values accepted
     assert chat(cluster, generous["key"]).status_code == 200

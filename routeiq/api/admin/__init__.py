@@ -3,11 +3,12 @@ none is configured. Each module holds one area; ``router`` collects them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from routeiq.api.admin import audit, keys, plugins, policies, routing, spend
+from routeiq.api.admin.inputs import no_nul_characters
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(no_nul_characters)])
 router.include_router(routing.router)
 router.include_router(keys.router)
 router.include_router(audit.router)
