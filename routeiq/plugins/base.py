@@ -135,10 +135,11 @@ class Plugin(Generic[SettingsT]):
     # set it from its settings: only plugins that really read the body should cost the buffering.
     reads_response_body: bool = False
 
+    # The manager's worker threads for run_cpu (None, outside a manager: the loop's default).
+    cpu_executor: Executor | None = None
+
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
-        # The manager's worker threads for run_cpu (None, outside a manager: the loop's default).
-        self.cpu_executor: Executor | None = None
 
     async def run_cpu(self, work: Callable[[], T], chars: int | None = None) -> T:
         """``work()`` on a worker thread (inline when the caller says it reads fewer than
