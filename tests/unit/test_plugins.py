@@ -338,7 +338,7 @@ async def test_a_failing_hook_counts_as_a_failure() -> None:
 # Cost tracker ---------------------------------------------------------------------------------
 
 
-async def test_cost_tracker_sums_counters_and_submits_records() -> None:
+async def test_cost_tracker_sums_counters() -> None:
     store = MemoryStateStore()
     records: list[SpendRecord] = []
 
@@ -361,11 +361,7 @@ async def test_cost_tracker_sums_counters_and_submits_records() -> None:
     expected = {"micro_usd": 10 + 10 + 20 + 14, "input_tokens": 30, "output_tokens": 12, "requests": 2}
     for key in ("spend:key:k1", "spend:team:red", "spend:user:ann", "spend:group:auto", "spend:total"):
         assert await store.hgetall(key) == expected
-    assert [(r.key_id, r.team, r.group, r.deployment_id, r.input_tokens) for r in records] == [
-        ("k1", "red", "auto", "alpha", 10),
-        ("k1", "red", "auto", "alpha", 20),
-    ]
-    assert sum(r.cost_usd for r in records) == pytest.approx(54e-6)
+    assert records == []  # the durable spend row is the request ledger's, written with or without it
 
 
 # Moderation against a real loopback endpoint --------------------------------------------------
