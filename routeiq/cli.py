@@ -148,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_config(path: Path) -> int:
-    settings = load_settings(path)  # every problem in the file and the environment, at once
+    try:
+        settings = load_settings(path)  # every problem in the file and the environment, at once
+    except ConfigError as error:
+        raise _with_deeper_problems(error, path, with_litellm=True) from None
     problems, warnings = _check_deeper(settings, path, with_litellm=True, with_router=True)
     from routeiq.routing.deployments import DeploymentTable
 
@@ -207,6 +210,17 @@ def _check_deeper(
             problems.extend(error.problems)
     problems.extend(_learned_router_problems(settings, source))
     return problems, warnings
+
+
+def _with_deeper_problems(
+    error: ConfigError, config_path: str | Path | None, *, with_litellm: bool
+) -> ConfigError:
+    """The settings' problems plus those of the policy file, plugins and routers their valid parts
+    name, so one run shows everything (LiteLLM's Router is not built from invalid settings)."""
+    if error.partial is None:
+        return error
+    more, _ = _check_deeper(error.partial, config_path, with_litellm=with_litellm)
+    return ConfigError([*error.problems, *more])
 
 
 def _check_plugins(settings: Settings, config_path: str | Path | None) -> None:
@@ -304,7 +318,10 @@ def _check_policy(settings: Settings, config_path: str | Path | None) -> RuleSet
 def _serve(args: argparse.Namespace) -> int:
     config_path = args.config or os.environ.get(CONFIG_PATH_ENV)
     overrides = {name: getattr(args, name) for name in SERVE_FLAGS if getattr(args, name) is not None}
-    settings = load_settings(config_path, overrides)
+    try:
+        settings = load_settings(config_path, overrides)
+    except ConfigError as error:
+        raise _with_deeper_problems(error, config_path, with_litellm=False) from None
     # Before anything slow (LiteLLM's import, the database): a taken port is one line, not a
     # traceback after seconds of startup.
     if problem := port_problem(settings.host, settings.port):

@@ -14,10 +14,10 @@ import re
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import EnvSettingsSource, InitSettingsSource
 
@@ -45,17 +45,23 @@ _SERVICE_LINK_PORT_NAME = re.compile(r"^ROUTEIQ_(?:[A-Z0-9_]+_)?PORT$")
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; the message says which key(s) and where."""
+    """The configuration cannot be used; the message says which key(s) and where.
 
-    def __init__(self, problems: str | Iterable[str]) -> None:
+    ``partial`` holds the settings sections that are valid on their own (the rest at defaults), so
+    ``check-config`` can go on to check the policy file, plugins and routers they name and still
+    report every problem in one run."""
+
+    def __init__(self, problems: str | Iterable[str], partial: Settings | None = None) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.partial = partial
         super().__init__(format_problems(self.problems))
 
 
 def format_problems(problems: list[str]) -> str:
     if len(problems) == 1:
         return problems[0]
-    return f"invalid configuration ({len(problems)} problems):\n  " + "\n  ".join(problems)
+    lines = (problem.replace("\n", "\n    ") for problem in problems)  # a problem's own details, indented
+    return f"invalid configuration ({len(problems)} problems):\n  " + "\n  ".join(lines)
 
 
 def is_kubernetes_service_link(name: str, value: str) -> bool:
@@ -98,9 +104,46 @@ def load_settings(
         settings = Settings(_build_sources=(sources, {}))  # type: ignore[call-arg]  # pydantic-settings init option
     except ValidationError as error:
         problems.extend(_describe(error, source_name, overrides, environ))
+        raise ConfigError(problems, _valid_sections(sources, error)) from None
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, settings)
     return settings
+
+
+# Sections whose own checks (files, plugins, artifacts) can run while other sections are invalid.
+SECTIONS_CHECKED_ALONE = ("policy", "plugins", "learned_routers", "router_hmac_key", "model_list")
+
+
+def _valid_sections(sources: Iterable[Any], error: ValidationError) -> Settings | None:
+    """Settings with each of ``SECTIONS_CHECKED_ALONE`` that validates on its own; defaults elsewhere."""
+    failed = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+    merged: dict[str, Any] = {}
+    for source in reversed(tuple(sources)):  # lowest precedence first
+        try:
+            merged = _deep_merge(merged, source())
+        except Exception:  # a source that cannot even be read was reported already
+            return None
+    valid: dict[str, Any] = {}
+    for name in SECTIONS_CHECKED_ALONE:
+        if name in failed or name not in merged:
+            continue
+        field = Settings.model_fields[name]
+        form: Any = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+        try:
+            valid[name] = TypeAdapter(form).validate_python(merged[name])
+        except ValidationError:
+            continue
+    return Settings.model_construct(**valid)
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class _EnvironmentSource(EnvSettingsSource):

@@ -239,3 +239,24 @@ def test_learned_router_paths_are_relative_to_the_config_file_and_checked(tmp_pa
     assert broken.returncode == 2
     assert f"{path}: routeiq.learned_routers.knn: not a usable router artifact:" in broken.stderr
     assert "sha256 mismatch" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_invalid_settings_do_not_hide_policy_plugin_and_router_problems(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text("rules: [{name: x, bogus: 1}]\n")
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "model_list:\n  - model_name: auto\n    litellm_params: {model: openai/a, api_key: k}\n"
+        "    model_info: {tier: premum}\n"
+        "routeiq:\n  policy: {file: rules.yaml}\n  learned_routers: {knn: nowhere}\n"
+        "  plugins: [{name: nosuchplugin}]\n"
+    )
+    for args in (["check-config", str(path)], ["serve", "--config", str(path), "--port", str(free_port())]):
+        result = run_with(args, {"ROUTEIQ_DATA_DIR": str(tmp_path / "data")})
+        assert result.returncode == 2
+        assert "(4 problems)" in result.stderr, result.stderr
+        assert f"{path}: model_list.0.model_info.tier: unknown tier 'premum'" in result.stderr
+        assert f"routeiq.policy.file: {tmp_path / 'rules.yaml'}: invalid policy" in result.stderr
+        assert "bogus: unknown key" in result.stderr
+        assert "plugins[0] (nosuchplugin): unknown plugin 'nosuchplugin'" in result.stderr
+        assert f"routeiq.learned_routers.knn: {tmp_path / 'nowhere'} is not a directory" in result.stderr
+        assert "Traceback" not in result.stderr
