@@ -39,7 +39,7 @@ DONE_EVENT = b"data: [DONE]\n\n"
 # LiteLLM wraps a provider's message in its own words: "litellm.InternalServerError: InternalServerError:
 # OpenAIException - <message>\n\nLiteLLM: model group ... No fallback was attempted." Clients get the
 # provider's message; the rest describes LiteLLM's internals, not what RouteIQ did.
-_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: |\w+Error: |[\w-]+Exception - )+")
+_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+Error:\s*|[\w-]+Exception - )+")
 _LITELLM_SUFFIX = re.compile(
     r"(?:\n\nLiteLLM: | Original exception: |\. Handle with `litellm\.|\nReceived Model Group=).*", re.S
 )

@@ -41,6 +41,7 @@ def failures_config(api_base: str, decision_log: Path) -> dict[str, Any]:
         weighted(deployment("mixed", "mixed-badjson", api_base, id="mixed-bad"), 1_000_000),
         weighted(deployment("mixed", "mixed-good", api_base, id="mixed-good"), 1),
         deployment("logged", "logged-fail500", api_base, id="logged-down"),
+        deployment("late", "late-lateerror-chunkdelay200ms", api_base, id="late"),
         deployment("slow", "slow-slow1500ms", api_base, id="slow"),
         deployment("text-bad", "text-error200", api_base, id="text-bad"),
     ]
@@ -224,6 +225,29 @@ def test_a_garbled_200_is_retried_on_another_deployment(failing: Failing) -> Non
     assert response.headers["x-routeiq-attempted-deployments"] == "mixed-bad,mixed-good"
     assert response.headers["x-routeiq-failed-deployments"] == "mixed-bad"
     assert response.json()["usage"]["total_tokens"] > 0
+
+
+def test_an_error_event_mid_stream_ends_it_in_routeiq_words_and_is_recorded(failing: Failing) -> None:
+    raw = failing.client().chat.completions.with_raw_response.create(model="late", messages=USER, stream=True)  # type: ignore[arg-type]
+    request_id = raw.headers["x-request-id"]
+    received = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in raw.parse():
+            received.append(chunk)
+    assert received, "the chunks before the failure reach the client"
+    assert "deployment late" in caught.value.message and "litellm" not in caught.value.message.lower()
+    (record,) = failing.decisions_for(request_id)
+    assert (record["outcome"], record["status"]) == ("interrupted", 200)
+    assert record["error_code"] == "upstream_stream_interrupted"
+    assert wait_for(lambda: request_id in failing.gateway.log())
+    (line,) = [line for line in failing.gateway.log().splitlines() if request_id in line]
+    assert "WARNING" in line and '"error_code":"upstream_stream_interrupted"' in line
+    assert (
+        failing.metric(
+            "routeiq_attempt_failures_total", deployment="late", code="upstream_stream_interrupted"
+        )
+        == 1
+    )
 
 
 def test_fallbacks_stay_within_the_keys_allowed_groups(failing: Failing) -> None:

@@ -18,6 +18,8 @@ understood anywhere in the model name (substring match, several may be combined)
 * ``hang`` -- never answer (sleeps one hour; cancelled when the client disconnects).
 * ``badjson`` -- answer 200 with a body that is not JSON (when streaming: an event whose data is
   not JSON, then ``[DONE]``).
+* ``lateerror`` -- when streaming, send two chunks, then a ``data: {"error": ...}`` event and end
+  the stream (no ``[DONE]``).
 * ``error200`` -- answer 200 with an OpenAI error body ``{"error": {...}}`` (when streaming: one
   ``data: {"error": ...}`` event and the end of the stream).
 * ``llamaguard`` -- answer chat like a LlamaGuard model: ``unsafe\nS1`` when the last user message
@@ -88,6 +90,7 @@ class Behaviour:
     hang: bool = False
     bad_json: bool = False
     error_200: bool = False
+    late_error: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> Behaviour:
@@ -100,6 +103,7 @@ class Behaviour:
             hang="hang" in spec,
             bad_json="badjson" in spec,
             error_200="error200" in spec,
+            late_error="lateerror" in spec,
         )
 
 
@@ -347,6 +351,11 @@ async def _stream_sse(
             await asyncio.sleep(behaviour.chunk_delay_ms / 1000)
         if behaviour.midstream and index == 2:
             _abort_connection(request)
+            return response
+        if behaviour.late_error and index == 2:
+            error = {"error": {"message": "Upstream failed mid-answer (mock).", "type": "server_error"}}
+            await response.write(b"data: " + orjson.dumps(error) + b"\n\n")
+            await response.write_eof()
             return response
         await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
     await response.write(b"data: [DONE]\n\n")
