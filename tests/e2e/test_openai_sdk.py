@@ -180,6 +180,11 @@ def test_upstream_failure_is_bad_gateway(stack: Stack) -> None:
         stack.client().chat.completions.create(model="broken", messages=USER)
     assert caught.value.status_code in (502, 503)  # 503 once the lone deployment is cooling down
     assert caught.value.request_id
+    # In RouteIQ's words, with the routing headers a success carries.
+    assert "litellm" not in caught.value.message.lower()
+    assert "'broken'" in caught.value.message
+    assert caught.value.response.headers["x-routeiq-group"] == "broken"
+    assert caught.value.response.headers["x-routeiq-strategy"]
 
 
 def test_upstream_caller_fault_passes_through(stack: Stack) -> None:
