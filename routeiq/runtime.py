@@ -21,7 +21,7 @@ from routeiq.executors.passthrough import PassthroughExecutor
 from routeiq.governance.audit import AuditTrail
 from routeiq.governance.keys import VirtualKeys
 from routeiq.governance.policy import PolicyEngine, build_policy_engine
-from routeiq.governance.quota import Quotas
+from routeiq.governance.quota import Price, PriceBook, Quotas
 from routeiq.observability.cluster_stats import ClusterStats
 from routeiq.observability.decision_log import DecisionLog
 from routeiq.observability.metrics import Metrics
@@ -128,7 +128,27 @@ def build_router(settings: Settings) -> Any:
         timeout=settings.request_timeout_seconds,
         default_litellm_params=settings.litellm_settings.model_dump(),
         redis_url=settings.redis_url,
+        # LiteLLM's own default is a 5 s socket timeout: a frozen Redis would hold every call that long.
+        cache_kwargs=router_redis_options(settings) if settings.redis_url else {},
     )
+
+
+def router_redis_options(settings: Settings) -> dict[str, Any]:
+    """The Router's Redis client (cooldowns, usage) gets RouteIQ's timeouts, not LiteLLM's 5 s."""
+    timeout = settings.redis_timeout_seconds
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+
+
+def price_book(settings: Settings, deployments: DeploymentTable) -> PriceBook:
+    """Per-token prices by group, for budgets to reserve a call's most expensive outcome."""
+    prices = {
+        group: [
+            Price(d.input_cost_per_token or 0.0, d.output_cost_per_token or 0.0)
+            for d in deployments.group(group)
+        ]
+        for group in deployments.groups
+    }
+    return PriceBook(prices, settings.fallbacks_for)
 
 
 def litellm_model_facts(model: str) -> dict[str, Any]:
@@ -210,7 +230,7 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         decisions=decisions,
         metrics=metrics,
         policy=policy,
-        quotas=Quotas(state.for_feature("quotas"), settings.quotas),
+        quotas=Quotas(state.for_feature("quotas"), settings.quotas, price_book(settings, deployments)),
         started_at=int(time.time()),
     )
     await runtime.start()

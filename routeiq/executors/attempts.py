@@ -7,11 +7,12 @@ its first event arrived, and from then on a failure is reported inside the strea
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from routeiq.api.errors import APIError, retry_after_headers, service_unavailable
 from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
@@ -19,6 +20,7 @@ from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
 from routeiq.governance.access import reachable_fallbacks
 from routeiq.governance.call import GovernedCall, Served
+from routeiq.governance.metering import StreamMeter
 from routeiq.observability.metrics import Metrics
 from routeiq.observability.outcomes import OutcomeRecorder
 from routeiq.routing.affinity import SessionAffinity
@@ -135,7 +137,7 @@ class Dispatcher:
                 if call is not None:  # known now, even if the client leaves before the stream ends
                     call.served = served_by(decision.deployment)
                 events = self._stream_body(outcome, decision, context, attempt, call, trace)
-                return StreamingResponse(
+                return ClosingStreamingResponse(
                     events, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
                 )
         raise _exhausted(trace, configured, no_healthy)
@@ -148,18 +150,22 @@ class Dispatcher:
         attempt: float,
         call: GovernedCall | None,
         trace: RequestTrace,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         last = b""
+        meter = StreamMeter()  # the usage, should the stream end before its usage chunk
         try:
+            meter.feed(stream.first)
             yield stream.first
             async for events in stream.rest:
                 last = events
+                meter.feed(events)
                 yield events
             trace.stream_finished = True
         finally:
             await stream.close()
-            # Charged even when the client went away: the upstream did the work.
-            _settle(call, decision.deployment, stream.usage())
+            # Charged even when the client went away (the upstream did the work): by the streamed
+            # text when the upstream's usage chunk never came.
+            _settle(call, decision.deployment, stream.usage() or meter.usage(context.body))
         if last.startswith(ERROR_EVENT_PREFIX):
             failure = _stream_failure(last)
             trace.stream_error = failure.code
@@ -180,6 +186,25 @@ class Dispatcher:
         if self._passthrough is not None and deployment.speaks_openai:  # uses_passthrough, for mypy
             return await self._passthrough.execute(operation, body, deployment)
         return await self._litellm.execute(operation, body, deployment, context)
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """Closes its event generator before returning, also when the client left mid-stream.
+
+    Left to itself an abandoned generator is closed whenever the garbage collector gets to it, after
+    the governance layers settled the call without its usage. Closed here, its ``finally`` has filled
+    in the call's usage (counted from the streamed text if need be) before they settle.
+    """
+
+    def __init__(self, content: AsyncGenerator[bytes, None], **options: Any) -> None:
+        super().__init__(content, **options)
+        self._events = content
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._events.aclose()
 
 
 def _settle(call: GovernedCall | None, deployment: Deployment, usage: dict[str, Any] | None) -> float | None:

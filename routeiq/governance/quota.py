@@ -7,9 +7,14 @@ scope, subject and metric; the store adds the window bucket.
 
 A call is metered in two steps. Before it, every applicable counter grows in ONE atomic
 ``reserve`` (all or nothing, so N allowed requests means exactly N across workers and replicas):
-one request, the estimated tokens, and one micro-dollar of spend (so a spent budget refuses; the
-real cost is unknown yet). After it, ``settle`` adds the difference between real usage and the
-estimate to the same window buckets the reservation used.
+one request, the estimated tokens, and the estimated spend. After it, ``settle`` adds the
+difference between real usage and the estimate to the same window buckets the reservation used.
+
+The spend estimate is what the call may cost at most: the estimated prompt tokens plus
+``max_tokens`` (or ``default_max_tokens``), priced at the dearest deployment the call may reach (its
+group and the group's fallbacks; every deployment when the name is not a group). The deployment is
+only chosen after the reservation, so the bound must hold for any of them. Concurrent calls then
+cannot together overspend a budget by more than what one call exceeds its estimate by.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -98,6 +103,51 @@ class AppliedLimit:
 class Estimate:
     input_tokens: int
     output_tokens: int
+    cost_usd: float = 0.0  # the most these tokens may cost (dearest reachable deployment)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per token; an unpriced deployment costs nothing (as settling charges it)."""
+
+    input_per_token: float = 0.0
+    output_per_token: float = 0.0
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return input_tokens * self.input_per_token + output_tokens * self.output_per_token
+
+
+def dearest(prices: Iterable[Price]) -> Price:
+    """Each per-token price at its highest among ``prices``: an upper bound for any of them."""
+    found = list(prices)
+    return Price(
+        max((price.input_per_token for price in found), default=0.0),
+        max((price.output_per_token for price in found), default=0.0),
+    )
+
+
+class PriceBook:
+    """The per-token price a call to a group is reserved at: the dearest deployment it may reach.
+
+    Built once at startup from the deployment table (fixed config). ``groups`` maps each routing
+    group to its deployments' prices; ``fallbacks`` names the groups a group falls back to. A name
+    that is not a group (a profile, an alias, a typo answered 404 later) gets the dearest price of
+    all: the conservative bound, since the serving group is not known when quotas reserve.
+    """
+
+    def __init__(
+        self, groups: Mapping[str, Sequence[Price]], fallbacks: Callable[[str], Sequence[str]]
+    ) -> None:
+        self._by_group = {
+            group: dearest(
+                price for reached in (group, *fallbacks(group)) for price in groups.get(reached, ())
+            )
+            for group in groups
+        }
+        self._ceiling = dearest(price for prices in groups.values() for price in prices)
+
+    def bound(self, group: str | None) -> Price:
+        return self._by_group.get(group, self._ceiling) if group is not None else self._ceiling
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,18 +206,20 @@ def applicable_limits(identity: Identity, group: str | None, settings: QuotaSett
 # --- estimating a call -----------------------------------------------------------------------
 
 
-def estimate_call(body: Mapping[str, Any], route: str, default_max_tokens: int) -> Estimate:
-    """Cheap token estimate: characters / 4 of the prompt, and the output the call may produce.
+def estimate_call(
+    body: Mapping[str, Any], route: str, default_max_tokens: int, price: Price | None = None
+) -> Estimate:
+    """Cheap token estimate: characters / 4 of the prompt, and the output the call may produce;
+    priced at ``price`` (the dearest deployment the call may reach) for budgets.
 
     ``litellm.token_counter`` is ~70 µs for a 500-token chat (and grows with the prompt) against
     well under a microsecond here; the group may be served by any model anyway, and settling
     replaces the estimate with the real usage.
     """
-    # The same reading of the body as routing signals and guardrails (routeiq.api.texts).
-    characters = sum(len(text) for text in texts(body))
-    input_tokens = math.ceil(characters / CHARS_PER_TOKEN)
+    input_tokens = prompt_tokens(body)
+    price = price or Price()
     if route.endswith("/embeddings"):
-        return Estimate(input_tokens, 0)
+        return Estimate(input_tokens, 0, price.cost(input_tokens, 0))
     requested = body.get("max_completion_tokens", body.get("max_tokens"))
     if isinstance(requested, int) and not isinstance(requested, bool) and requested >= 0:
         output_tokens = requested
@@ -176,7 +228,14 @@ def estimate_call(body: Mapping[str, Any], route: str, default_max_tokens: int) 
     choices = body.get("n")
     if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
         output_tokens *= choices
-    return Estimate(input_tokens, output_tokens)
+    return Estimate(input_tokens, output_tokens, price.cost(input_tokens, output_tokens))
+
+
+def prompt_tokens(body: Mapping[str, Any]) -> int:
+    """The prompt's estimated tokens (characters / 4): for reserving, and for a stream cut short
+    before the upstream reported its usage."""
+    # The same reading of the body as routing signals and guardrails (routeiq.api.texts).
+    return math.ceil(sum(len(text) for text in texts(body)) / CHARS_PER_TOKEN)
 
 
 def reserved_amount(metric: Metric, estimate: Estimate) -> int:
@@ -188,7 +247,9 @@ def reserved_amount(metric: Metric, estimate: Estimate) -> int:
         return estimate.output_tokens
     if metric == "total_tokens":
         return estimate.input_tokens + estimate.output_tokens
-    return 1  # spend: one micro-dollar, so that a spent budget refuses
+    # Spend: the estimated cost, at least one micro-dollar so that a spent budget refuses even an
+    # unpriced call. Rounded to the micro-dollar first: 0.02 * 1e6 is 20000.000000000004.
+    return max(1, math.ceil(round(estimate.cost_usd * MICRO_USD_PER_USD, 3)))
 
 
 def settled_amount(metric: Metric, usage: Usage, reserved: int) -> int:
@@ -197,10 +258,10 @@ def settled_amount(metric: Metric, usage: Usage, reserved: int) -> int:
         return reserved  # a request counts even when it failed
     if not usage.served:
         return 0  # nothing reached a model: give back tokens and spend
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return reserved  # no usage reported: the estimate stands (spend included)
     if metric == "spend_usd":
         return round((usage.cost_usd or 0.0) * MICRO_USD_PER_USD)  # unpriced models cost nothing
-    if usage.input_tokens is None and usage.output_tokens is None:
-        return reserved  # no usage reported: the estimate stands
     input_tokens, output_tokens = usage.input_tokens or 0, usage.output_tokens or 0
     if metric == "input_tokens":
         return input_tokens
@@ -278,9 +339,10 @@ def limit_headers(
 class Quotas:
     """Reserve and settle quota counters in the StateStore of the ``quotas`` feature."""
 
-    def __init__(self, store: StateStore, settings: QuotaSettings) -> None:
+    def __init__(self, store: StateStore, settings: QuotaSettings, prices: PriceBook | None = None) -> None:
         self._store = store
         self._settings = settings
+        self._prices = prices or PriceBook({}, lambda group: ())
         self._settling: set[asyncio.Task[None]] = set()
 
     @property
@@ -299,8 +361,9 @@ class Quotas:
     def limits_for(self, identity: Identity, group: str | None) -> list[AppliedLimit]:
         return applicable_limits(identity, group, self._settings)
 
-    def estimate(self, body: Mapping[str, Any], route: str) -> Estimate:
-        return estimate_call(body, route, self._settings.default_max_tokens)
+    def estimate(self, body: Mapping[str, Any], route: str, group: str | None = None) -> Estimate:
+        """What the call may use, priced at the dearest deployment ``group`` may reach."""
+        return estimate_call(body, route, self._settings.default_max_tokens, self._prices.bound(group))
 
     async def reserve(
         self, limits: Sequence[AppliedLimit], estimate: Estimate, now: float | None = None
@@ -376,9 +439,18 @@ def refusal(limits: Sequence[AppliedLimit], amounts: Sequence[int], result: Rese
     # Waiting never helps a budget (it needs a top-up) nor a call bigger than the whole limit.
     hopeless = applied.limit.is_budget or amounts[index] > applied.cap
     if amounts[index] > applied.cap:
+        needed = _amount_text(applied.kind, amounts[index])
+        needed = f"${needed}" if applied.limit.is_budget else needed
         message = (
-            f"this request alone needs about {amounts[index]} of the limit of {applied.describe()}; "
+            f"this request alone needs about {needed} of the limit of {applied.describe()}; "
             "lower max_tokens or shorten the prompt"
+        )
+    elif applied.limit.is_budget and result.counts[index] < applied.cap:
+        left = _amount_text("budget", applied.cap - result.counts[index])
+        message = (
+            f"budget nearly spent for {applied.describe()}: ${left} left, less than this request may "
+            f"cost (${_amount_text('budget', amounts[index])}); lower max_tokens, or it renews in "
+            f"{format_reset(reset)}"
         )
     elif applied.limit.is_budget:
         message = f"budget spent for {applied.describe()}; it renews in {format_reset(reset)}"

@@ -60,7 +60,7 @@ class QuotaMiddleware:
         limits = quotas.limits_for(call.identity, call.group)
         if not limits:
             return None
-        return await quotas.reserve(limits, quotas.estimate(body or {}, call.route))
+        return await quotas.reserve(limits, quotas.estimate(body or {}, call.route, call.group))
 
 
 class _Settlement:

@@ -23,12 +23,14 @@ import redis
 
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
+from tests.support.redis_store import RedisServer
 from tests.support.tcp_proxy import TcpProxy
 
 MASTER = "sk-quota-master"
 ADMIN_KEY = "sk-quota-admin"
 REDIS_DB_URL = "redis://127.0.0.1:6379/4"  # a database of its own, emptied before each test using it
 PRICE = 0.001  # USD per token, input and output, on the "priced" group
+CUT_DELAY_MS = 300
 RESET = re.compile(r"^(\d+h)?(\d+m)?\d+s$|^\d+ms$")
 
 
@@ -39,6 +41,9 @@ def hourly(metric: str, amount: float, window: str = "hour") -> dict[str, Any]:
 def quota_config(api_base: str) -> dict[str, Any]:
     priced = deployment("priced", "mock-priced", api_base, id="priced")
     priced["model_info"] = {"id": "priced", "input_cost_per_token": PRICE, "output_cost_per_token": PRICE}
+    # Streams slowly enough for a client to leave between the last content chunk and the usage chunk.
+    slow = deployment("slow-priced", f"mock-slow-chunkdelay{CUT_DELAY_MS}ms", api_base, id="slow-priced")
+    slow["model_info"] = {"id": "slow-priced", "input_cost_per_token": PRICE, "output_cost_per_token": PRICE}
     return {
         "model_list": [
             deployment("auto", "mock-alpha", api_base, id="alpha"),
@@ -46,6 +51,7 @@ def quota_config(api_base: str) -> dict[str, Any]:
             deployment("team-group", "mock-team", api_base, id="team-group"),
             deployment("rejecting", "gpt-fail400", api_base, id="rejecting"),
             priced,
+            slow,
             deployment("embed", "mock-embed", api_base, id="embed"),
         ],
         "router_settings": {"num_retries": 0},
@@ -240,30 +246,154 @@ def test_failed_call_gives_its_tokens_back(client: Client) -> None:
 
 
 def test_spent_budget_refuses_and_says_not_to_retry(client: Client) -> None:
-    key = client.new_key(budget_usd=0.01)
+    key = client.new_key(budget_usd=0.03)
+    # Reserved before each call: its most expensive outcome, (2 prompt + 6 output tokens) * PRICE.
+    estimate = (2 + 6) * PRICE
     spent = 0.0
     for _ in range(20):
-        response = client.chat(key, "priced")
+        response = client.chat(key, "priced", max_tokens=6)
         if response.status_code != 200:
             break
-        # Reserved before the call: what was spent before it, plus one micro-dollar.
-        expected = f"{0.01 - spent - 0.000001:.6f}".rstrip("0").rstrip(".")
+        expected = f"{0.03 - spent - estimate:.6f}".rstrip("0").rstrip(".")
         assert response.headers["x-ratelimit-remaining-budget"] == expected
-        assert response.headers["x-ratelimit-limit-budget"] == "0.01"
+        assert response.headers["x-ratelimit-limit-budget"] == "0.03"
         spent += cost_of(response)
-    assert spent >= 0.01 - 1e-9, "the budget should have been spent before the refusal"
+    # Refused as soon as the next call might not fit: never over the budget.
+    assert spent <= 0.03 < spent + estimate
     assert response.status_code == 429
     error = error_of(response)
     assert error["code"] == "budget_exceeded" and error["type"] == "insufficient_quota"
+    assert "left, less than this request may cost" in error["message"]
     assert response.headers["x-should-retry"] == "false"
-    assert response.headers["x-ratelimit-remaining-budget"] == "0"
     assert "retry-after" in response.headers
 
     sdk = openai.OpenAI(base_url=f"{client.gateway.url}/v1", api_key=key, max_retries=2, timeout=20)
     started = time.monotonic()
     with pytest.raises(openai.RateLimitError):
-        sdk.chat.completions.create(model="priced", messages=[{"role": "user", "content": "hi"}])
+        sdk.chat.completions.create(
+            model="priced", messages=[{"role": "user", "content": "hi"}], max_tokens=6
+        )
     assert time.monotonic() - started < 1.0  # x-should-retry: false, so the SDK did not wait to retry
+
+
+def test_a_stream_cut_short_is_charged_for_what_it_streamed(client: Client) -> None:
+    """The client reads every content chunk and leaves before the usage chunk: the call is still
+    charged, by the text it streamed (not the whole reservation, and not nothing)."""
+    key = client.new_key(limits=[hourly("total_tokens", 100_000, "day"), hourly("spend_usd", 10.0, "day")])
+    body = {
+        "model": "slow-priced",
+        "messages": [{"role": "user", "content": "hello"}],  # 2 tokens by the estimate, 1 by the mock
+        "max_tokens": 500,
+        "stream": True,
+    }
+    headers = {"authorization": f"Bearer {key}"}
+    streamed_texts = []
+    for _ in range(10):
+        text = ""
+        with httpx.stream(
+            "POST", f"{client.gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=30
+        ) as streamed:
+            assert streamed.status_code == 200
+            for line in streamed.iter_lines():
+                if not line.startswith("data: {"):
+                    continue
+                choice = json.loads(line[len("data: ") :])["choices"][0]
+                text += choice["delta"].get("content") or ""
+                if choice.get("finish_reason"):
+                    break  # the whole answer arrived; leave before the usage chunk (CUT_DELAY_MS later)
+        streamed_texts.append(text)
+    assert all(streamed_texts)
+    after = client.chat(key, "slow-priced", content="hello", max_tokens=100)  # reserves 102 tokens
+    assert after.status_code == 200
+    tokens_used = 100_000 - 102 - int(after.headers["x-ratelimit-remaining-tokens"])
+    spend_used = 10.0 - 102 * PRICE - float(after.headers["x-ratelimit-remaining-budget"])
+    # At least what the mock upstream would have reported (its tokens are words), at most what the
+    # gateway counts from the streamed characters (4 a token); far below the 502 tokens reserved.
+    lowest = sum(1 + len(text.split()) for text in streamed_texts)
+    highest = sum(2 + -(-len(text) // 4) for text in streamed_texts)
+    assert lowest <= tokens_used <= highest < 10 * 502
+    assert lowest * PRICE - 1e-6 <= spend_used <= highest * PRICE + 1e-6
+
+
+# --- budgets under concurrency, across workers sharing Redis ---------------------------------------
+
+BUDGET_USD = 0.10
+CALL_USD = 0.02
+
+
+def budget_config(api_base: str) -> dict[str, Any]:
+    """Each call costs exactly CALL_USD, and its estimate is exactly that too: the mock answers
+    "mock reply from mock-budget: hi" (5 completion tokens), max_tokens is 5, prompts are free."""
+    price = {"input_cost_per_token": 0.0, "output_cost_per_token": CALL_USD / 5}
+    entries = []
+    for group in ("budget-plain", "budget-stream"):
+        entry = deployment(group, "mock-budget", api_base, id=group)
+        entry["model_info"] = {"id": group, **price}
+        entries.append(entry)
+    limits = [hourly("spend_usd", BUDGET_USD, "day")]
+    return {
+        "model_list": entries,
+        "router_settings": {"num_retries": 0},
+        "routeiq": {"quotas": {"groups": {"budget-plain": limits, "budget-stream": limits}}},
+    }
+
+
+def completion_tokens_of_stream(response: httpx.Response) -> int | None:
+    usage = None
+    for line in response.iter_lines():
+        if line.startswith("data: {"):
+            usage = json.loads(line[len("data: ") :]).get("usage") or usage
+    return None if usage is None else int(usage["completion_tokens"])
+
+
+@pytest.mark.parametrize("executor", ["passthrough", "litellm"])
+def test_concurrent_calls_cannot_overspend_a_budget(executor: str, tmp_path: Path) -> None:
+    """$0.10 at $0.02 a call, 100 calls at once through two workers sharing Redis (streamed and
+    not): the admitted calls spend no more than the budget plus one call's estimate."""
+    with RedisServer(tmp_path) as own_redis, MockUpstream() as upstream:
+        env = {
+            "ROUTEIQ_REDIS_URL": own_redis.url,
+            "ROUTEIQ_MASTER_KEY": MASTER,
+            "ROUTEIQ_PASSTHROUGH": "auto" if executor == "passthrough" else "off",
+        }
+        with Gateway(budget_config(upstream.base_url), tmp_path, env, args=("--workers", "2")) as gateway:
+            gateway.wait_for_log("router built", count=2)
+
+            def plain(_: int) -> tuple[int, int | None]:
+                response = Client(gateway).chat(MASTER, "budget-plain", content="hi", max_tokens=5)
+                ok = response.status_code == 200
+                return response.status_code, response.json()["usage"]["completion_tokens"] if ok else None
+
+            def streamed(_: int) -> tuple[int, int | None]:
+                body = {
+                    "model": "budget-stream",
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "max_tokens": 5,
+                    "stream": True,
+                    "stream_options": {"include_usage": True},
+                }
+                with httpx.stream(
+                    "POST",
+                    f"{gateway.url}/v1/chat/completions",
+                    json=body,
+                    headers={"authorization": f"Bearer {MASTER}"},
+                    timeout=60,
+                ) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        return response.status_code, None
+                    return 200, completion_tokens_of_stream(response)
+
+            for call in (plain, streamed):
+                with ThreadPoolExecutor(max_workers=100) as pool:
+                    outcomes = list(pool.map(call, range(100)))
+                admitted = [tokens for status, tokens in outcomes if status == 200]
+                refused = [status for status, _ in outcomes if status != 200]
+                assert set(refused) == {429}, outcomes
+                assert all(tokens is not None for tokens in admitted)
+                spent = sum(tokens or 0 for tokens in admitted) * CALL_USD / 5
+                assert spent <= BUDGET_USD + CALL_USD + 1e-9, (call.__name__, len(admitted))
+                assert len(admitted) >= BUDGET_USD / CALL_USD - 1, (call.__name__, len(admitted))
 
 
 # --- across workers, and without Redis ------------------------------------------------------------

@@ -16,9 +16,12 @@ import pytest
 from routeiq.api.errors import APIError
 from routeiq.governance.identity import MASTER, Identity
 from routeiq.governance.limits import Limit, QuotaSettings
+from routeiq.governance.metering import StreamMeter
 from routeiq.governance.quota import (
     AppliedLimit,
     Estimate,
+    Price,
+    PriceBook,
     Quotas,
     Usage,
     applicable_limits,
@@ -123,6 +126,37 @@ def test_estimate_chat_uses_characters_and_max_tokens() -> None:
 def test_estimate_completions_and_embeddings() -> None:
     assert estimate_call({"prompt": ["abcd", "efgh"]}, "/v1/completions", 7) == Estimate(2, 7)
     assert estimate_call({"input": "a" * 10, "max_tokens": 5}, "/v1/embeddings", 7) == Estimate(3, 0)
+
+
+def test_estimate_prices_the_tokens_at_the_given_price() -> None:
+    body = {"messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 100}
+    estimate = estimate_call(body, "/v1/chat/completions", 1024, Price(0.001, 0.002))
+    assert estimate == Estimate(10, 100, pytest.approx(10 * 0.001 + 100 * 0.002))
+    embedding = estimate_call({"input": "a" * 8}, "/v1/embeddings", 1024, Price(0.5, 9.0))
+    assert embedding.cost_usd == pytest.approx(1.0)
+
+
+def test_price_book_bounds_a_group_by_its_dearest_reachable_deployment() -> None:
+    groups = {
+        "auto": [Price(0.001, 0.002), Price(0.003, 0.0005)],
+        "backup": [Price(0.0001, 0.01)],
+        "cheap": [Price(0.0, 0.0)],
+    }
+    book = PriceBook(groups, lambda group: ["backup"] if group == "auto" else [])
+    # Each price at its highest among auto's deployments and its fallback's.
+    assert book.bound("auto") == Price(0.003, 0.01)
+    assert book.bound("cheap") == Price(0.0, 0.0)
+    # A name that is not a group (a profile, say): nobody knows yet who serves it, so the dearest.
+    assert book.bound("premium") == book.bound(None) == Price(0.003, 0.01)
+    assert PriceBook({}, lambda group: []).bound("auto") == Price()
+
+
+def test_quotas_estimate_uses_the_groups_price() -> None:
+    book = PriceBook({"priced": [Price(0.0, 0.01)], "free": [Price()]}, lambda group: [])
+    quotas = Quotas(MemoryStateStore(), QuotaSettings(default_max_tokens=50), book)
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    assert quotas.estimate(body, "/v1/chat/completions", "priced").cost_usd == pytest.approx(0.5)
+    assert quotas.estimate(body, "/v1/chat/completions", "free").cost_usd == 0.0
 
 
 # --- reserving ---------------------------------------------------------------------------------
@@ -247,6 +281,47 @@ async def test_spent_budget_refuses_and_says_retrying_will_not_help(store: State
     assert "$0.01 per month" in error.message
 
 
+async def test_concurrent_calls_cannot_overspend_a_budget(store: StateStore) -> None:
+    """The budget reserves each call's estimated cost: $0.10 at $0.02 a call lets 5 of 100 through."""
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("spend_usd", "day", 0.10)), None)
+    estimate = Estimate(0, 100, 0.02)  # 0.02 is 20000.000000000004 micro-dollars in floating point
+    outcomes = await asyncio.gather(
+        *(quotas.reserve(limits, estimate) for _ in range(100)), return_exceptions=True
+    )
+    tickets = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    refusals = [outcome for outcome in outcomes if isinstance(outcome, APIError)]
+    assert len(tickets) == 5 and len(refusals) == 95
+    assert {error.code for error in refusals} == {"budget_exceeded"}
+    await asyncio.gather(
+        *(
+            quotas.settle(t, usage_of(True, {"prompt_tokens": 0, "completion_tokens": 90}, 0.018))
+            for t in tickets
+        )
+    )
+    assert await count(store, limits[0], tickets[0].reserved_at) == 5 * 18_000  # settled to real cost
+    again = await quotas.reserve(limits, Estimate(0, 10, 0.002))  # what is left still serves
+    assert quotas.headers(again)["x-ratelimit-remaining-budget"] == "0.008"
+
+
+async def test_a_call_dearer_than_the_whole_budget_is_told_in_dollars(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("spend_usd", "day", 0.05)), None)
+    with pytest.raises(APIError) as refused:
+        await quotas.reserve(limits, Estimate(10, 1024, 0.2))
+    assert refused.value.code == "budget_exceeded"
+    assert "needs about $0.2 of the limit" in refused.value.message
+    assert refused.value.headers["x-should-retry"] == "false"
+
+
+async def test_served_without_usage_keeps_the_estimated_spend(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("spend_usd", "day", 1)), None)
+    ticket = await quotas.reserve(limits, Estimate(10, 100, 0.0125))
+    await quotas.settle(ticket, usage_of(True, None, None))
+    assert await count(store, limits[0], ticket.reserved_at) == 12_500
+
+
 async def test_settling_uses_the_reservations_window_and_skips_ended_ones(store: StateStore) -> None:
     quotas = quotas_on(store)
     limits = quotas.limits_for(key_identity(limit("total_tokens", "minute", 10_000)), None)
@@ -335,3 +410,25 @@ def test_headers_pick_the_tightest_limit_of_each_kind() -> None:
     }
     forced = limit_headers(limits, counts=[5, 9, 10], resets=[30.0, 600.0, 3600.0], force=0)
     assert forced["x-ratelimit-limit-requests"] == "100"
+
+
+# --- streams cut short ---------------------------------------------------------------------------
+
+
+def test_stream_meter_counts_the_streamed_text() -> None:
+    meter = StreamMeter()
+    meter.feed(b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n')
+    meter.feed(
+        b'data: {"choices":[{"delta":{"content":"Hello, "}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":"a \\"quoted\\" word"}}]}\n\n'
+    )
+    meter.feed(b'data: {"choices":[{"text":"legacy text","index":0}]}\n\n')
+    meter.feed(b'data: {"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{}"}}]}}]}\n\n')
+    meter.feed(b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+    assert meter.characters == len("Hello, ") + len('a \\"quoted\\" word') + len("legacy text") + 2
+    usage = meter.usage({"messages": [{"role": "user", "content": "x" * 20}]})
+    assert usage["prompt_tokens"] == 5
+    assert usage["completion_tokens"] == -(-meter.characters // 4)
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    settled = usage_of(True, usage, None)
+    assert settled.input_tokens == 5 and settled.output_tokens == usage["completion_tokens"]

@@ -252,9 +252,11 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
-async def own_store(server: RedisServer) -> tuple[RedisStateStore, StateHealth, ResilientStateStore]:
+async def own_store(
+    server: RedisServer, timeout_seconds: float = TIMEOUT_SECONDS
+) -> tuple[RedisStateStore, StateHealth, ResilientStateStore]:
     """A fail-closed feature on ``server``: any failure would show as ``StateUnavailable``."""
-    shared = await open_redis_store("own:", server.url, TIMEOUT_SECONDS)
+    shared = await open_redis_store("own:", server.url, timeout_seconds)
     health = StateHealth()
     closed = ResilientStateStore(shared, MemoryStateStore(), feature="quotas", fail_open=False, health=health)
     return shared, health, closed
@@ -287,11 +289,13 @@ async def test_a_restarted_redis_serves_the_next_calls(own_redis: RedisServer) -
 
 
 async def test_a_burst_beyond_a_hundred_connections_waits_for_one(own_redis: RedisServer) -> None:
-    """redis-py's default pool fails the 101st concurrent call at once; ours waits for a connection."""
-    shared, health, closed = await own_store(own_redis)
+    """redis-py's default pool fails the 101st concurrent call at once; ours has room for it."""
+    # A generous timeout: opening ~150 connections at once is slow on a busy machine, and what is
+    # tested here is the pool's limit, not Redis's speed.
+    shared, health, closed = await own_store(own_redis, timeout_seconds=3.0)
     try:
-        counts = await asyncio.gather(*(closed.incr("hits") for _ in range(300)))
-        assert sorted(counts) == list(range(1, 301))
+        counts = await asyncio.gather(*(closed.incr("hits") for _ in range(150)))
+        assert sorted(counts) == list(range(1, 151))
         assert not health.degraded
     finally:
         await shared.close()
