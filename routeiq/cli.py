@@ -183,33 +183,48 @@ def _check_config(path: Path) -> int:
 def _check_deeper(
     settings: Settings, config_path: str | Path | None, *, with_litellm: bool, with_router: bool = False
 ) -> tuple[list[str], list[str]]:
-    """What valid settings can still get wrong, all of it: (problems, warnings).
-
-    ``with_litellm`` also checks model_list keys against LiteLLM's; it imports LiteLLM (seconds),
-    which ``serve`` only does in a process that serves. ``with_router`` lets LiteLLM build a Router
-    from the model_list too (``check-config``; ``serve`` builds the real one moments later)."""
-    source = str(config_path) if config_path else "<no config file>"
-    problems: list[str] = []
+    """What valid settings can still get wrong, all of it: (problems, warnings)."""
+    problems = _check_named_files(settings, config_path)
     warnings: list[str] = []
     if with_litellm:
-        from routeiq.routing.deployments import config_key_problems
-        from routeiq.runtime import build_router
+        more, warnings = _check_with_litellm(settings, config_path, with_router=with_router)
+        problems.extend(more)
+    return problems, warnings
 
-        keys = config_key_problems(settings.model_list, source)
-        problems.extend(keys.errors)
-        warnings.extend(keys.warnings)
-        if with_router and not keys.errors:
-            try:
-                build_router(settings)
-            except Exception as error:  # LiteLLM's own validation of model_list entries
-                problems.append(f"{source}: LiteLLM rejects the model_list: {error}")
+
+def _check_named_files(settings: Settings, config_path: str | Path | None) -> list[str]:
+    """The policy file, plugins and trained routers the settings name (no LiteLLM import)."""
+    problems: list[str] = []
     for check in (_check_policy, _check_plugins):
         try:
             check(settings, config_path)
         except ConfigError as error:
             problems.extend(error.problems)
-    problems.extend(_learned_router_problems(settings, source))
-    return problems, warnings
+    problems.extend(_learned_router_problems(settings, _source(config_path)))
+    return problems
+
+
+def _check_with_litellm(
+    settings: Settings, config_path: str | Path | None, *, with_router: bool
+) -> tuple[list[str], list[str]]:
+    """model_list keys against LiteLLM's: (problems, warnings). Imports LiteLLM (seconds), which
+    ``serve`` only does in a process that goes on to serve. ``with_router`` lets LiteLLM build a
+    Router from the model_list too (``check-config``; ``serve`` builds the real one moments later)."""
+    from routeiq.routing.deployments import config_key_problems
+    from routeiq.runtime import build_router
+
+    keys = config_key_problems(settings.model_list, _source(config_path))
+    problems = list(keys.errors)
+    if with_router and not keys.errors:
+        try:
+            build_router(settings)
+        except Exception as error:  # LiteLLM's own validation of model_list entries
+            problems.append(f"{_source(config_path)}: LiteLLM rejects the model_list: {error}")
+    return problems, keys.warnings
+
+
+def _source(config_path: str | Path | None) -> str:
+    return str(config_path) if config_path else "<no config file>"
 
 
 def _with_deeper_problems(
@@ -322,17 +337,21 @@ def _serve(args: argparse.Namespace) -> int:
         settings = load_settings(config_path, overrides)
     except ConfigError as error:
         raise _with_deeper_problems(error, config_path, with_litellm=False) from None
+    if problems := _check_named_files(settings, config_path):
+        raise ConfigError(problems)
     # Before anything slow (LiteLLM's import, the database): a taken port is one line, not a
     # traceback after seconds of startup.
     if problem := port_problem(settings.host, settings.port):
         print(f"routeiq: {problem}", file=sys.stderr)
         return 1
-    # The same checks as check-config, all problems at once. LiteLLM's own checks only where this
-    # process goes on to import it anyway (one worker): a gunicorn master stays small.
     _configure_logging(settings.log_level)
-    problems, warnings = _check_deeper(settings, config_path, with_litellm=settings.workers == 1)
-    if problems:
-        raise ConfigError(problems)
+    # check-config's LiteLLM key checks too, where this process imports LiteLLM anyway (one
+    # worker); a gunicorn master stays small, and its workers log them as warnings instead.
+    warnings: list[str] = []
+    if settings.workers == 1:
+        problems, warnings = _check_with_litellm(settings, config_path, with_router=False)
+        if problems:
+            raise ConfigError(problems)
     log = logging.getLogger("routeiq")
     for warning in warnings:
         log.warning("config: %s", warning)
@@ -359,7 +378,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_cleanly)
     if settings.workers == 1:
         return _run_uvicorn(settings)
-    return _run_gunicorn(settings)
+    return _run_gunicorn(settings, config_path)
 
 
 NO_DEPLOYMENTS = (
@@ -450,7 +469,7 @@ def _run_uvicorn(settings: Settings) -> int:
     return 0
 
 
-def _run_gunicorn(settings: Settings) -> int:
+def _run_gunicorn(settings: Settings, config_path: str | Path | None) -> int:
     from gunicorn.app.base import BaseApplication
 
     class GatewayApplication(BaseApplication):  # type: ignore[misc]
@@ -470,7 +489,11 @@ def _run_gunicorn(settings: Settings) -> int:
         def load(self) -> Any:
             from routeiq.app import app_from_environment
 
-            return app_from_environment()
+            app = app_from_environment()  # a worker imports LiteLLM anyway: the key checks are cheap here
+            problems, warnings = _check_with_litellm(settings, config_path, with_router=False)
+            for line in (*problems, *warnings):
+                logging.getLogger("routeiq").warning("config: %s", line)
+            return app
 
     GatewayApplication().run()
     return 0
