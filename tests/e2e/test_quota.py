@@ -314,6 +314,26 @@ def test_a_stream_cut_short_is_charged_for_what_it_streamed(client: Client) -> N
     assert lowest <= tokens_used <= highest < 10 * 502
     assert lowest * PRICE - 1e-6 <= spend_used <= highest * PRICE + 1e-6
 
+    # The spend log agrees: one row per cut stream, with its tokens and cost (written off the
+    # request path, so wait for the batch).
+    def rows() -> list[dict[str, Any]]:
+        page = httpx.get(
+            f"{client.gateway.url}/admin/spend/records",
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+            params={"group": "slow-priced", "limit": 1000},
+            timeout=10,
+        )
+        assert page.status_code == 200, page.text
+        return list(page.json()["data"])
+
+    deadline = time.monotonic() + 15
+    while len(rows()) < 11 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    charged = rows()
+    assert len(charged) == 11  # the 10 cut streams and the call after them
+    assert all(row["input_tokens"] > 0 and row["output_tokens"] > 0 for row in charged), charged
+    assert all(row["cost_usd"] > 0 for row in charged), charged
+
 
 # --- budgets under concurrency, across workers sharing Redis ---------------------------------------
 
