@@ -485,7 +485,12 @@ def _sentinel_store(
     auth: dict[str, Any] = {
         key: value for key, value in from_url.items() if key in ("username", "password", "db")
     }
-    sentinel = Sentinel([_sentinel_address(text) for text in sentinels], **timeouts)
+    # Every new master connection first asks a Sentinel where the master is: those clients need the
+    # same room, or a burst of connections fails with MasterNotFoundError.
+    sentinel_options = {key: value for key, value in timeouts.items() if key.startswith("socket_")}
+    sentinel_options["max_connections"] = MAX_CONNECTIONS
+    addresses = [_sentinel_address(text) for text in sentinels]
+    sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_options, **timeouts)
     client = sentinel.master_for(master, **auth, **timeouts)
     closers = [node.aclose for node in sentinel.sentinels]
     timeout = timeouts["socket_timeout"]
@@ -511,7 +516,8 @@ def create_redis_store(
     if sentinels:
         if not sentinel_master:
             raise ValueError("sentinel mode needs sentinel_master (the monitored master's name)")
-        options = client_options(timeout_seconds)
+        # (Sentinel's pool cannot block; at least it gets the same room as the plain one.)
+        options = {**client_options(timeout_seconds), "max_connections": MAX_CONNECTIONS}
         return _sentinel_store(url, list(sentinels), sentinel_master, key_prefix, options)
     if not url:
         raise ValueError("a Redis URL is required (or sentinels with a master name)")

@@ -147,6 +147,49 @@ class RedisServer:
         self.stop()
 
 
+class RedisSentinel:
+    """A Sentinel (``redis-server --sentinel``) of the test's own, monitoring ``master`` as ``name``."""
+
+    def __init__(self, master: RedisServer, tmp_dir: Path, name: str = "routeiq-test") -> None:
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.name = name
+        self._config = tmp_dir / f"sentinel-{self.port}.conf"
+        self._config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {master.port} 1\n"
+        )
+        self._dir = tmp_dir
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RedisSentinel:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is required on PATH (apt-get install redis-server)")
+        self._process = subprocess.Popen(
+            [binary, str(self._config), "--sentinel"],
+            cwd=self._dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        sentinel = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name):
+                    sentinel.close()
+                    return self
+            except redis.exceptions.ConnectionError:
+                pass
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sentinel on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -23,7 +23,7 @@ from routeiq.state.base import StateUnavailable, Window
 from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import RedisStateStore, create_redis_store
 from routeiq.state.resilient import ResilientStateStore, StateHealth
-from tests.support.redis_store import RedisServer, open_redis_store, purge
+from tests.support.redis_store import RedisSentinel, RedisServer, open_redis_store, purge
 from tests.support.tcp_proxy import TcpProxy
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -314,3 +314,26 @@ def test_the_routers_redis_client_gets_routeiqs_timeouts(tmp_path: Path) -> None
     for options in (redis_cache.redis_kwargs, redis_cache.store_settings.redis_kwargs):
         assert options["socket_timeout"] == 0.25
         assert options["socket_connect_timeout"] == 0.25
+
+
+async def test_a_sentinel_store_takes_a_burst_and_killed_connections(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Through Sentinel too: each new connection asks a Sentinel for the master first, so both pools
+    need the room, and dropped connections are retried the same way."""
+    with RedisSentinel(own_redis, tmp_path) as sentinel:
+        store = create_redis_store(
+            None,
+            sentinels=[sentinel.address],
+            sentinel_master=sentinel.name,
+            key_prefix="own:",
+            timeout_seconds=3.0,
+        )
+        try:
+            counts = await asyncio.gather(*(store.incr("hits") for _ in range(150)))
+            assert sorted(counts) == list(range(1, 151))
+            assert own_redis.kill_clients() >= 1
+            counts = await asyncio.gather(*(store.incr("hits") for _ in range(20)))
+            assert sorted(counts) == list(range(151, 171))
+        finally:
+            await store.close()
