@@ -47,5 +47,8 @@ class QuotaSettings(BaseModel):
     default_max_tokens: int = Field(
         default=1024,
         ge=1,
-        description="Output tokens reserved for a call that sets no max_tokens (reconciled afterwards).",
+        description=(
+            "Output tokens reserved (and, for budgets, priced at the dearest deployment the call may"
+            " reach) for a call that sets no max_tokens; settled to the real usage afterwards."
+        ),
     )
