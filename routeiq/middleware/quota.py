@@ -92,7 +92,8 @@ class _Settlement:
             return
         self._done = True
         call = self._call
-        # A successful response means a deployment answered, even if a stream cut short by the
-        # client has not yet told the call who (its generator is finalized later): keep the estimate.
+        # A successful response means a deployment answered. A stream cut short by the client has
+        # filled in the call's usage by now (counted from what it streamed): its response closes
+        # the stream before returning. Should nothing have been filled in, the estimate stands.
         served = call.served is not None or (self._status is not None and self._status < 400)
         await self._quotas.settle_shielded(self._ticket, usage_of(served, call.usage, call.cost_usd))
