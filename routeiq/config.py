@@ -271,8 +271,18 @@ def _describe(
             where = f"{source_name}: {_yaml_key(loc)}"
         else:
             where = source_name
-        lines.extend(f"{where}: {message}" for message in _message(item))
+        for message in _message(item):
+            # A model's own check of its extra keys names the key in the message: move it into
+            # the location, so it reads like every other unknown key.
+            unknown = _UNKNOWN_KEY_MESSAGE.match(message)
+            if unknown and field and not where.startswith("environment"):
+                lines.append(f"{where}.{unknown['key']}: unknown key{unknown['rest']}")
+            else:
+                lines.append(f"{where}: {message}")
     return lines
+
+
+_UNKNOWN_KEY_MESSAGE = re.compile(r"^unknown key '(?P<key>[^']+)'(?P<rest>.*)$")
 
 
 def _env_name(loc: tuple[str, ...], env_names: set[str]) -> str | None:

@@ -111,7 +111,7 @@ def test_check_config_reports_every_problem_at_once(tmp_path: Path) -> None:
     result = run_with(["check-config", str(path)], {"ROUTEIQ_MASTERKEY": "sk-x"})
     assert result.returncode == 2, result.stdout
     for expected in (
-        f"{path}: model_list.0.model_info: unknown key 'teir' (did you mean 'tier'?)",
+        f"{path}: model_list.0.model_info.teir: unknown key (did you mean 'tier'?)",
         f"{path}: model_list.1.model_info.tier: unknown tier 'premum' (did you mean 'premium'?)",
         f"{path}: router_settings.num_retrys: unknown key (did you mean 'num_retries'?)",
         f"{path}: routeiq.max_concurent_requests: unknown key (did you mean 'max_concurrent_requests'?)",

@@ -142,7 +142,7 @@ def test_model_list_typos_are_errors_all_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(path, environ={})
     problems = caught.value.problems
-    assert f"{path}: model_list.0.model_info: unknown key 'teir' (did you mean 'tier'?)" in problems
+    assert f"{path}: model_list.0.model_info.teir: unknown key (did you mean 'tier'?)" in problems
     assert any(
         p.startswith(f"{path}: model_list.1.model_info.tier: unknown tier 'premum' (did you mean 'premium'?)")
         for p in problems
