@@ -379,6 +379,15 @@ class Settings(BaseSettings):
             raise ValueError("not a valid Redis URL: no host")
         return value
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"sentinel address must be host:port, got {address!r}")
+        return value
+
     @field_validator("admin_keys", "cors_allow_origins", "redis_sentinels", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -388,6 +397,8 @@ class Settings(BaseSettings):
     def _check_groups(self) -> Settings:
         # Every problem at once (one per line), so a user fixes them in one pass, not one per run.
         problems = []
+        if self.redis_sentinels and not self.redis_sentinel_master:
+            problems.append("redis_sentinels needs redis_sentinel_master (the monitored master's name)")
         groups = {entry.model_name for entry in self.model_list}
         ids: set[str] = set()
         for entry in self.model_list:

@@ -304,3 +304,17 @@ def test_unknown_model_list_keys_checked_against_litellm() -> None:
         "cfg.yaml: model_list.0.model_info.input_cost_per_tokn: unknown key"
         " (did you mean 'input_cost_per_token'?)"
     ]
+
+
+def test_sentinel_settings_are_checked_before_serving() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, environ={"ROUTEIQ_REDIS_SENTINELS": "sentinel-a:26379,sentinel-b"})
+    assert str(caught.value) == (
+        "environment variable ROUTEIQ_REDIS_SENTINELS: sentinel address must be host:port, got 'sentinel-b'"
+    )
+    with pytest.raises(ConfigError, match="redis_sentinels needs redis_sentinel_master"):
+        load_settings(None, environ={"ROUTEIQ_REDIS_SENTINELS": "sentinel-a:26379"})
+    settings = load_settings(
+        None, environ={"ROUTEIQ_REDIS_SENTINELS": "a:26379, b:26379", "ROUTEIQ_REDIS_SENTINEL_MASTER": "main"}
+    )
+    assert settings.redis_sentinels == ["a:26379", "b:26379"]
