@@ -153,6 +153,7 @@ def _check_config(path: Path) -> int:
     except ConfigError as error:
         raise _with_deeper_problems(error, path, with_litellm=True) from None
     problems, warnings = _check_deeper(settings, path, with_litellm=True, with_router=True)
+    warnings.extend(_classifier_warnings(settings, path))
     from routeiq.routing.deployments import DeploymentTable
 
     for warning in warnings:
@@ -236,6 +237,22 @@ def _with_deeper_problems(
         return error
     more, _ = _check_deeper(error.partial, config_path, with_litellm=with_litellm)
     return ConfigError([*error.problems, *more])
+
+
+def _classifier_warnings(settings: Settings, config_path: str | Path | None) -> list[str]:
+    """A classifier_dir that does not load is a warning: serve still starts, degraded (the length rule)."""
+    if not settings.classifier_dir:
+        return []
+    from routeiq.routing.classifier import CentroidClassifier, ClassifierUnavailable
+
+    try:
+        CentroidClassifier.load(Path(settings.classifier_dir))
+    except ClassifierUnavailable as error:
+        return [
+            f"{_source(config_path)}: routeiq.classifier_dir: unusable ({error}); "
+            "serve would route by the prompt-length rule and report degraded"
+        ]
+    return []
 
 
 def _check_plugins(settings: Settings, config_path: str | Path | None) -> None:

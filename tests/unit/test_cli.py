@@ -260,3 +260,15 @@ def test_invalid_settings_do_not_hide_policy_plugin_and_router_problems(tmp_path
         assert "plugins[0] (nosuchplugin): unknown plugin 'nosuchplugin'" in result.stderr
         assert f"routeiq.learned_routers.knn: {tmp_path / 'nowhere'} is not a directory" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_check_config_warns_about_an_unusable_classifier_dir(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "model_list:\n  - model_name: auto\n    litellm_params: {model: openai/a, api_key: k}\n"
+        "routeiq:\n  classifier_dir: nowhere\n"
+    )
+    result = run_with(["check-config", str(path)], {})
+    assert result.returncode == 0, result.stderr  # serve still starts, degraded: a warning, not an error
+    assert f"warning: {path}: routeiq.classifier_dir: unusable (" in result.stderr
+    assert str(tmp_path / "nowhere") in result.stderr  # relative to the config file
