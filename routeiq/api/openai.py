@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from routeiq.api import request_schemas
 from routeiq.api.models import model_list, retrieve_model
 from routeiq.executors.base import Operation
 from routeiq.governance.access import enforce_key_scope
@@ -22,12 +23,17 @@ from routeiq.routing.strategy import RoutingContext
 
 router = APIRouter()
 
-Endpoint = Callable[[Request], Awaitable[Any]]
+Endpoint = Callable[..., Awaitable[Any]]
 
 
-def _both_paths(method: str, path: str) -> Callable[[Endpoint], Endpoint]:
+def _both_paths(method: str, path: str, body: dict[str, Any] | None = None) -> Callable[[Endpoint], Endpoint]:
+    """Register at ``/v1{path}`` (documented, with its JSON ``body`` schema) and at the bare path."""
+    extra = request_schemas.request_body(body) if body is not None else None
+
     def register(endpoint: Endpoint) -> Endpoint:
-        router.add_api_route(f"/v1{path}", endpoint, methods=[method], include_in_schema=True)
+        router.add_api_route(
+            f"/v1{path}", endpoint, methods=[method], include_in_schema=True, openapi_extra=extra
+        )
         router.add_api_route(path, endpoint, methods=[method], include_in_schema=False)
         return endpoint
 
@@ -62,19 +68,19 @@ async def _serve(request: Request, operation: Operation) -> Response:
     return await runtime.dispatcher.dispatch(operation, context, started, call, trace)
 
 
-@_both_paths("POST", "/chat/completions")
+@_both_paths("POST", "/chat/completions", request_schemas.CHAT)
 async def chat_completions(request: Request) -> Response:
     """Create a chat completion (streaming with `stream: true`) on the deployment RouteIQ picks."""
     return await _serve(request, Operation.CHAT)
 
 
-@_both_paths("POST", "/completions")
+@_both_paths("POST", "/completions", request_schemas.COMPLETIONS)
 async def completions(request: Request) -> Response:
     """Create a legacy text completion."""
     return await _serve(request, Operation.COMPLETIONS)
 
 
-@_both_paths("POST", "/embeddings")
+@_both_paths("POST", "/embeddings", request_schemas.EMBEDDINGS)
 async def embeddings(request: Request) -> Response:
     """Create embeddings (`encoding_format` float or base64)."""
     return await _serve(request, Operation.EMBEDDINGS)
@@ -92,13 +98,12 @@ async def list_models(request: Request) -> dict[str, Any]:
 
 
 @_both_paths("GET", "/models/{model_id:path}")
-async def get_model(request: Request) -> dict[str, Any]:
+async def get_model(request: Request, model_id: str) -> dict[str, Any]:
     """One routing group or profile name (the SDK's `models.retrieve`); 404 if this caller cannot use it."""
-    model_id = request.path_params["model_id"]
     return retrieve_model(model_id, _identity(request), request.app.state.runtime)
 
 
-@_both_paths("POST", "/routeiq/route")
+@_both_paths("POST", "/routeiq/route", request_schemas.CHAT)
 async def route_preview(request: Request) -> dict[str, Any]:
     """Dry run: the decision RouteIQ would make for this chat request, without calling any model."""
     context = await _routing_context(request)

@@ -132,9 +132,9 @@ def _integer_in(low: int, high: int | None = None) -> Check:
 
 def _one_of(choices: frozenset[str]) -> Check:
     def check(value: Any) -> None:
+        if not isinstance(value, str):  # checked first: an object or array cannot be looked up in a set
+            raise _wrong_type("a string", value)
         if value not in choices:
-            if not isinstance(value, str):
-                raise _wrong_type("a string", value)
             raise InvalidRequest(f"{value!r} is not one of {sorted(choices)}")
 
     return check

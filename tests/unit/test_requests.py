@@ -134,6 +134,10 @@ def test_a_bad_chat_field_is_a_400_naming_it(body: dict[str, Any], param: str) -
         ("completions", {"model": "m", "prompt": "p", "echo": "true"}, "echo"),
         ("embeddings", {"model": "m"}, "input"),
         ("embeddings", {"model": "m", "input": {"text": "x"}}, "input"),
+        # Unhashable values where a choice is expected (found by schemathesis: a 500 before).
+        ("embeddings", {"model": "m", "input": "x", "encoding_format": {}}, "encoding_format"),
+        ("chat", chat(messages=[{"role": [], "content": "hi"}]), "messages.0.role"),
+        ("chat", chat(response_format={"type": {}}), "response_format.type"),
         ("embeddings", {"model": "m", "input": [1.5]}, "input.0"),
         ("embeddings", {"model": "m", "input": "x", "encoding_format": "hex"}, "encoding_format"),
         ("embeddings", {"model": "m", "input": "x", "dimensions": 0}, "dimensions"),
