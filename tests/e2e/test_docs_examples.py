@@ -26,19 +26,32 @@ from tests.support.gateway import Gateway
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
 ADMIN_KEY = "sk-docs-admin"
-# Blocks that cannot be checked against the demo, and why (file, index among the file's yaml blocks).
+# Blocks that cannot be checked against the demo, and why: (page, a name the block configures).
 NOT_STANDALONE = {
-    ("plugins.md", 1): "configures the third-party plugin the page builds; it is not installed here",
-    ("deploy.md", 0): "a prometheus-adapter rule, not a RouteIQ config",
+    (
+        "plugins.md",
+        "code_names",
+    ): "configures the third-party plugin the page builds; it is not installed here",
 }
+
+
+def is_routeiq_file(block: Any) -> bool:
+    """A RouteIQ config (``routeiq:``) or policy file (``rules:`` of named allow/deny rules)."""
+    if not isinstance(block, dict):
+        return False
+    rules = block.get("rules")
+    policy = isinstance(rules, list) and all(isinstance(rule, dict) and "action" in rule for rule in rules)
+    return "routeiq" in block or policy
 
 
 def yaml_blocks() -> Iterator[tuple[str, int, dict[str, Any]]]:
     for page in sorted((ROOT / "docs").glob("*.md")):
         blocks = [code for kind, code in FENCE.findall(page.read_text()) if kind == "yaml"]
         for index, code in enumerate(blocks):
-            if (page.name, index) not in NOT_STANDALONE:
-                yield page.name, index, yaml.safe_load(code)
+            skipped = any(name in code for (where, name) in NOT_STANDALONE if where == page.name)
+            block = yaml.safe_load(code)
+            if is_routeiq_file(block) and not skipped:
+                yield page.name, index, block
 
 
 def demo() -> dict[str, Any]:
