@@ -8,6 +8,7 @@ limits count the group that serves a request, whatever name (profile, case varia
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,8 @@ class Stack:
             timeout=20,
         )
 
-    def new_key(self, **fields: Any) -> str:
+    def new_key(self, **fields: Any) -> tuple[str, str]:
+        """A virtual key's secret and id."""
         created = httpx.post(
             f"{self.gateway.url}/admin/keys",
             json=fields,
@@ -70,7 +72,17 @@ class Stack:
             timeout=10,
         )
         assert created.status_code in (200, 201), created.text
-        return str(created.json()["key"])
+        return str(created.json()["key"]), str(created.json()["key_id"])
+
+    def spend_request_ids(self, key_id: str) -> list[str]:
+        records = httpx.get(
+            f"{self.gateway.url}/admin/spend/records",
+            params={"key_id": key_id},
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=10,
+        )
+        assert records.status_code == 200, records.text
+        return [record["request_id"] for record in records.json()["data"]]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +126,7 @@ def assert_openai_400(response: httpx.Response, param: str) -> None:
 def test_malformed_requests_never_reach_plugins_quotas_or_the_upstream(stack: Stack) -> None:
     # A key allowing 3 requests an hour: had any malformed request been counted, the key would be
     # spent before the good request at the end.
-    key = stack.new_key(limits=[hourly("requests", 3)], budget_usd=1.0)
+    key, key_id = stack.new_key(limits=[hourly("requests", 3)], budget_usd=1.0)
     stack.upstream.clear()
     for index, (body, param) in enumerate(MALFORMED):
         response = stack.post(body, key, **{"x-request-id": f"bad-{index}"})
@@ -124,11 +136,16 @@ def test_malformed_requests_never_reach_plugins_quotas_or_the_upstream(stack: St
         assert "x-ratelimit-remaining-requests" not in response.headers  # nothing reserved
     assert stack.upstream.requests == []
 
-    good = stack.post(chat(), key)
+    good = stack.post(chat(), key, **{"x-request-id": "good"})
     assert good.status_code == 200, good.text
     assert good.headers["x-ratelimit-remaining-requests"] == "2"  # the key's first counted request
     assert good.headers[GUARDRAILS] == "pii"
     assert len(stack.upstream.requests) == 1
+    # Charged once, for the good request only (the spend log is written off the request path).
+    deadline = time.monotonic() + 10
+    while not stack.spend_request_ids(key_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stack.spend_request_ids(key_id) == ["good"]
 
 
 def test_the_dry_run_and_other_endpoints_validate_the_same_way(stack: Stack) -> None:
