@@ -5,23 +5,28 @@ resolution of a requested model to its group (routeiq.routing.profiles.resolve_t
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from routeiq.api.errors import APIError
 from routeiq.api.requests import check_body, validate_body
 from routeiq.api.texts import content_text, rewrite_texts, texts
-from routeiq.governance.call import current_call, load_body, new_call, request_body
+from routeiq.governance.call import GovernedCall, current_call, load_body, new_call, request_body
 from routeiq.governance.identity import ANONYMOUS
 from routeiq.middleware.paths import body_kind, is_data_plane, is_public, is_shed, model_call_kind, path_kind
+from routeiq.middleware.plugins import PluginsMiddleware
+from routeiq.plugins.base import NoSettings, Plugin
+from routeiq.plugins.manager import LoadedPlugin, PluginManager
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.routing.profiles import resolve_target
 from routeiq.routing.signals import read_signals
@@ -380,3 +385,42 @@ def test_model_calls_and_the_dry_run_carry_bodies_of_their_kind() -> None:
     assert model_call_kind("POST", "/v1/routeiq/route") is None  # not metered
     assert body_kind("POST", "/v1/routeiq/route") == "chat"  # but validated like a chat
     assert body_kind("GET", "/v1/models") is None
+
+
+class Gatekeeper(Plugin[NoSettings]):
+    """Answers every request it is shown itself (as an IP allow-list plugin might refuse one)."""
+
+    name = "gatekeeper"
+
+    async def on_request(self, call: GovernedCall, connection: HTTPConnection) -> Response | None:
+        return JSONResponse({"answered_by": "plugin"}, status_code=403)
+
+
+@pytest.mark.parametrize(
+    ("path", "shown_to_plugins"),
+    [("/v1/models", True), ("/v1/chat/completions", True), ("/admin/keys", False), ("/metrics", False)],
+)
+async def test_plugins_act_on_the_data_plane_only(path: str, shown_to_plugins: bool) -> None:
+    async def route(request: Request) -> JSONResponse:
+        return JSONResponse({"answered_by": "route"})
+
+    class Caller:  # stands where AuthMiddleware stands
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            new_call(scope, ANONYMOUS)
+            await self.app(scope, receive, send)
+
+    app = Starlette(
+        routes=[Route(path, route, methods=["GET", "POST"])],
+        middleware=[Middleware(Caller), Middleware(PluginsMiddleware)],
+    )
+    manager = PluginManager(
+        [LoadedPlugin(Gatekeeper(NoSettings()), "test", 1, timeout_seconds=1, abort=True)]
+    )
+    app.state.runtime = SimpleNamespace(plugins=manager, settings=Settings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get(path)
+    assert response.json()["answered_by"] == ("plugin" if shown_to_plugins else "route")
