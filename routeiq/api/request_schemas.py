@@ -2,7 +2,8 @@
 
 The routes read their bodies themselves (validated once by ``routeiq.api.requests``), so FastAPI
 cannot infer these; they are declared here for clients, generated UI types and schemathesis. They
-describe the fields RouteIQ checks; every other field is allowed and forwarded untouched.
+describe the fields RouteIQ checks (a known field sent as null counts as absent); every other field
+is allowed and forwarded untouched.
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ _CONTENT_PART = {
 
 _MESSAGE = {
     "type": "object",
-    "required": ["role", "content"],
+    "required": ["role"],
     "properties": {
         "role": {"enum": ["system", "developer", "user", "assistant", "tool", "function"]},
-        "content": {"oneOf": [_STRING, {"type": "array", "items": _CONTENT_PART}]},
+        # Required for system, developer and user turns; null for an assistant turn that only calls tools.
+        "content": {"oneOf": [_STRING, {"type": "array", "items": _CONTENT_PART}, {"type": "null"}]},
         "name": _STRING,
         "tool_call_id": _STRING,
     },
@@ -92,9 +94,25 @@ CHAT = {
         "tool_choice": {"oneOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}]},
         "parallel_tool_calls": _BOOLEAN,
         "response_format": {
-            "type": "object",
-            "required": ["type"],
-            "properties": {"type": {"enum": ["text", "json_object"]}},
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {"type": {"enum": ["text", "json_object"]}},
+                },
+                {
+                    "type": "object",
+                    "required": ["type", "json_schema"],
+                    "properties": {
+                        "type": {"const": "json_schema"},
+                        "json_schema": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {"name": {"type": "string", "minLength": 1}},
+                        },
+                    },
+                },
+            ]
         },
     },
     "additionalProperties": True,

@@ -32,8 +32,17 @@ from routeiq.plugins.builtin.content_filter import ContentFilterPlugin, ContentF
 from routeiq.plugins.builtin.cost import CostSettings, CostTracker
 from routeiq.plugins.builtin.injection import InjectionPlugin, InjectionSettings, score
 from routeiq.plugins.builtin.moderation import ModerationPlugin, ModerationSettings, ModerationUnavailable
-from routeiq.plugins.builtin.pii import PiiPlugin, PiiSettings, find_pii, luhn_valid, mask
+from routeiq.plugins.builtin.pii import (
+    DETECTORS,
+    LONGEST_MATCH,
+    PiiPlugin,
+    PiiSettings,
+    find_pii,
+    luhn_valid,
+    mask,
+)
 from routeiq.plugins.manager import LoadedPlugin, PluginFailed, PluginManager, load_plugins
+from routeiq.plugins.scan import finditer_windows
 from routeiq.settings import PluginConfig, Settings
 from routeiq.state.memory import MemoryStateStore
 from routeiq.store.records import SpendRecord
@@ -666,3 +675,20 @@ async def test_the_event_loop_keeps_ticking_during_a_megabyte_scan() -> None:
     assert call.body is not None and "[IP]" in call.body["messages"][0]["content"]
     assert len(gaps) > 10 and max(gaps) < scan_seconds / 4, (max(gaps), scan_seconds)
     await manager.close()
+
+
+def test_windowed_scans_find_exactly_what_one_search_finds() -> None:
+    """Tiny windows put many findings across window edges (and a long domain across several): the
+    windowed spans are the whole-text spans, for every PII detector."""
+    samples = [
+        "mail ana.lopez@example.co.uk or call +1 (555) 010-9999, card 4111 1111 1111 1111, ",
+        "ssn 123-45-6789, host 10.0.0.1 and fe80::1, x" * 3,
+        "a@" + ".".join(["label"] * 8) + ".museum ",
+        "0123456789" * 7 + " ",
+    ]
+    text = "".join(samples) * 5
+    for detector in DETECTORS.values():
+        whole = [match.span() for match in detector.pattern.finditer(text)]
+        windowed = [match.span() for match in finditer_windows(detector.pattern, text, LONGEST_MATCH, 37)]
+        assert whole, detector.kind
+        assert windowed == whole, detector.kind

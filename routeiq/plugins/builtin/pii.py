@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from routeiq.governance.call import GovernedCall
 from routeiq.plugins.base import DEFAULT_MAX_SCAN_CHARS, GuardrailBlocked, Plugin, check_scan_size
+from routeiq.plugins.scan import finditer_windows
 from routeiq.plugins.text import rewrite_texts, texts
 
 PiiKind = Literal["email", "card", "national_id", "ip", "phone"]
@@ -123,12 +124,17 @@ class Finding:
     end: int
 
 
+# Longer than any detector's longest match (an email domain: 1 + 9 labels of 64 + a 63-letter TLD).
+LONGEST_MATCH = 1_024
+
+
 def _spans(detector: Detector, text: str) -> Iterator[tuple[int, int]]:
+    matches = finditer_windows(detector.pattern, text, LONGEST_MATCH)
     if detector.kind != "email":
-        yield from (match.span() for match in detector.pattern.finditer(text))
+        yield from (match.span() for match in matches)
         return
     floor = 0  # a local part never reaches back into the previous email
-    for match in detector.pattern.finditer(text):
+    for match in matches:
         at = match.start()
         local = _LOCAL_PART_REVERSED.match(text[max(floor, at - LOCAL_PART_MAX) : at][::-1])
         if local is not None:
