@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Metric = Literal["requests", "input_tokens", "output_tokens", "total_tokens", "spend_usd"]
 WindowName = Literal["minute", "hour", "day", "month"]
@@ -17,6 +17,10 @@ METRICS: tuple[Metric, ...] = ("requests", "input_tokens", "output_tokens", "tot
 
 # Spend is counted in micro-dollars so that every StateStore counter stays an integer.
 MICRO_USD_PER_USD = 1_000_000
+# Bounds that keep every counter a 64-bit integer and refuse values no operator means: a budget of
+# 1e308 USD is a typo, and overflowed every call it applied to.
+MAX_BUDGET_USD = 1e9
+MAX_COUNT_LIMIT = 10**12
 
 
 class Limit(BaseModel):
@@ -26,7 +30,14 @@ class Limit(BaseModel):
 
     metric: Metric = Field(description="requests, input_tokens, output_tokens, total_tokens or spend_usd.")
     window: WindowName = Field(description="minute, hour, day or month (calendar month, UTC).")
-    limit: float = Field(ge=0, description="The most allowed in one window.")
+    limit: float = Field(ge=0, allow_inf_nan=False, description="The most allowed in one window.")
+
+    @model_validator(mode="after")
+    def _within_counter_range(self) -> Limit:
+        most = MAX_BUDGET_USD if self.is_budget else MAX_COUNT_LIMIT
+        if self.limit > most:
+            raise ValueError(f"a {self.metric} limit must be at most {most:g}")
+        return self
 
     @property
     def is_budget(self) -> bool:

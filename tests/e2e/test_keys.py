@@ -365,8 +365,8 @@ def test_absurd_admin_inputs_are_refused_with_400(cluster: Gateway) -> None:
     for bad, param in (
         ({"budget_usd": 1e308}, "budget_usd"),
         ({"tpm_limit": 10**30}, "tpm_limit"),
-        ({"limits": [{"metric": "spend_usd", "window": "day", "limit": 1e308}]}, "limits"),
-        ({"limits": [{"metric": "requests", "window": "minute", "limit": 1e300}]}, "limits"),
+        ({"limits": [{"metric": "spend_usd", "window": "day", "limit": 1e308}]}, "limits.0"),
+        ({"limits": [{"metric": "requests", "window": "minute", "limit": 1e300}]}, "limits.0"),
     ):
         response = httpx.post(f"{cluster.url}/admin/keys", headers=ADMIN, json=bad)
         assert response.status_code == 400, (bad, response.text)

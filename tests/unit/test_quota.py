@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from routeiq.api.errors import APIError
 from routeiq.governance.identity import MASTER, Identity
@@ -81,6 +83,23 @@ def test_limits_come_from_key_team_user_and_group() -> None:
     # Master and anonymous callers have no key, team or user: only group limits reach them.
     assert [a.scope for a in applicable_limits(MASTER, "auto", settings)] == ["group"]
     assert applicable_limits(MASTER, "other", settings) == []
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        {"metric": "spend_usd", "window": "month", "limit": 1e308},
+        {"metric": "spend_usd", "window": "month", "limit": float("inf")},
+        {"metric": "requests", "window": "minute", "limit": float("nan")},
+        {"metric": "total_tokens", "window": "day", "limit": 1e13},
+    ],
+)
+def test_limits_beyond_a_counters_range_are_refused_wherever_they_are_written(limit: dict[str, Any]) -> None:
+    """Keys (admin API) and YAML quotas share the Limit model: a 1e308 budget is an error in both."""
+    with pytest.raises(ValidationError):
+        Limit.model_validate(limit)
+    with pytest.raises(ValidationError):
+        QuotaSettings.model_validate({"teams": {"search": [limit]}})
 
 
 def test_two_limits_on_one_counter_keep_the_smaller() -> None:
