@@ -8,6 +8,7 @@ forbidden patterns are assembled from pieces, and this file (whose examples must
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 THIS_FILE = Path(__file__).resolve()
@@ -35,12 +36,27 @@ PARENTS_INDEX = re.compile(r"Path\(__file__\)(?:\.resolve\(\))?\.parents\[(\d+)\
 PARENT_CHAIN = re.compile(r"Path\(__file__\)(?:\.resolve\(\))?((?:\.parent\b)+)")
 
 
+def ignored_by_git() -> set[Path]:
+    """Files git ignores (benchmark results, caches): local output, never part of the project."""
+    if not (ROOT / ".git").exists():
+        return set()
+    listing = subprocess.run(
+        ["git", "ls-files", "--others", "--ignored", "--exclude-standard", *SCANNED],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {ROOT / line for line in listing.stdout.splitlines()}
+
+
 def scanned_files() -> list[Path]:
     files = [ROOT / name for name in SCANNED_FILES if (ROOT / name).is_file()]
+    ignored = ignored_by_git()
     for folder in SCANNED:
         for path in sorted((ROOT / folder).rglob("*")):
             skipped = SKIPPED_DIRS.intersection(path.relative_to(ROOT).parts) or path == THIS_FILE
-            if path.is_file() and not skipped:
+            if path.is_file() and not skipped and path not in ignored:
                 files.append(path)
     return files
 
