@@ -164,16 +164,27 @@ def _stream_options(value: Any) -> None:
         raise _wrong_type("a boolean", include_usage, "include_usage")
 
 
+def _at(where: str | int, check: Check, value: Any) -> None:
+    """``check(value)``, with an error's ``param`` prefixed by ``where``."""
+    try:
+        check(value)
+    except InvalidRequest as invalid:
+        raise invalid.within(where) from None
+
+
+def _each(check: Check, values: list[Any]) -> None:
+    """``check`` on every item, an error naming the item's index."""
+    for index, item in enumerate(values):
+        _at(index, check, item)
+
+
 _bias = _number_in(-100, 100)
 
 
 def _logit_bias(value: Any) -> None:
     _object(value)
     for token, bias in value.items():
-        try:
-            _bias(bias)
-        except InvalidRequest as invalid:
-            raise invalid.within(token) from None
+        _at(token, _bias, bias)
 
 
 def _content_part(part: Any) -> None:
@@ -199,24 +210,23 @@ def _content(value: Any, optional: bool) -> None:
     if not isinstance(value, list):
         expected = "a string or an array of content parts" + (" or null" if optional else "")
         raise _wrong_type(expected, value)
-    for index, part in enumerate(value):
-        try:
-            _content_part(part)
-        except InvalidRequest as invalid:
-            raise invalid.within(index) from None
+    _each(_content_part, value)
+
+
+def _required_content(value: Any) -> None:
+    _content(value, optional=False)
+
+
+def _optional_content(value: Any) -> None:
+    _content(value, optional=True)
 
 
 def _message(message: Any) -> None:
     _object(message)
     role = message.get("role")
-    try:
-        _role(role)
-    except InvalidRequest as invalid:
-        raise invalid.within("role") from None
-    try:
-        _content(message.get("content"), role in OPTIONAL_CONTENT_ROLES)
-    except InvalidRequest as invalid:
-        raise invalid.within("content") from None
+    _at("role", _role, role)
+    content_check = _optional_content if role in OPTIONAL_CONTENT_ROLES else _required_content
+    _at("content", content_check, message.get("content"))
     name = message.get("name")
     if name is not None and not isinstance(name, str):
         raise _wrong_type("a string", name, "name")
@@ -233,11 +243,7 @@ def _messages(value: Any) -> None:
         raise _wrong_type("an array of messages", value)
     if not value:
         raise InvalidRequest("must contain at least one message")
-    for index, message in enumerate(value):
-        try:
-            _message(message)
-        except InvalidRequest as invalid:
-            raise invalid.within(index) from None
+    _each(_message, value)
 
 
 def _tool(tool: Any) -> None:
@@ -260,11 +266,7 @@ def _tool(tool: Any) -> None:
 def _tools(value: Any) -> None:
     if not isinstance(value, list):
         raise _wrong_type("an array of tools", value)
-    for index, tool in enumerate(value):
-        try:
-            _tool(tool)
-        except InvalidRequest as invalid:
-            raise invalid.within(index) from None
+    _each(_tool, value)
 
 
 def _tool_choice(value: Any) -> None:
@@ -281,10 +283,7 @@ def _tool_choice(value: Any) -> None:
 def _response_format(value: Any) -> None:
     _object(value)
     kind = value.get("type")
-    try:
-        _response_format_type(kind)
-    except InvalidRequest as invalid:
-        raise invalid.within("type") from None
+    _at("type", _response_format_type, kind)
     if kind == "json_schema":
         schema = value.get("json_schema")
         if not isinstance(schema, dict):
@@ -320,11 +319,7 @@ def _prompt(value: Any) -> None:
         check = _token_ids
     else:
         raise _wrong_type("a string, a token id or an array of token ids", first, 0)
-    for index, item in enumerate(value):
-        try:
-            check(item)
-        except InvalidRequest as invalid:
-            raise invalid.within(index) from None
+    _each(check, value)
 
 
 _SAMPLING: dict[str, Check] = {
@@ -392,10 +387,7 @@ def check_body(kind: BodyKind, body: Mapping[str, Any]) -> None:
     for name, value in body.items():
         check = checks.get(name)
         if check is not None and value is not None:
-            try:
-                check(value)
-            except InvalidRequest as invalid:
-                raise invalid.within(name) from None
+            _at(name, check, value)
 
 
 def validate_body(kind: BodyKind, body: Mapping[str, Any]) -> None:
