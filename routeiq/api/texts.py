@@ -46,16 +46,22 @@ def _prompt_texts(value: Any) -> Iterator[str]:
                 yield item
 
 
+def _messages(body: Mapping[str, Any], roles: Collection[str] | None) -> Iterator[dict[str, Any]]:
+    """The chat messages whose role is in ``roles`` (None: all)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and (roles is None or message.get("role") in roles):
+                yield message
+
+
 def texts(body: Mapping[str, Any] | None, roles: Collection[str] | None = None) -> Iterator[str]:
     """Every text in the body, in order; for chat, only messages whose role is in ``roles`` (None:
     all). Reads only: the body is left as it is."""
     if not body:
         return
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict) and (roles is None or message.get("role") in roles):
-                yield from content_texts(message.get("content"))
+    for message in _messages(body, roles):
+        yield from content_texts(message.get("content"))
     for key in PROMPT_FIELDS:
         yield from _prompt_texts(body.get(key))
 
@@ -66,11 +72,8 @@ def rewrite_texts(
     """Replace every text ``texts`` yields (in place) by ``rewrite(text)``."""
     if not body:
         return
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict) and (roles is None or message.get("role") in roles):
-                _rewrite_content(message, rewrite)
+    for message in _messages(body, roles):
+        _rewrite_content(message, rewrite)
     for key in PROMPT_FIELDS:
         value = body.get(key)
         if isinstance(value, str):
@@ -85,9 +88,5 @@ def _rewrite_content(message: dict[str, Any], rewrite: Rewrite) -> None:
         message["content"] = rewrite(content)
     elif isinstance(content, list):
         for part in content:
-            if (
-                isinstance(part, dict)
-                and part.get("type", "text") == "text"
-                and isinstance(part.get("text"), str)
-            ):
+            if _is_text_part(part):
                 part["text"] = rewrite(part["text"])
