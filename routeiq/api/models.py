@@ -8,22 +8,14 @@ is a 404 like any name that does not exist: a key learns nothing about what it c
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
 from typing import Any
 
 from routeiq.api.errors import APIError
+from routeiq.governance.access import serves_allowed_model
 from routeiq.governance.identity import Identity
-from routeiq.routing.deployments import Deployment, DeploymentTable
+from routeiq.routing.deployments import DeploymentTable
 from routeiq.routing.profiles import PROFILES
 from routeiq.settings import Settings
-
-
-def serves_allowed_model(identity: Identity, deployment: Deployment) -> bool:
-    """Whether ``deployment`` serves a model the key's ``allowed_models`` patterns admit."""
-    if not identity.allowed_models:
-        return True
-    served_as = (deployment.litellm_model, deployment.upstream_model)
-    return any(fnmatchcase(model, pattern) for model in served_as for pattern in identity.allowed_models)
 
 
 def reachable_groups(identity: Identity, deployments: DeploymentTable) -> list[str]:

@@ -12,7 +12,16 @@ from fnmatch import fnmatchcase
 
 from routeiq.api.errors import APIError
 from routeiq.governance.call import GovernedCall
-from routeiq.routing.deployments import DeploymentTable
+from routeiq.governance.identity import Identity
+from routeiq.routing.deployments import Deployment, DeploymentTable
+
+
+def serves_allowed_model(identity: Identity, deployment: Deployment) -> bool:
+    """Whether ``deployment`` serves a model the key's ``allowed_models`` patterns admit."""
+    if not identity.allowed_models:
+        return True
+    served_as = (deployment.litellm_model, deployment.upstream_model)
+    return any(fnmatchcase(model, pattern) for model in served_as for pattern in identity.allowed_models)
 
 
 def enforce_key_scope(
@@ -28,16 +37,14 @@ def enforce_key_scope(
         )
     if not identity.allowed_models:
         return
-    patterns = identity.allowed_models
     for name in (group, *fallbacks):
         for deployment in deployments.group(name):
-            served_as = (deployment.litellm_model, deployment.upstream_model)
-            if not any(fnmatchcase(model, pattern) for model in served_as for pattern in patterns):
+            if not serves_allowed_model(identity, deployment):
                 call.excluded_deployments.add(deployment.id)
     if all(deployment.id in call.excluded_deployments for deployment in deployments.group(group)):
         raise APIError(
             403,
-            f"no deployment of {group!r} serves a model this key may use ({list(patterns)})",
+            f"no deployment of {group!r} serves a model this key may use ({list(identity.allowed_models)})",
             code="model_not_allowed",
             param="model",
         )
