@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from tests.support.databases import (
     drop_postgres_database,
     reset_postgres_schema,
 )
+from tests.support.eventually import eventually
 
 HEAD = Database.head_revision()
 
@@ -91,15 +92,6 @@ def spend(at: float, group: str = "auto", **fields: Any) -> SpendRecord:
     }
     values.update(fields)
     return SpendRecord(**values)
-
-
-async def eventually(condition: Callable[[], bool], within_seconds: float = 5.0) -> None:
-    """Wait for the writer's background task to get somewhere (it runs on its own schedule)."""
-    deadline = time.monotonic() + within_seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return
-        await asyncio.sleep(0.02)
 
 
 # -- database and migrations --------------------------------------------------------------------
@@ -405,7 +397,7 @@ async def test_log_writer_flushes_a_partial_batch_after_the_interval(db: Databas
     writer.start()
     try:
         writer.submit(spend(1.0))
-        await asyncio.sleep(0.05)  # the first record goes at once: the writer was idle
+        await eventually(lambda: writer.written == 1)  # the first record goes at once: the writer was idle
         writer.submit(spend(2.0))
         writer.submit(spend(3.0))
         await eventually(lambda: writer.written >= 3)
