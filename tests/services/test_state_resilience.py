@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from routeiq.state.base import StateUnavailable, Window
 from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import RedisStateStore, create_redis_store
 from routeiq.state.resilient import ResilientStateStore, StateHealth
+from tests.support.eventually import eventually
 from tests.support.redis_store import RedisSentinel, RedisServer, open_redis_store, purge
 from tests.support.tcp_proxy import TcpProxy
 
@@ -75,13 +76,6 @@ async def timed(call: Awaitable[Any]) -> tuple[Any, float]:
     started = time.monotonic()
     result = await call
     return result, time.monotonic() - started
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + RECOVERY_SECONDS
-    while not await check():
-        assert time.monotonic() < deadline, f"{what} within {RECOVERY_SECONDS}s"
-        await asyncio.sleep(0.05)
 
 
 async def test_fail_open_serves_from_the_fallback_quickly(setup: Setup) -> None:
@@ -141,7 +135,7 @@ async def test_back_on_redis_after_restore(setup: Setup) -> None:
     async def redis_answers() -> bool:
         return await setup.open_store.get_int("hits") == 40
 
-    await eventually(redis_answers, "the fail-open store reads Redis again")
+    await eventually(redis_answers, timeout=RECOVERY_SECONDS)  # the fail-open store reads Redis again
     assert not setup.health.degraded and setup.health.reason is None
     assert await setup.open_store.incr("hits", 2) == 42
     assert await setup.direct.get_int("hits") == 42  # other processes see it
@@ -158,7 +152,7 @@ async def test_outage_state_does_not_resurface_in_the_next_outage(setup: Setup) 
         await setup.open_store.get_int("anything")
         return not setup.health.degraded
 
-    await eventually(recovered, "recovery")
+    await eventually(recovered, timeout=RECOVERY_SECONDS)
     setup.proxy.cut()
     await setup.open_store.get_int("trip")  # degrade again
     assert setup.health.degraded
@@ -196,13 +190,17 @@ async def test_listener_reconnects_by_itself_and_runs_the_hooks(setup: Setup) ->
 
     setup.proxy.cut()
     await setup.direct.publish("breakers", {"n": 2})  # lost: the listener is disconnected
-    await asyncio.sleep(0.3)
+
+    async def listener_lost() -> bool:
+        return not await setup.open_store.wait_subscribed(0.01)
+
+    await eventually(listener_lost, timeout=RECOVERY_SECONDS)  # so the restore is a reconnection
     setup.proxy.restore()
 
     async def hook_ran() -> bool:
         return len(reconnects) > hooks_before
 
-    await eventually(hook_ran, "the reconnect hook ran")
+    await eventually(hook_ran, timeout=RECOVERY_SECONDS)
     assert len(async_reconnects) == len(reconnects)
     assert await setup.open_store.wait_subscribed(RECOVERY_SECONDS)
     await setup.direct.publish("breakers", {"n": 3})
