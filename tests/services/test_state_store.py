@@ -21,9 +21,12 @@ import redis.asyncio
 from routeiq.state.base import Reservation, StateStore, Window
 from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import RedisStateStore
+from tests.support.eventually import eventually
 from tests.support.redis_store import REDIS_URL, open_redis_store, purge, state_store
 
 DELIVERY_TIMEOUT = 5.0  # generous: the machine is slow and noisy
+# TTLs here are real time: Redis expires keys by its own clock, which a test cannot move.
+EXPIRY_TIMEOUT = 5.0
 
 # 30 s before midnight UTC on the last day of a month: one step of 30 s crosses every window.
 EVE = datetime(2031, 1, 31, 23, 59, 30, tzinfo=UTC).timestamp()
@@ -70,8 +73,11 @@ async def test_incr_counts_from_zero(store: StateStore) -> None:
 async def test_incr_ttl_expires(store: StateStore) -> None:
     assert await store.incr("short", 3, ttl_seconds=0.2) == 3
     assert await store.incr("long", 3, ttl_seconds=60) == 3
-    await asyncio.sleep(0.5)
-    assert await store.get_int("short") == 0
+
+    async def short_expired() -> None:
+        assert await store.get_int("short") == 0
+
+    await eventually(short_expired, timeout=EXPIRY_TIMEOUT)
     assert await store.get_int("long") == 3
     assert await store.incr("short", ttl_seconds=0.2) == 1  # a fresh counter
 
@@ -85,8 +91,13 @@ async def test_hincr_updates_several_fields_at_once(store: StateStore) -> None:
 
 async def test_hincr_ttl_expires(store: StateStore) -> None:
     await store.hincr("minute", {"a": 1}, ttl_seconds=0.2)
-    await asyncio.sleep(0.5)
-    assert await store.hgetall("minute") == {}
+    await store.hincr("hour", {"a": 1}, ttl_seconds=60)
+
+    async def minute_expired() -> None:
+        assert await store.hgetall("minute") == {}
+
+    await eventually(minute_expired, timeout=EXPIRY_TIMEOUT)
+    assert await store.hgetall("hour") == {"a": 1}
 
 
 # --- windows -------------------------------------------------------------------------------------
@@ -203,8 +214,11 @@ async def test_records_round_trip_as_json(store: StateStore) -> None:
 async def test_record_ttl_expires(store: StateStore) -> None:
     await store.set_record("short", {"a": 1}, ttl_seconds=0.2)
     await store.set_record("kept", {"a": 2}, ttl_seconds=60)
-    await asyncio.sleep(0.5)
-    assert await store.get_record("short") is None
+
+    async def short_expired() -> None:
+        assert await store.get_record("short") is None
+
+    await eventually(short_expired, timeout=EXPIRY_TIMEOUT)
     assert await store.get_record("kept") == {"a": 2}
 
 
@@ -212,8 +226,11 @@ async def test_set_record_if_absent_is_nx(store: StateStore, peer: StateStore) -
     assert await store.set_record_if_absent("probe", {"by": "a"}, ttl_seconds=0.3)
     assert not await peer.set_record_if_absent("probe", {"by": "b"}, ttl_seconds=0.3)
     assert await peer.get_record("probe") == {"by": "a"}
-    await asyncio.sleep(0.6)
-    assert await peer.set_record_if_absent("probe", {"by": "b"})
+
+    async def taken_over() -> bool:  # once the first holder's TTL has run out
+        return await peer.set_record_if_absent("probe", {"by": "b"})
+
+    await eventually(taken_over, timeout=EXPIRY_TIMEOUT)
     assert await store.get_record("probe") == {"by": "b"}
 
 
@@ -258,8 +275,10 @@ async def test_publish_reaches_subscribers_on_other_instances(store: StateStore,
     await store.publish("breakers", {"id": "gpt", "opened_at": 12.5})
     got = [await asyncio.wait_for(received.get(), DELIVERY_TIMEOUT) for _ in range(2)]
     assert got == [("async", {"id": "gpt", "opened_at": 12.5}), ("sync", {"id": "gpt", "opened_at": 12.5})]
-    await asyncio.sleep(0.2)
-    assert received.empty()  # nothing on "routing"
+    # Nothing on "routing": a notice sent there now arrives after anything the first one put there.
+    await store.publish("routing", {"name": "marker"})
+    assert await asyncio.wait_for(received.get(), DELIVERY_TIMEOUT) == ("other", {"name": "marker"})
+    assert received.empty()
 
 
 async def test_publisher_hears_its_own_notices(store: StateStore) -> None:
