@@ -225,7 +225,7 @@ async def test_settling_survives_the_callers_cancellation(store: StateStore) -> 
         await quotas.settle_shielded(ticket, Usage(served=False))
 
     task = asyncio.create_task(caller())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the caller starts settling, then is cancelled mid-way
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
