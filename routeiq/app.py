@@ -25,12 +25,13 @@ from routeiq.middleware.request_id import RequestIdMiddleware
 from routeiq.observability.ledger import RequestLedgerMiddleware
 from routeiq.resilience.drain import DrainOnSignal
 from routeiq.resilience.traffic import TrafficGate
+from routeiq.runtime_handle import RuntimeHandle
 from routeiq.settings import Settings
 
 logger = logging.getLogger("routeiq")
 
 
-def middleware_stack(settings: Settings, gate: TrafficGate) -> list[Middleware]:
+def middleware_stack(settings: Settings, gate: TrafficGate, runtime: RuntimeHandle) -> list[Middleware]:
     """Outermost first: each layer sees only what the layers before it let through.
 
     CORS is there only when origins are configured: with none allowed it would change nothing but
@@ -49,19 +50,20 @@ def middleware_stack(settings: Settings, gate: TrafficGate) -> list[Middleware]:
         *(cors if settings.cors_allow_origins else []),
         Middleware(RequestIdMiddleware),
         # Outside every layer that can refuse a request, so each one leaves exactly one record.
-        Middleware(RequestLedgerMiddleware),
+        Middleware(RequestLedgerMiddleware, runtime=runtime),
         Middleware(BackpressureMiddleware, gate=gate, retry_after_seconds=settings.shed_retry_after_seconds),
         Middleware(
             AuthMiddleware,
             master_key=master_key,
             admin_keys=[key.get_secret_value() for key in settings.admin_keys],
             metrics_auth=settings.metrics_auth,
+            runtime=runtime,
         ),
-        # After identity is known, in this order. Each reaches its engine through
-        # scope["app"].state.runtime, and does nothing for calls its engine does not govern.
-        Middleware(PolicyMiddleware),
-        Middleware(QuotaMiddleware),
-        Middleware(PluginsMiddleware),
+        # After identity is known, in this order. Each reaches its engine through the runtime handle,
+        # and does nothing for calls its engine does not govern.
+        Middleware(PolicyMiddleware, runtime=runtime),
+        Middleware(QuotaMiddleware, runtime=runtime),
+        Middleware(PluginsMiddleware, runtime=runtime),
     ]
 
 
@@ -74,7 +76,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.warning("ROUTEIQ_MASTER_KEY is not set: the data plane is OPEN to anyone who can reach it")
     if not settings.admin_keys:
         logger.info("no ROUTEIQ_ADMIN_KEYS: the control plane (/admin) is closed")
-    app.state.runtime = await build_runtime(settings, app.state.gate)
+    handle: RuntimeHandle = app.state.runtime
+    runtime = await build_runtime(settings, app.state.gate)
+    handle.attach(runtime)
     # LiteLLM's import leaves millions of long-lived objects; without this every full garbage
     # collection walks them all, in the middle of some unlucky request.
     gc.collect()
@@ -83,23 +87,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await app.state.runtime.close()
+        await runtime.close()
 
 
 def create_app(settings: Settings) -> FastAPI:
     gate = TrafficGate(settings.max_concurrent_requests, settings.queue_timeout_ms, settings.queue_max_depth)
+    runtime = RuntimeHandle()  # filled in by the lifespan; the same one for every layer and route
     app = FastAPI(
         title="RouteIQ",
         version=__version__,
         description="OpenAI-compatible LLM gateway that picks the right model for every request.",
         lifespan=lifespan,
-        middleware=middleware_stack(settings, gate),
+        middleware=middleware_stack(settings, gate, runtime),
         # FastAPI's built-in OpenTelemetry hook asks the global providers on every request (tens of
         # microseconds); RouteIQ's own observability decides what to trace.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.gate = gate
+    app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)

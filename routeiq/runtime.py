@@ -1,14 +1,16 @@
 """Everything a request needs, built once in the app's lifespan and closed there.
 
-It hangs off ``app.state.runtime``; nothing here is module-level, so two apps in one process share
-nothing. Importing this module imports LiteLLM (seconds), which is why the CLI imports it lazily.
+The app's ``RuntimeHandle`` holds it (``routeiq.runtime_handle``); nothing here is module-level, so
+two apps in one process share nothing. Importing this module imports LiteLLM (seconds), which is why
+the CLI imports it lazily.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -78,42 +80,11 @@ class Runtime:
     spend: SpendRepository
     plugins: PluginManager
 
-    async def start(self) -> None:
-        if self.settings.database_migrate_on_startup:
-            await self.database.ensure_current()
-        await self.state.start()
-        self.keys.start()
-        self.spend_log.start()
-        await self.plugins.start(
-            PluginServices(self.state.for_feature("stats"), self.spend_log.submit, self.http, self.settings)
-        )
-        if self.breakers is not None:
-            await self.breakers.start()
-            self.state.on_reconnect(self.breakers.resync)
-        await self.strategy.start()
-        self.state.on_reconnect(self.strategy.resync)
-        self.reloads.start()
-        await self.stats.start()
-        self.decisions.start()
-        if self.policy is not None:
-            await self.policy.start()
-            self.state.on_reconnect(self.policy.check)  # notices sent while away are lost
-        await self.state.wait_subscribed(SUBSCRIBE_WAIT_SECONDS)
+    opened: AsyncExitStack = field(repr=False)  # what build_runtime opened and started
 
     async def close(self) -> None:
-        await self.plugins.close()  # first: the cost tracker flushes into the stores closed below
-        await self.decisions.close()
-        if self.policy is not None:
-            await self.policy.close()
-        await self.quotas.close()  # settlements still running, before the stores go
-        await self.spend_log.close()
-        await self.database.close()
-        await self.stats.close()
-        await self.strategy.close()
-        if self.breakers is not None:
-            await self.breakers.close()
-        await self.state.close()
-        await self.http.close()
+        """Close what was opened, in reverse (see ``_open``)."""
+        await self.opened.aclose()
 
 
 def build_router(settings: Settings) -> Any:
@@ -158,11 +129,50 @@ def litellm_model_facts(model: str) -> dict[str, Any]:
 
 
 async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
+    """Build every part, opening and starting each one inside an exit stack: should startup fail
+    half-way, exactly what was opened is closed again (in reverse), nothing leaks."""
     plugins = PluginManager.from_configs(settings.plugins)  # bad plugin config fails before connecting
     deployments = DeploymentTable(settings.model_list, model_facts=litellm_model_facts)
     state = build_state_stores(settings)
     # First: a bad policy file stops startup before anything needs closing.
     policy = build_policy_engine(settings.policy, state.for_feature("routing"))
+    stack = AsyncExitStack()
+    try:
+        runtime = await _open(settings, gate, stack, plugins, deployments, state, policy)
+    except BaseException:
+        await stack.aclose()
+        raise
+    logger.info(
+        "router built: %d deployments in %d groups (%d via passthrough), strategy %s, state %s",
+        len(deployments),
+        len(deployments.groups),
+        sum(1 for deployment in deployments if runtime.dispatcher.uses_passthrough(deployment)),
+        runtime.strategy.names()["default"],
+        state.backend,
+    )
+    return runtime
+
+
+async def _open(
+    settings: Settings,
+    gate: TrafficGate,
+    stack: AsyncExitStack,
+    plugins: PluginManager,
+    deployments: DeploymentTable,
+    state: StateStores,
+    policy: PolicyEngine | None,
+) -> Runtime:
+    """The parts, each entered into ``stack`` as soon as it holds something that must be closed.
+
+    Closing runs in reverse: plugins (the cost tracker flushes into the spend log and the stores)
+    before the spend log, quotas (settlements still running) before the stores, the stores before
+    the database, and the HTTP session, which plugins use, last."""
+    http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), skip_auto_headers=("User-Agent",)
+    )
+    stack.push_async_callback(http.close)
+    database = Database.from_settings(settings)
+    stack.push_async_callback(database.close)
     breakers = None
     if settings.circuit_breaker.enabled:
         breakers = CircuitBreakers(
@@ -181,9 +191,6 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         configured.group_strategies,
     )
     router.register_plugin(RouterPlugin(router, picker))
-    http = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), skip_auto_headers=("User-Agent",)
-    )
     passthrough = None
     if settings.passthrough == "auto":
         passthrough = PassthroughExecutor(
@@ -196,13 +203,46 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
     outcomes = OutcomeRecorder(breakers, stats, metrics, picker, affinity, models.deps.load)
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
     dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics)
-    database = Database.from_settings(settings)
     audit_log = AuditRepository(database)
     spend = SpendRepository(database)
-    runtime = Runtime(
+    quotas = Quotas(state.for_feature("quotas"), settings.quotas, price_book(settings, deployments))
+    keys = VirtualKeys(KeyRepository(database), state.for_feature("keys"), settings.key_cache_seconds)
+    spend_log = LogWriter(
+        spend.write_many, settings.log_queue_size, on_drop=metrics.log_records_dropped.labels("spend").inc
+    )
+    reloads = RouterReloads(state.for_feature("routing"), models.slots)
+
+    if settings.database_migrate_on_startup:
+        await database.ensure_current()
+    await state.start()
+    stack.push_async_callback(state.close)
+    stack.push_async_callback(quotas.close)
+    keys.start()
+    spend_log.start()
+    stack.push_async_callback(spend_log.close)
+    await plugins.start(PluginServices(state.for_feature("stats"), spend_log.submit, http, settings))
+    stack.push_async_callback(plugins.close)
+    if breakers is not None:
+        await breakers.start()
+        stack.push_async_callback(breakers.close)
+        state.on_reconnect(breakers.resync)
+    await strategy.start()
+    stack.push_async_callback(strategy.close)
+    state.on_reconnect(strategy.resync)
+    reloads.start()
+    await stats.start()
+    stack.push_async_callback(stats.close)
+    decisions.start()
+    stack.push_async_callback(decisions.close)
+    if policy is not None:
+        await policy.start()
+        stack.push_async_callback(policy.close)
+        state.on_reconnect(policy.check)  # notices sent while away are lost
+    await state.wait_subscribed(SUBSCRIBE_WAIT_SECONDS)
+    return Runtime(
         plugins=plugins,
         database=database,
-        keys=VirtualKeys(KeyRepository(database), state.for_feature("keys"), settings.key_cache_seconds),
+        keys=keys,
         audit=AuditTrail(
             audit_log,
             fail_closed=settings.audit_failure_mode == "closed",
@@ -210,11 +250,7 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         ),
         audit_log=audit_log,
         spend=spend,
-        spend_log=LogWriter(
-            spend.write_many,
-            settings.log_queue_size,
-            on_drop=metrics.log_records_dropped.labels("spend").inc,
-        ),
+        spend_log=spend_log,
         settings=settings,
         deployments=deployments,
         router=router,
@@ -225,21 +261,12 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
         breakers=breakers,
         strategy=strategy,
         models=models,
-        reloads=RouterReloads(state.for_feature("routing"), models.slots),
+        reloads=reloads,
         stats=stats,
         decisions=decisions,
         metrics=metrics,
         policy=policy,
-        quotas=Quotas(state.for_feature("quotas"), settings.quotas, price_book(settings, deployments)),
+        quotas=quotas,
         started_at=int(time.time()),
+        opened=stack,
     )
-    await runtime.start()
-    logger.info(
-        "router built: %d deployments in %d groups (%d via passthrough), strategy %s, state %s",
-        len(deployments),
-        len(deployments.groups),
-        sum(1 for deployment in deployments if dispatcher.uses_passthrough(deployment)),
-        runtime.strategy.names()["default"],
-        state.backend,
-    )
-    return runtime

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import JSONResponse, Response
 
 from routeiq import __version__
+from routeiq.api.runtime import runtime_handle, runtime_of
+
+if TYPE_CHECKING:  # typing only: the runtime module imports LiteLLM
+    from routeiq.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
@@ -30,7 +34,7 @@ async def ready(request: Request) -> JSONResponse:
     """Each dependency's state. 503 while starting, draining or with no deployments configured
     (``checks.config`` says what to do); 200 with ``degraded`` when RouteIQ
     still serves but something is impaired (Redis lost, every deployment of a group circuit-open)."""
-    runtime = getattr(request.app.state, "runtime", None)
+    runtime = runtime_handle(request).started
     draining = request.app.state.gate.draining
     checks: dict[str, Any] = {"config": "ok", "router": "ok" if runtime is not None else "starting"}
     checks["draining"] = draining
@@ -60,7 +64,7 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": status, "version": __version__, "checks": checks}, status_code=code)
 
 
-async def _database_status(runtime: Any) -> str:
+async def _database_status(runtime: Runtime) -> str:
     """``<backend>`` when reachable; ``degraded: ...`` otherwise (keys, audit and spend need it)."""
     try:
         await runtime.database.ping()
@@ -71,6 +75,6 @@ async def _database_status(runtime: Any) -> str:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     runtime.metrics.draining.set(1 if request.app.state.gate.draining else 0)
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from routeiq.api import request_schemas
 from routeiq.api.models import model_list, retrieve_model
+from routeiq.api.runtime import runtime_of
 from routeiq.executors.base import Operation
 from routeiq.governance.access import enforce_key_scope
 from routeiq.governance.call import current_call, request_body
@@ -43,7 +44,7 @@ def _both_paths(method: str, path: str, body: dict[str, Any] | None = None) -> C
 async def _routing_context(request: Request) -> RoutingContext:
     """The body (validated once, by whichever layer read it first), then group, profile and session
     (400/404/413 on failure); the group is the one policy and quotas resolved, when they did."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     body = await request_body(request.scope, request.receive, runtime.settings.max_request_body_bytes)
     request_id = request.scope.get("state", {}).get("request_id", "")
     call = current_call(request.scope)
@@ -62,7 +63,7 @@ async def _routing_context(request: Request) -> RoutingContext:
 async def _serve(request: Request, operation: Operation) -> Response:
     context = await _routing_context(request)
     started = request.scope.get("state", {}).get("started", time.perf_counter())
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     call = current_call(request.scope)
     trace = current_trace(request.scope)  # the request ledger's: what routing did, for its record
     return await runtime.dispatcher.dispatch(operation, context, started, call, trace)
@@ -94,13 +95,13 @@ def _identity(request: Request) -> Identity:
 @_both_paths("GET", "/models")
 async def list_models(request: Request) -> dict[str, Any]:
     """The routing groups and profile names this caller can ask for, in the OpenAI list shape."""
-    return model_list(_identity(request), request.app.state.runtime)
+    return model_list(_identity(request), runtime_of(request))
 
 
 @_both_paths("GET", "/models/{model_id:path}")
 async def get_model(request: Request, model_id: str) -> dict[str, Any]:
     """One routing group or profile name (the SDK's `models.retrieve`); 404 if this caller cannot use it."""
-    return retrieve_model(model_id, _identity(request), request.app.state.runtime)
+    return retrieve_model(model_id, _identity(request), runtime_of(request))
 
 
 @_both_paths("POST", "/routeiq/route", request_schemas.CHAT)
@@ -110,4 +111,4 @@ async def route_preview(request: Request) -> dict[str, Any]:
     call = current_call(request.scope)
     if call is not None:  # what the key may not use is not a candidate here either
         context.excluded |= call.excluded_deployments
-    return await preview(request.app.state.runtime, context)
+    return await preview(runtime_of(request), context)

@@ -28,6 +28,7 @@ from routeiq.governance.call import new_call
 from routeiq.governance.identity import ANONYMOUS, MASTER, Identity
 from routeiq.governance.keys import KeyRefused, looks_like_virtual_key
 from routeiq.middleware.paths import ADMIN_PATH, METRICS_PATH, is_admin, is_public
+from routeiq.runtime_handle import RuntimeHandle
 
 logger = logging.getLogger("routeiq.auth")
 
@@ -69,8 +70,11 @@ class AuthMiddleware:
         master_key: str | None,
         admin_keys: list[str],
         metrics_auth: MetricsAuth = "open",
+        *,
+        runtime: RuntimeHandle,
     ) -> None:
         self.app = app
+        self._runtime = runtime
         self._master = [master_key.encode()] if master_key else []
         self._admin = [key.encode() for key in admin_keys]
         self._metrics_auth = metrics_auth
@@ -132,7 +136,7 @@ class AuthMiddleware:
         return admin_identity(admin_key)
 
     async def _audit_failure(self, scope: Scope, key: str | None) -> None:
-        runtime = getattr(scope["app"].state, "runtime", None)
+        runtime = self._runtime.started
         if runtime is None:  # still starting: nothing to write to yet
             return
         client = scope.get("client")
@@ -155,7 +159,7 @@ class AuthMiddleware:
         if self._master and _matching(key, self._master) is not None:
             return MASTER
         try:
-            identity = await scope["app"].state.runtime.keys.authenticate(key)
+            identity = await self._runtime.get().keys.authenticate(key)
         except KeyRefused as refused:
             raise APIError(401, str(refused), code=refused.code) from None
         except Exception as error:  # the key store is down: say so, never let an unknown key in

@@ -24,6 +24,7 @@ from routeiq.governance.call import GovernedCall, current_call, load_body
 from routeiq.middleware.paths import is_data_plane
 from routeiq.plugins.base import CallResult
 from routeiq.plugins.manager import PluginManager
+from routeiq.runtime_handle import RuntimeHandle
 
 logger = logging.getLogger("routeiq.plugins")
 
@@ -45,15 +46,16 @@ def sse_error(error: APIError) -> bytes:
 
 
 class PluginsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, runtime: RuntimeHandle) -> None:
         self.app = app
+        self._runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        runtime = scope["app"].state.runtime
-        manager: PluginManager = runtime.plugins
+        runtime = self._runtime.get()
+        manager = runtime.plugins
         call = current_call(scope)  # None on public paths (health, API docs): not governed
         # Plugins act on the data plane only: not on the control plane or metrics
         # (routeiq.middleware.paths), which a misbehaving plugin must not be able to lock.

@@ -24,6 +24,7 @@ from routeiq.governance.policy import (
 )
 from routeiq.middleware.paths import is_data_plane
 from routeiq.routing.deployments import DeploymentTable
+from routeiq.runtime_handle import RuntimeHandle
 from routeiq.settings import Settings
 
 logger = logging.getLogger("routeiq.policy")
@@ -62,15 +63,16 @@ def denied(rule: str, reason: str) -> APIError:
 
 
 class PolicyMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, runtime: RuntimeHandle) -> None:
         self.app = app
+        self._runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        runtime = scope["app"].state.runtime
-        engine: PolicyEngine | None = runtime.policy
+        runtime = self._runtime.get()
+        engine = runtime.policy
         # Only the data plane: the control plane, probes, metrics and the API documentation are not
         # governed by policy (routeiq.middleware.paths).
         if engine is None or not is_data_plane(scope["path"]):

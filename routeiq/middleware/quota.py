@@ -9,31 +9,36 @@ finished by then, or the client went away) the counters are corrected to the rea
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routeiq.api.errors import APIError
 from routeiq.governance.call import GovernedCall, current_call, load_body
 from routeiq.governance.quota import Quotas, Ticket, usage_of
+from routeiq.runtime_handle import RuntimeHandle
+
+if TYPE_CHECKING:  # typing only: the runtime module imports LiteLLM
+    from routeiq.runtime import Runtime
 
 
 class QuotaMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, runtime: RuntimeHandle) -> None:
         self.app = app
+        self._runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         call = current_call(scope) if scope["type"] == "http" else None
         if call is None or not call.is_model_call:
             await self.app(scope, receive, send)
             return
-        runtime = scope["app"].state.runtime
-        quotas: Quotas = runtime.quotas
+        runtime = self._runtime.get()
+        quotas = runtime.quotas
         if not quotas.may_apply(call.identity):
             await self.app(scope, receive, send)
             return
         try:
-            ticket = await self._reserve(
-                quotas, call, scope, receive, runtime.settings.max_request_body_bytes
-            )
+            ticket = await self._reserve(runtime, call, scope, receive)
         except APIError as error:
             await error.to_response()(scope, receive, send)
             return
@@ -49,13 +54,11 @@ class QuotaMiddleware:
             await settlement.settle()
 
     @staticmethod
-    async def _reserve(
-        quotas: Quotas, call: GovernedCall, scope: Scope, receive: Receive, max_body: int
-    ) -> Ticket | None:
-        body = await load_body(call, scope, receive, max_body)
+    async def _reserve(runtime: Runtime, call: GovernedCall, scope: Scope, receive: Receive) -> Ticket | None:
+        quotas = runtime.quotas
+        body = await load_body(call, scope, receive, runtime.settings.max_request_body_bytes)
         # Group limits count the group that serves the call (``premium``, ``eco``, ``AUTO``... are
         # served by the profile group): the one resolution policy and routing use, made once.
-        runtime = scope["app"].state.runtime
         call.resolve(runtime.deployments, runtime.settings.profile_group)
         limits = quotas.limits_for(call.identity, call.group)
         if not limits:

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routeiq.governance.call import MODEL_CALL_SUFFIXES, GovernedCall, current_call
 from routeiq.routing.decision import RequestTrace, decision_event
+from routeiq.runtime_handle import RuntimeHandle
 from routeiq.store.records import SpendRecord
+
+if TYPE_CHECKING:  # typing only: the runtime module imports LiteLLM
+    from routeiq.runtime import Runtime
 
 logger = logging.getLogger("routeiq.request")
 
@@ -41,8 +45,9 @@ def is_model_request(scope: Scope) -> bool:
 
 
 class RequestLedgerMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, runtime: RuntimeHandle) -> None:
         self.app = app
+        self._runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not is_model_request(scope):
@@ -69,7 +74,7 @@ class RequestLedgerMiddleware:
             crashed = True  # the request-id layer answers 500 internal_error
             raise
         finally:
-            runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+            runtime = self._runtime.started
             if runtime is not None:
                 code: str | None = "internal_error"
                 if crashed and status == 0:
@@ -80,7 +85,7 @@ class RequestLedgerMiddleware:
 
 
 def close_request(
-    runtime: Any,
+    runtime: Runtime,
     request_id: str,
     call: GovernedCall | None,
     trace: RequestTrace,

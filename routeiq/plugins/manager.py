@@ -195,17 +195,23 @@ class PluginManager:
     # Lifecycle -----------------------------------------------------------------------------
 
     async def start(self, services: PluginServices) -> None:
-        for loaded in self.plugins:
+        """Start each plugin in order; should one fail, those already started are shut down again
+        (``close`` is then not needed, and startup stops with the failure)."""
+        for index, loaded in enumerate(self.plugins):
             try:
                 await loaded.plugin.startup(services)
             except Exception as error:
+                await self._shut_down(self.plugins[:index])
                 raise RuntimeError(f"plugin {loaded.name!r} failed to start: {error}") from error
             logger.info(
                 "plugin %s %s started (priority %d)", loaded.name, loaded.plugin.version, loaded.priority
             )
 
     async def close(self) -> None:
-        for loaded in reversed(self.plugins):
+        await self._shut_down(self.plugins)
+
+    async def _shut_down(self, started: list[LoadedPlugin]) -> None:
+        for loaded in reversed(started):
             try:
                 await loaded.plugin.shutdown()
             except Exception:

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from routeiq.middleware.auth import AuthMiddleware
+from routeiq.runtime_handle import RuntimeHandle
 
 MASTER, ADMIN = "sk-master", "sk-admin"
 
@@ -25,6 +26,7 @@ def client(metrics_auth: str, admin_keys: list[str] | None = None) -> TestClient
         master_key=MASTER,
         admin_keys=[ADMIN] if admin_keys is None else admin_keys,
         metrics_auth=metrics_auth,
+        runtime=RuntimeHandle(),  # master and admin keys only: no key store to ask
     )
     return TestClient(Starlette(routes=[Route("/metrics", scrape)], middleware=[middleware]))
 

@@ -44,6 +44,7 @@ from routeiq.plugins.builtin.pii import (
 )
 from routeiq.plugins.manager import LoadedPlugin, PluginFailed, PluginManager, load_plugins
 from routeiq.plugins.scan import finditer_windows
+from routeiq.runtime_handle import RuntimeHandle
 from routeiq.settings import PluginConfig, Settings
 from routeiq.state.memory import MemoryStateStore
 from routeiq.store.records import SpendRecord
@@ -498,9 +499,10 @@ def plugin_app(manager: PluginManager) -> Starlette:
         Route("/v1/stop/chat/completions", stop, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
-    app.add_middleware(PluginsMiddleware)
+    handle = RuntimeHandle()
+    handle.attach(SimpleNamespace(plugins=manager, settings=Settings()))
+    app.add_middleware(PluginsMiddleware, runtime=handle)
     app.add_middleware(AnonymousCaller)  # in the gateway, auth creates the call and adds its headers
-    app.state.runtime = SimpleNamespace(plugins=manager, settings=Settings())
     return app
 
 

@@ -30,6 +30,7 @@ from routeiq.plugins.manager import LoadedPlugin, PluginManager
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.routing.profiles import resolve_target
 from routeiq.routing.signals import read_signals
+from routeiq.runtime_handle import RuntimeHandle
 from routeiq.settings import Settings
 
 
@@ -412,14 +413,15 @@ async def test_plugins_act_on_the_data_plane_only(path: str, shown_to_plugins: b
             new_call(scope, ANONYMOUS)
             await self.app(scope, receive, send)
 
-    app = Starlette(
-        routes=[Route(path, route, methods=["GET", "POST"])],
-        middleware=[Middleware(Caller), Middleware(PluginsMiddleware)],
-    )
     manager = PluginManager(
         [LoadedPlugin(Gatekeeper(NoSettings()), "test", 1, timeout_seconds=1, abort=True)]
     )
-    app.state.runtime = SimpleNamespace(plugins=manager, settings=Settings())
+    handle = RuntimeHandle()
+    handle.attach(SimpleNamespace(plugins=manager, settings=Settings()))
+    app = Starlette(
+        routes=[Route(path, route, methods=["GET", "POST"])],
+        middleware=[Middleware(Caller), Middleware(PluginsMiddleware, runtime=handle)],
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.get(path)

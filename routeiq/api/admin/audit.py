@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from routeiq.api.runtime import runtime_of
 from routeiq.store.pages import MAX_CURSOR
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -26,7 +27,7 @@ async def read_audit(
         default=None, ge=1, le=MAX_CURSOR, description="`next_cursor` of the previous page."
     ),
 ) -> dict[str, Any]:
-    records, next_cursor = await request.app.state.runtime.audit_log.query(
+    records, next_cursor = await runtime_of(request).audit_log.query(
         actor=actor,
         action=action,
         target=target,

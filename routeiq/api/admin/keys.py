@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routeiq.api.errors import APIError
+from routeiq.api.runtime import runtime_of
 from routeiq.governance.call import current_call
 from routeiq.governance.keys import KeyNotUsable
 from routeiq.governance.limits import MAX_BUDGET_USD, MAX_COUNT_LIMIT, Limit, WindowName
@@ -125,7 +126,7 @@ def _not_found(key_id: str) -> APIError:
 
 
 def _check_groups(request: Request, fields: KeyFields) -> None:
-    deployments = request.app.state.runtime.deployments
+    deployments = runtime_of(request).deployments
     unknown = [group for group in fields.allowed_groups or [] if not deployments.has_group(group)]
     if unknown:
         raise APIError(400, f"allowed_groups: unknown group(s) {unknown}", param="allowed_groups")
@@ -135,7 +136,7 @@ def _check_groups(request: Request, fields: KeyFields) -> None:
 async def create_key(fields: KeyFields, request: Request) -> dict[str, Any]:
     """Issue a key. The response is the only place the secret ever appears."""
     _check_groups(request, fields)
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     call = current_call(request.scope)
     actor = call.identity.actor if call is not None else "unknown"
     async with runtime.audit.action(request, "key.create", None, {"team": fields.team}) as entry:
@@ -154,7 +155,7 @@ async def list_keys(
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
 ) -> dict[str, Any]:
     """Keys, newest first, without secrets or hashes."""
-    records = await request.app.state.runtime.keys.list(
+    records = await runtime_of(request).keys.list(
         team=team, user=user, include_revoked=include_revoked, limit=limit, offset=offset
     )
     now = time.time()
@@ -163,7 +164,7 @@ async def list_keys(
 
 @router.get("/{key_id}")
 async def get_key(key_id: str, request: Request) -> dict[str, Any]:
-    record = await request.app.state.runtime.keys.get(key_id)
+    record = await runtime_of(request).keys.get(key_id)
     if record is None:
         raise _not_found(key_id)
     return key_view(record)
@@ -174,7 +175,7 @@ async def update_key(key_id: str, fields: KeyFields, request: Request) -> dict[s
     """Change a key's team, user, allowed groups/models, limits, expiry or metadata."""
     _check_groups(request, fields)
     changes = fields.changes()
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     async with runtime.audit.action(request, "key.update", key_id, {"fields": sorted(changes)}):
         record = await runtime.keys.update(key_id, changes)
         if record is None:
@@ -185,7 +186,7 @@ async def update_key(key_id: str, fields: KeyFields, request: Request) -> dict[s
 @router.post("/{key_id}/rotate")
 async def rotate_key(key_id: str, request: Request) -> dict[str, Any]:
     """A new secret for the key (shown once); the old secret stops working at once."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     async with runtime.audit.action(request, "key.rotate", key_id):
         try:
             rotated = await runtime.keys.rotate(key_id)
@@ -198,7 +199,7 @@ async def rotate_key(key_id: str, request: Request) -> dict[str, Any]:
 
 
 async def _revoke(key_id: str, request: Request) -> dict[str, Any]:
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     async with runtime.audit.action(request, "key.revoke", key_id):
         record = await runtime.keys.revoke(key_id)
         if record is None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from routeiq.api.runtime import runtime_of
 from routeiq.plugins.manager import available_plugins
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -15,5 +16,5 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 async def list_plugins(request: Request) -> dict[str, Any]:
     """Enabled plugins in the order they run, each with its hooks, health and failure counters
     (counters are this worker's), plus the names available to ``routeiq.plugins``."""
-    manager = request.app.state.runtime.plugins
+    manager = runtime_of(request).plugins
     return {"plugins": await manager.health(), "available": available_plugins()}

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from routeiq.api.errors import APIError, bad_request
+from routeiq.api.runtime import runtime_of
 from routeiq.governance.policy import (
     PolicyEngine,
     PolicyError,
@@ -44,7 +45,7 @@ class DescribedRequest(BaseModel):
 
 
 def _engine(request: Request) -> PolicyEngine:
-    engine: PolicyEngine | None = request.app.state.runtime.policy
+    engine: PolicyEngine | None = runtime_of(request).policy
     if engine is None:
         raise bad_request("no policy file is configured (routeiq.policy.file)", code="policy_not_configured")
     return engine
@@ -62,7 +63,7 @@ def _summary(engine: PolicyEngine, rules: RuleSet) -> dict[str, Any]:
 @router.get("")
 async def show(request: Request) -> dict[str, Any]:
     """The rules in force on this worker, in the order they are judged."""
-    engine: PolicyEngine | None = request.app.state.runtime.policy
+    engine: PolicyEngine | None = runtime_of(request).policy
     if engine is None:
         return {"enabled": False}
     rules = engine.rules
@@ -80,7 +81,7 @@ async def show(request: Request) -> dict[str, Any]:
 async def test(described: DescribedRequest, request: Request) -> dict[str, Any]:
     """Which rule the described request would hit, and why each rule before it did not."""
     engine = _engine(request)
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     groups = requested_groups(described.model, runtime.deployments, runtime.settings)
     policy_request = PolicyRequest(
         team=described.team,
@@ -100,7 +101,7 @@ async def reload(request: Request) -> dict[str, Any]:
     """Re-read the policy file here and on every other worker and replica. A file that does not
     validate is refused (400, with the reason) and the rules in force keep serving."""
     engine = _engine(request)
-    async with request.app.state.runtime.audit.action(request, "policy.reload", str(engine.path)) as entry:
+    async with runtime_of(request).audit.action(request, "policy.reload", str(engine.path)) as entry:
         try:
             rules = await engine.reload()
         except PolicyError as error:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from routeiq import __version__
 from routeiq.api.errors import APIError, bad_request
+from routeiq.api.runtime import runtime_of
 from routeiq.routing.registry import DESCRIPTIONS, strategy_names
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -22,7 +23,7 @@ class StrategyChange(BaseModel):
 @router.get("/status")
 async def status(request: Request) -> dict[str, Any]:
     """Version, routing strategy, and every deployment with its executor and current health."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     breakers = runtime.breakers.states() if runtime.breakers is not None else {}
     deployments = []
     for group in runtime.deployments.groups:
@@ -55,7 +56,7 @@ async def status(request: Request) -> dict[str, Any]:
 async def get_strategy(request: Request) -> dict[str, Any]:
     """The active strategies (default and per group) and every strategy that can be chosen."""
     return {
-        "active": request.app.state.runtime.strategy.names(),
+        "active": runtime_of(request).strategy.names(),
         "available": [{"name": name, "description": DESCRIPTIONS[name]} for name in strategy_names()],
     }
 
@@ -63,7 +64,7 @@ async def get_strategy(request: Request) -> dict[str, Any]:
 @router.put("/strategy")
 async def set_strategy(change: StrategyChange, request: Request) -> dict[str, Any]:
     """Switch the strategy, for every worker and replica (they follow within a second)."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     if change.group is not None and not runtime.deployments.has_group(change.group):
         raise bad_request(f"unknown group {change.group!r}", param="group")
     details = {"strategy": change.strategy, "previous": runtime.strategy.names()}
@@ -78,7 +79,7 @@ async def set_strategy(change: StrategyChange, request: Request) -> dict[str, An
 @router.get("/breakers")
 async def breakers(request: Request) -> dict[str, Any]:
     """Circuit breaker state per deployment, as the whole cluster sees it."""
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     return {
         "enabled": runtime.breakers is not None,
         "deployments": runtime.breakers.states() if runtime.breakers else {},
@@ -88,7 +89,7 @@ async def breakers(request: Request) -> dict[str, Any]:
 @router.get("/stats")
 async def stats(request: Request) -> dict[str, Any]:
     """Requests per deployment and outcome, summed over every worker and replica."""
-    result: dict[str, Any] = await request.app.state.runtime.stats.snapshot()
+    result: dict[str, Any] = await runtime_of(request).stats.snapshot()
     return result
 
 
@@ -101,7 +102,7 @@ async def reload_router(algo: str, change: RouterReload, request: Request) -> di
     """Verify and hot-swap a trained router artifact on every worker; a bad one is refused."""
     from routeiq.routing.learned import ArtifactError
 
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     async with runtime.audit.action(request, "router.reload", algo, {"path": change.path}):
         try:
             result: dict[str, Any] = await runtime.reloads.reload(algo, change.path)

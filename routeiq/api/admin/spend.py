@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from routeiq.api.runtime import runtime_of
 from routeiq.store.pages import MAX_CURSOR
 
 router = APIRouter(prefix="/admin/spend", tags=["admin"])
@@ -21,7 +22,7 @@ async def spend_totals(
     until: float | None = Query(default=None, description="UNIX time, exclusive."),
 ) -> dict[str, Any]:
     """Cost (USD), tokens and requests per key, team, user or routing group."""
-    totals = await request.app.state.runtime.spend.totals(by, since=since, until=until)
+    totals = await runtime_of(request).spend.totals(by, since=since, until=until)
     return {"by": by, "since": since, "until": until, "totals": totals}
 
 
@@ -40,7 +41,7 @@ async def spend_records(
     ),
 ) -> dict[str, Any]:
     """One record per served request, newest first."""
-    records, next_cursor = await request.app.state.runtime.spend.query(
+    records, next_cursor = await runtime_of(request).spend.query(
         key_id=key_id, team=team, user=user, group=group, since=since, until=until, limit=limit, cursor=cursor
     )
     return {"object": "list", "data": [asdict(record) for record in records], "next_cursor": next_cursor}
