@@ -37,6 +37,7 @@ from routeiq.governance.policy import (
 from routeiq.middleware.policy import PolicyMiddleware
 from routeiq.observability.metrics import Metrics
 from routeiq.routing.deployments import DeploymentTable
+from routeiq.runtime_handle import RuntimeHandle
 from routeiq.settings import PolicySettings, Settings
 from routeiq.state.memory import MemoryStateStore
 from tests.support.eventually import eventually
@@ -449,13 +450,16 @@ def governed_app(tmp_path: Path, text: str | None, identity: Identity | None, **
     if text is not None:
         write(tmp_path / "policy.yaml", text)
         engine = PolicyEngine(settings.policy, tmp_path / "policy.yaml", MemoryStateStore())
+    handle = RuntimeHandle()
     app = Starlette(
         routes=[Route("/v1/chat/completions", served, methods=["POST"])],
-        middleware=[Middleware(SetIdentity, identity=identity), Middleware(PolicyMiddleware)],
+        middleware=[Middleware(SetIdentity, identity=identity), Middleware(PolicyMiddleware, runtime=handle)],
     )
-    app.state.runtime = SimpleNamespace(
+    runtime = SimpleNamespace(
         policy=engine, settings=settings, deployments=DeploymentTable(settings.model_list), metrics=Metrics()
     )
+    handle.attach(runtime)  # only what the policy layer reads
+    app.state.runtime = handle
     return app
 
 
@@ -497,7 +501,7 @@ async def test_a_body_that_is_not_json_gets_the_api_error(tmp_path: Path) -> Non
 @pytest.mark.parametrize("mode", ["closed", "open"])
 async def test_an_evaluation_failure_follows_the_failure_mode(tmp_path: Path, mode: str) -> None:
     app = governed_app(tmp_path, NO_BIG, INTERN, failure_mode=mode)
-    engine = app.state.runtime.policy
+    engine = app.state.runtime.get().policy
 
     def broken(*args: Any) -> Any:
         raise RuntimeError("a bug in judging")
@@ -510,5 +514,5 @@ async def test_an_evaluation_failure_follows_the_failure_mode(tmp_path: Path, mo
         assert response.headers["retry-after"] == "1"
     else:
         assert response.status_code == 200 and response.json()["excluded"] == []
-    metrics = app.state.runtime.metrics.render().decode()
+    metrics = app.state.runtime.get().metrics.render().decode()
     assert f'routeiq_policy_failures_total{{failure_mode="{mode}"}} 1.0' in metrics
