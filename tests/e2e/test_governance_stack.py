@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from routeiq.middleware.request_id import RequestIdMiddleware
 from routeiq.observability.ledger import RequestLedgerMiddleware
 from routeiq.resilience.traffic import TrafficGate
 from routeiq.settings import Settings
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
@@ -103,7 +103,7 @@ def test_a_shed_request_is_refused_before_auth_and_carries_the_request_id(gatewa
     )
     slow.start()
     try:
-        time.sleep(0.4)  # the one slot is taken
+        eventually_sync(lambda: gateway.in_flight(ADMIN) == 1)  # the one slot is taken
         shed = httpx.post(f"{gateway.url}/v1/chat/completions", json=chat("auto"))  # no key at all
         assert shed.status_code == 503, shed.text
         assert shed.json()["error"]["code"] == "overloaded"

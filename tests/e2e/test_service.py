@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment, free_port
 from tests.support.mock_upstream import MockUpstream
 
@@ -93,7 +94,7 @@ def test_shed_503_carries_request_id_and_cors(tmp_path: Path) -> None:
 
             holder = threading.Thread(target=hold_the_only_slot)
             holder.start()
-            time.sleep(0.5)  # the stream is in flight: its slot stays taken until it ends
+            eventually_sync(lambda: gateway.in_flight() == 1)  # the stream holds the slot until it ends
             shed = httpx.post(
                 f"{gateway.url}/v1/chat/completions",
                 json=body,

@@ -95,6 +95,15 @@ class Gateway:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def in_flight(self, headers: dict[str, str] | None = None) -> float:
+        """Requests the answering worker is serving now, from ``/metrics`` (never shed, so it answers
+        while the data plane is full): what a test waits on before it relies on a slot being taken."""
+        text = httpx.get(f"{self.url}/metrics", headers=headers, timeout=10).text
+        for line in text.splitlines():
+            if line.startswith("routeiq_in_flight_requests "):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError("routeiq_in_flight_requests is missing from /metrics")
+
     def __enter__(self) -> Gateway:
         return self.start()
 
