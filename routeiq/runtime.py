@@ -135,7 +135,7 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
     deployments = DeploymentTable(settings.model_list, model_facts=litellm_model_facts)
     state = build_state_stores(settings)
     # First: a bad policy file stops startup before anything needs closing.
-    policy = build_policy_engine(settings.policy, state.for_feature("routing"))
+    policy = build_policy_engine(settings.policy, state.changes)
     stack = AsyncExitStack()
     try:
         runtime = await _open(settings, gate, stack, plugins, deployments, state, policy)
@@ -176,7 +176,10 @@ async def _open(
     breakers = None
     if settings.circuit_breaker.enabled:
         breakers = CircuitBreakers(
-            state.for_feature("breakers"), settings.circuit_breaker, [d.id for d in deployments]
+            state.for_feature("breakers"),
+            state.changes,
+            settings.circuit_breaker,
+            [d.id for d in deployments],
         )
     router = build_router(settings)
     metrics = Metrics()
@@ -184,11 +187,12 @@ async def _open(
     configured = settings.router_settings
     picker = Picker(router, deployments, create_strategy(configured.routing_strategy, models.deps), breakers)
     strategy = ActiveStrategy(
-        state.for_feature("routing"),
+        state.changes,
         picker,
         models.deps,
         configured.routing_strategy,
         configured.group_strategies,
+        local_if_unavailable=settings.state_failure_mode.routing == "open",
     )
     router.register_plugin(RouterPlugin(router, picker))
     passthrough = None
@@ -206,18 +210,17 @@ async def _open(
     audit_log = AuditRepository(database)
     spend = SpendRepository(database)
     quotas = Quotas(state.for_feature("quotas"), settings.quotas, price_book(settings, deployments))
-    keys = VirtualKeys(KeyRepository(database), state.for_feature("keys"), settings.key_cache_seconds)
+    keys = VirtualKeys(KeyRepository(database), state.changes, settings.key_cache_seconds)
     spend_log = LogWriter(
         spend.write_many, settings.log_queue_size, on_drop=metrics.log_records_dropped.labels("spend").inc
     )
-    reloads = RouterReloads(state.for_feature("routing"), models.slots)
+    reloads = RouterReloads(state.changes, models.slots)
 
     if settings.database_migrate_on_startup:
         await database.ensure_current()
     await state.start()
     stack.push_async_callback(state.close)
     stack.push_async_callback(quotas.close)
-    keys.start()
     spend_log.start()
     stack.push_async_callback(spend_log.close)
     await plugins.start(PluginServices(state.for_feature("stats"), spend_log.submit, http, settings))
@@ -225,11 +228,6 @@ async def _open(
     if breakers is not None:
         await breakers.start()
         stack.push_async_callback(breakers.close)
-        state.on_reconnect(breakers.resync)
-    await strategy.start()
-    stack.push_async_callback(strategy.close)
-    state.on_reconnect(strategy.resync)
-    reloads.start()
     await stats.start()
     stack.push_async_callback(stats.close)
     decisions.start()
@@ -237,7 +235,8 @@ async def _open(
     if policy is not None:
         await policy.start()
         stack.push_async_callback(policy.close)
-        state.on_reconnect(policy.check)  # notices sent while away are lost
+    # Last: every live-changeable part above watches its subject by now.
+    await state.start_changes()
     await state.wait_subscribed(SUBSCRIBE_WAIT_SECONDS)
     return Runtime(
         plugins=plugins,

@@ -3,8 +3,9 @@
 A secret is shown once, at creation or rotation. The store keeps its sha256 (the secret carries 256
 random bits, so a plain digest is enough) and a short prefix for display. Lookups go by digest, so
 no comparison ever runs over the secret itself. Each worker caches what it looked up for
-``key_cache_seconds``; every change is announced on the StateStore so that all workers and replicas
-forget the key at once (revocation does not wait for the cache).
+``key_cache_seconds``; every change goes out as the live change ``keys`` so that all workers and
+replicas forget the key at once (revocation does not wait for the cache). A worker that missed a
+change (versions skipped) forgets its whole cache: it cannot know which keys changed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from routeiq.governance.identity import Identity
 from routeiq.governance.limits import Limit
-from routeiq.state.base import StateStore
+from routeiq.state.changes import Change, LiveChanges
 from routeiq.store.keys import KeyRepository
 from routeiq.store.records import KeyRecord
 
@@ -28,7 +29,7 @@ logger = logging.getLogger("routeiq.keys")
 
 SECRET_PREFIX = "sk-riq-"
 DISPLAY_PREFIX_LENGTH = len(SECRET_PREFIX) + 4
-CHANNEL = "keys"
+SUBJECT = "keys"
 MAX_CACHED = 50_000
 
 
@@ -90,18 +91,17 @@ class VirtualKeys:
     def __init__(
         self,
         repository: KeyRepository,
-        notices: StateStore,
+        changes: LiveChanges,
         cache_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repository = repository
-        self._notices = notices
+        self._changes = changes
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
-
-    def start(self) -> None:
-        self._notices.subscribe(CHANNEL, self._forget)
+        # Not caught up at startup: the cache starts empty, so nothing stored before can be stale in it.
+        changes.watch(SUBJECT, self._forget, catch_up=False)
 
     async def authenticate(self, secret: str) -> Identity | None:
         """The identity behind ``secret``; None if no key has it; ``KeyRefused`` if revoked or expired."""
@@ -187,15 +187,12 @@ class VirtualKeys:
         return record
 
     async def _announce(self, key_hash: str) -> None:
-        self._cache.pop(key_hash, None)
-        try:
-            await self._notices.publish(CHANNEL, {"forget": key_hash})
-        except Exception as error:  # the change is stored; other workers catch up after the cache time
-            logger.warning(
-                "key change notice not sent (%s); other workers follow within the cache time", error
-            )
+        # With Redis away only this worker forgets at once; the others within the cache time.
+        await self._changes.publish(SUBJECT, {"forget": key_hash}, local_if_unavailable=True)
 
-    def _forget(self, message: dict[str, Any]) -> None:
-        key_hash = message.get("forget")
-        if isinstance(key_hash, str):
+    def _forget(self, change: Change) -> None:
+        key_hash = (change.value or {}).get("forget")
+        if change.follows_previous and isinstance(key_hash, str):
             self._cache.pop(key_hash, None)
+        else:
+            self._cache.clear()

@@ -17,14 +17,14 @@ routing, so it is judged per deployment: the deployments it denies are excluded 
 the request is refused only when every deployment of the requested group is denied.
 
 The file is re-read when it changes (mtime, then content hash) and on ``POST /admin/policies/reload``;
-the reload is announced on the shared state so every worker and replica re-reads its copy. A file
+the reload goes out as the live change ``policy`` so every worker and replica re-reads its copy, and
+one whose copy does not hash to the announced digest reports so in ``GET /admin/changes``. A file
 that does not validate is refused with its reason and the rules in force keep serving.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import hashlib
 import ipaddress
@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,11 +45,11 @@ from routeiq.periodic import every, stop
 from routeiq.routing.deployments import Deployment, DeploymentTable
 from routeiq.routing.profiles import resolve_target
 from routeiq.settings import PolicySettings, Settings
-from routeiq.state.base import StateStore
+from routeiq.state.changes import Change, ChangeRefused, LiveChanges
 
 logger = logging.getLogger("routeiq.policy")
 
-CHANNEL = "policy"
+SUBJECT = "policy"
 DEFAULT_RULE = "default"  # how the default action is named in headers and explanations
 PATTERN_FIELDS = ("team", "user", "key_id", "group", "served_model", "route", "method")
 
@@ -424,15 +423,16 @@ def _describe(error: ValidationError, document: dict[str, Any], source: str) -> 
 class PolicyEngine:
     """The rules in force for this worker, kept current with the file and with the other workers."""
 
-    def __init__(self, settings: PolicySettings, path: Path, store: StateStore) -> None:
+    def __init__(self, settings: PolicySettings, path: Path, changes: LiveChanges) -> None:
         self.settings = settings
         self.path = path
-        self._store = store
-        self._instance = uuid.uuid4().hex  # tells our own notices apart (pids repeat across replicas)
+        self._changes = changes
         self._stamp = _stamp(path)
         self.rules = read_rules(path, settings.default_action)  # a bad file stops startup
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        # Not caught up at startup: the file was just read, which is newer than any earlier reload.
+        changes.watch(SUBJECT, self._on_change, catch_up=False)
 
     @property
     def failure_mode(self) -> str:
@@ -442,7 +442,6 @@ class PolicyEngine:
         return self.rules.judge(request, targets)
 
     async def start(self) -> None:
-        self._store.subscribe(CHANNEL, self._on_notice)
         if self.settings.reload_interval_seconds > 0:
             self._tasks.append(every(self.settings.reload_interval_seconds, self.check, "policy file check"))
 
@@ -450,13 +449,13 @@ class PolicyEngine:
         await stop(self._tasks)
         self._tasks.clear()
 
-    async def reload(self) -> RuleSet:
+    async def reload(self) -> tuple[RuleSet, int | None]:
         """Re-read the file now and tell every other worker to; raises ``PolicyError`` (nothing
-        changes) when the file is bad."""
+        changes) when the file is bad. Returns the rules and the change's version (None: Redis is
+        away, so only this worker re-read; the others see the file when they next poll)."""
         rules = await self._load(force=True)
-        with contextlib.suppress(Exception):  # no Redis: the others catch up when they next poll
-            await self._store.publish(CHANNEL, {"from": self._instance, "digest": rules.digest})
-        return rules
+        version = await self._changes.publish(SUBJECT, {"digest": rules.digest}, local_if_unavailable=True)
+        return rules, version
 
     async def check(self) -> None:
         """The periodic look: a new mtime or size leads to a hash, a new hash to a reload."""
@@ -465,13 +464,17 @@ class PolicyEngine:
         except PolicyError as error:
             logger.error("policy file change refused; the previous rules stay in force: %s", error)
 
-    async def _on_notice(self, message: dict[str, Any]) -> None:
-        if message.get("from") == self._instance:
-            return
+    async def _on_change(self, change: Change) -> None:
         try:
-            await self._load(force=True)
+            rules = await self._load(force=True)
         except PolicyError as error:
-            logger.error("policy reload announced but this worker's file is refused: %s", error)
+            raise ChangeRefused(f"this instance's policy file is refused: {error}") from None
+        announced = (change.value or {}).get("digest")
+        if announced is not None and rules.digest != announced:
+            raise ChangeRefused(
+                f"policy file {self.path} here has sha256 {rules.digest[:12]}, the reload announced "
+                f"{str(announced)[:12]}"
+            )
 
     async def _load(self, force: bool) -> RuleSet:
         async with self._lock:
@@ -503,12 +506,13 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-def build_policy_engine(settings: PolicySettings, store: StateStore) -> PolicyEngine | None:
+def build_policy_engine(settings: PolicySettings, changes: LiveChanges) -> PolicyEngine | None:
     """The engine for ``settings.file`` (relative to the config file named by ``ROUTEIQ_CONFIG``),
     or None when no policy file is configured."""
     if not settings.file:
         return None
-    return PolicyEngine(settings, resolve_policy_path(settings.file, os.environ.get(CONFIG_PATH_ENV)), store)
+    path = resolve_policy_path(settings.file, os.environ.get(CONFIG_PATH_ENV))
+    return PolicyEngine(settings, path, changes)
 
 
 def check_policy_file(settings: PolicySettings, config_path: str | os.PathLike[str] | None) -> RuleSet | None:

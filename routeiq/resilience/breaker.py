@@ -5,10 +5,11 @@ share in the current minute reaches ``failure_rate`` over at least ``min_request
 ``open_seconds`` it is half-open: one probe request (one across the whole cluster) may try it; a
 success closes the breaker, a failure opens it again.
 
-The shared truth is in the StateStore: an ``open`` record per deployment, counters, and a notice on
-every transition. Each worker keeps a local view (updated by the notices and a periodic resync) so
-the request path reads memory, not Redis. Successful calls are counted locally and flushed in
-batches: a healthy deployment costs no Redis round trip per request.
+Counters live in the StateStore; each breaker's state (open since when and why, or closed) is the
+live change ``breaker.<deployment id>``, so every worker and replica follows a transition at once
+and catches up on missed ones. Each worker keeps a local view, so the request path reads memory,
+not Redis. Successful calls are counted locally and flushed in batches: a healthy deployment costs no
+Redis round trip per request. With Redis away a transition still applies to the worker that saw it.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from routeiq.periodic import every, stop
 from routeiq.routing.deployments import Deployment
 from routeiq.settings import CircuitBreakerSettings
 from routeiq.state.base import StateStore
+from routeiq.state.changes import Change, LiveChanges
 
 logger = logging.getLogger("routeiq.breaker")
 
-CHANNEL = "breakers"
+SUBJECT = "breaker."  # + the deployment id
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 STATE_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}  # routeiq_circuit_state{deployment}
 FLUSH_SECONDS = 1.0
-RESYNC_SECONDS = 2.0
 MINUTE = 60
 
 
@@ -48,24 +49,23 @@ class CircuitBreakers:
     def __init__(
         self,
         store: StateStore,
+        changes: LiveChanges,
         settings: CircuitBreakerSettings,
         deployment_ids: Sequence[str],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._changes = changes
         self._settings = settings
         self._clock = clock
         self._views = {deployment_id: _View() for deployment_id in deployment_ids}
         self._tasks: list[asyncio.Task[None]] = []
         self.on_change: Callable[[str, str], None] | None = None  # (deployment id, state), for metrics
+        for deployment_id in deployment_ids:
+            changes.watch(SUBJECT + deployment_id, self._follow)
 
     async def start(self) -> None:
-        self._store.subscribe(CHANNEL, self._on_notice)
-        await self.resync()
-        self._tasks = [
-            every(FLUSH_SECONDS, self.flush, "breaker flush"),
-            every(RESYNC_SECONDS, self.resync, "breaker resync"),
-        ]
+        self._tasks = [every(FLUSH_SECONDS, self.flush, "breaker flush")]
 
     async def close(self) -> None:
         await stop(self._tasks)
@@ -168,20 +168,23 @@ class CircuitBreakers:
     # --- transitions ---------------------------------------------------------------------------
 
     async def _open(self, deployment_id: str, reason: str) -> None:
+        # Seen here at once: requests on this worker must not wait for the shared state's answer.
         opened_at = self._clock()
-        record = {"opened_at": opened_at, "reason": reason}
-        await self._store.set_record(f"breaker:{deployment_id}", record)
-        await self._store.delete(f"breaker:{deployment_id}:probe")
         self._apply(deployment_id, opened_at, reason)
+        await self._store.delete(f"breaker:{deployment_id}:probe")
         logger.warning("circuit opened for deployment %s: %s", deployment_id, reason)
-        await self._store.publish(CHANNEL, {"id": deployment_id, **record})
+        await self._changes.publish(
+            SUBJECT + deployment_id, {"opened_at": opened_at, "reason": reason}, local_if_unavailable=True
+        )
 
     async def _close(self, deployment_id: str) -> None:
-        for suffix in ("", ":probe", ":consecutive"):
-            await self._store.delete(f"breaker:{deployment_id}{suffix}")
         self._apply(deployment_id, None, "")
+        for suffix in (":probe", ":consecutive"):
+            await self._store.delete(f"breaker:{deployment_id}{suffix}")
         logger.info("circuit closed for deployment %s", deployment_id)
-        await self._store.publish(CHANNEL, {"id": deployment_id, "opened_at": None, "reason": ""})
+        await self._changes.publish(
+            SUBJECT + deployment_id, {"opened_at": None, "reason": ""}, local_if_unavailable=True
+        )
 
     def _apply(self, deployment_id: str, opened_at: float | None, reason: str) -> None:
         view = self._views.get(deployment_id)
@@ -194,21 +197,10 @@ class CircuitBreakers:
         if changed and self.on_change is not None:
             self.on_change(deployment_id, OPEN if opened_at is not None else CLOSED)
 
-    def _on_notice(self, message: dict[str, Any]) -> None:
-        opened_at = message.get("opened_at")
+    def _follow(self, change: Change) -> None:
+        state = change.value or {}  # nothing shared: closed
+        opened_at = state.get("opened_at")
+        deployment_id = change.subject.removeprefix(SUBJECT)
         self._apply(
-            str(message.get("id")),
-            float(opened_at) if opened_at is not None else None,
-            message.get("reason", ""),
+            deployment_id, float(opened_at) if opened_at is not None else None, state.get("reason", "")
         )
-
-    async def resync(self) -> None:
-        """Reread every breaker from the store: covers notices missed while disconnected."""
-        for deployment_id in self._views:
-            record = await self._store.get_record(f"breaker:{deployment_id}")
-            opened_at = record.get("opened_at") if record else None
-            self._apply(
-                deployment_id,
-                float(opened_at) if opened_at is not None else None,
-                (record or {}).get("reason", ""),
-            )

@@ -1,39 +1,41 @@
 """The active routing strategies, changeable at runtime and the same on every worker and replica.
 
-A change (for every group, or for one) is stored in the StateStore and announced on a channel;
-every worker swaps its strategy when the notice arrives, and resyncs periodically in case a notice
-was missed.
+A change (for every group, or for one) is the subject ``routing.strategies`` of the live-change
+mechanism: every worker swaps its strategy when the change reaches it. With Redis away a change is
+refused, or applied to this worker alone when ``state_failure_mode.routing`` is ``open``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
-from routeiq.periodic import every, stop
 from routeiq.routing.picker import Picker
 from routeiq.routing.registry import StrategyDeps, create_strategy, strategy_names
-from routeiq.state.base import StateStore
+from routeiq.state.changes import Change, LiveChanges
 
 logger = logging.getLogger("routeiq.routing")
 
-KEY = "routing:active_strategy"
-CHANNEL = "routing"
-RESYNC_SECONDS = 2.0
+SUBJECT = "routing.strategies"
 
 
 class ActiveStrategy:
     def __init__(
-        self, store: StateStore, picker: Picker, deps: StrategyDeps, default: str, groups: dict[str, str]
+        self,
+        changes: LiveChanges,
+        picker: Picker,
+        deps: StrategyDeps,
+        default: str,
+        groups: dict[str, str],
+        local_if_unavailable: bool = True,
     ) -> None:
-        self._store = store
+        self._changes = changes
         self._picker = picker
         self._deps = deps
         self._configured = {"default": default, "groups": dict(groups)}
-        self._task: asyncio.Task[None] | None = None
+        self._local_if_unavailable = local_if_unavailable
         self._apply(self._configured)
+        changes.watch(SUBJECT, self._on_change)
 
     def names(self) -> dict[str, Any]:
         return {
@@ -41,30 +43,19 @@ class ActiveStrategy:
             "groups": {group: strategy.name for group, strategy in self._picker.group_strategies.items()},
         }
 
-    async def start(self) -> None:
-        self._store.subscribe(CHANNEL, self._apply)
-        with contextlib.suppress(Exception):  # Redis away at startup: the configured ones serve
-            await self.resync()
-        self._task = every(RESYNC_SECONDS, self.resync, "strategy resync")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            await stop([self._task])
-
-    async def set(self, name: str, group: str | None = None) -> None:
-        """Make ``name`` the strategy of ``group`` (or the default for every group without its own)."""
+    async def set(self, name: str, group: str | None = None) -> int | None:
+        """Make ``name`` the strategy of ``group`` (or the default for every group without its own);
+        returns the change's version (None: applied to this worker only, the shared state is away)."""
         create_strategy(name, self._deps)  # refuse what cannot be built before anything changes
         wanted = self.names()
         if group is None:
             wanted["default"] = name
         else:
             wanted["groups"][group] = name
-        await self._store.set_record(KEY, wanted)
-        self._apply(wanted)
-        await self._store.publish(CHANNEL, wanted)
+        return await self._changes.publish(SUBJECT, wanted, local_if_unavailable=self._local_if_unavailable)
 
-    async def resync(self) -> None:
-        self._apply(await self._store.get_record(KEY) or self._configured)
+    def _on_change(self, change: Change) -> None:
+        self._apply(change.value if change.value is not None else self._configured)
 
     def _apply(self, wanted: dict[str, Any]) -> None:
         default = wanted.get("default")

@@ -8,8 +8,8 @@ tier-aware strategies use the documented length rule instead.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from routeiq.routing.load import LoadTracker
 from routeiq.routing.registry import StrategyDeps
 from routeiq.routing.scoring import CentroidScorer, LearnedScorer
 from routeiq.settings import Settings
-from routeiq.state.base import StateStore
+from routeiq.state.changes import Change, ChangeRefused, LiveChanges
 
 logger = logging.getLogger("routeiq.routing")
 
@@ -60,40 +60,77 @@ def _load_classifier(directory: str | None) -> tuple[Any | None, str]:
     return classifier, "ok"
 
 
-RELOAD_CHANNEL = "routers"
+ROUTER_SUBJECT = "routing.router."  # + the algorithm: one live-change subject per trained router
+
+
+def manifest_sha256(directory: Path) -> str:
+    """An artifact's identity: its manifest names the sha256 of every other file, so this covers all."""
+    from routeiq.routing.learned.artifacts import MANIFEST  # the learned package loads numpy and more
+
+    return hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()
 
 
 class RouterReloads:
     """Hot-swap trained routers on every worker and replica.
 
     The worker that takes the admin call loads and verifies the artifact first (so a bad one is
-    refused with its reason and nothing changes anywhere); then the others are told to swap too.
-    Requests keep flowing throughout: each slot is replaced only by a fully verified router.
+    refused with its reason and nothing changes anywhere); then the change (the artifact's path and
+    manifest sha256) goes out through the live-change mechanism. Every other process loads exactly
+    that artifact: one whose manifest differs, or that is missing on its machine, is refused there,
+    and ``GET /admin/changes`` names the instances that could not apply it. Requests keep flowing
+    throughout: each slot is replaced only by a fully verified router.
     """
 
-    def __init__(self, store: StateStore, slots: dict[str, Any]) -> None:
-        self._store = store
+    def __init__(self, changes: LiveChanges, slots: dict[str, Any]) -> None:
+        self._changes = changes
         self._slots = slots
-
-    def start(self) -> None:
-        self._store.subscribe(RELOAD_CHANNEL, self._on_notice)
+        self._loaded = {algo: _identity(slot.source) for algo, slot in slots.items()}
+        for algo in slots:
+            changes.watch(ROUTER_SUBJECT + algo, self._on_change)
 
     async def reload(self, algo: str, directory: str | None) -> dict[str, Any]:
         slot = self._slots.get(algo)
         if slot is None:
             raise KeyError(algo)
         path = Path(directory) if directory else slot.source
+        sha256 = await asyncio.to_thread(manifest_sha256, path)  # OSError: no artifact there
         router = await asyncio.to_thread(slot.swap_from, path)  # raises ArtifactError; old one stays
-        await self._store.publish(RELOAD_CHANNEL, {"algo": algo, "path": str(path), "from": os.getpid()})
-        return {"algo": algo, "path": str(path), "strategy": router.strategy}
+        self._loaded[algo] = sha256
+        value = {"algo": algo, "path": str(path), "sha256": sha256}
+        version = await self._changes.publish(ROUTER_SUBJECT + algo, value, local_if_unavailable=True)
+        return {
+            "algo": algo,
+            "path": str(path),
+            "sha256": sha256,
+            "strategy": router.strategy,
+            "version": version,
+        }
 
-    async def _on_notice(self, message: dict[str, Any]) -> None:
-        if message.get("from") == os.getpid():
-            return
-        slot = self._slots.get(str(message.get("algo")))
+    async def _on_change(self, change: Change) -> None:
+        if change.value is None:
+            return  # nothing shared: keep the artifact this process has
+        algo, wanted = str(change.value.get("algo")), str(change.value.get("sha256"))
+        slot = self._slots.get(algo)
         if slot is None:
+            raise ChangeRefused(f"no trained router {algo!r} is configured on this instance")
+        if self._loaded.get(algo) == wanted:
             return
+        path = Path(str(change.value.get("path")))
         try:
-            await asyncio.to_thread(slot.swap_from, Path(str(message["path"])))
-        except Exception:
-            logger.exception("could not load the router artifact announced by another worker")
+            found = await asyncio.to_thread(manifest_sha256, path)
+        except OSError as error:
+            raise ChangeRefused(
+                f"router artifact {wanted[:12]} not readable at {path}: {error.strerror}"
+            ) from None
+        if found != wanted:
+            reason = f"router artifact at {path} has manifest sha256 {found[:12]}, announced {wanted[:12]}"
+            raise ChangeRefused(reason)
+        await asyncio.to_thread(slot.swap_from, path)  # ArtifactError: refused and reported
+        self._loaded[algo] = wanted
+
+
+def _identity(source: Path | None) -> str | None:
+    try:
+        return manifest_sha256(source) if source is not None else None
+    except OSError:
+        return None

@@ -93,6 +93,27 @@ class StateStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def put_version(self, key: str, field: str, value: Mapping[str, Any], floor: int = 0) -> int:
+        """Store ``value`` as the next version of ``field`` in the versioned map ``key``, atomically,
+        and return that version: one more than the larger of the stored version and ``floor``."""
+
+    async def restore_version(self, key: str, field: str, version: int, value: Mapping[str, Any]) -> bool:
+        """Store ``value`` as ``version`` of ``field`` unless the stored version is already that or
+        newer (atomic); whether it was stored. Puts back what a store that lost its data forgot."""
+
+    async def versions(self, key: str) -> dict[str, int]:
+        """The current version of every field of the versioned map ``key``."""
+
+    async def get_version(self, key: str, field: str) -> tuple[int, dict[str, Any]] | None:
+        """A field's version and value, read together; None if the field was never stored."""
+
+    async def put_entry(self, key: str, field: str, value: Mapping[str, Any]) -> None:
+        """Set one entry of the record map ``key`` (a hash of JSON records)."""
+
+    async def entries(self, key: str) -> dict[str, dict[str, Any]]: ...
+
+    async def delete_entries(self, key: str, fields: Sequence[str]) -> None: ...
+
     async def publish(self, channel: str, message: Mapping[str, Any]) -> None: ...
 
     def subscribe(self, channel: str, handler: Handler) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from routeiq.settings import Settings
 from routeiq.state.base import StateStore
+from routeiq.state.changes import LiveChanges, new_instance_id
 from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import RedisStateStore, create_redis_store
 from routeiq.state.resilient import ResilientStateStore, StateHealth
@@ -17,13 +18,15 @@ logger = logging.getLogger("routeiq.state")
 
 @dataclass
 class StateStores:
-    """One store per feature, so each follows its own fail-open/fail-closed setting."""
+    """One store per feature, so each follows its own fail-open/fail-closed setting, and the live-change
+    hub every feature that changes at runtime goes through."""
 
     backend: str
     health: StateHealth
     shared: RedisStateStore | None
     local: MemoryStateStore
     by_feature: dict[str, StateStore]
+    changes: LiveChanges
 
     def for_feature(self, feature: str) -> StateStore:
         return self.by_feature[feature]
@@ -47,7 +50,13 @@ class StateStores:
         if self.shared is not None:
             self.shared.add_reconnect_hook(hook)
 
+    async def start_changes(self) -> None:
+        """Once every live-changeable feature watches its subject: catch up, then follow."""
+        await self.changes.start()
+        self.on_reconnect(self.changes.resync)
+
     async def close(self) -> None:
+        await self.changes.close()
         if self.shared is not None:
             await self.shared.close()
         await self.local.close()
@@ -72,10 +81,10 @@ def build_state_stores(settings: Settings) -> StateStores:
     # Cluster stats never fall back: their counts wait in the worker until Redis takes them, so
     # each request is still counted exactly once after an outage.
     modes["stats"] = "closed"
-    # Key-change notices: without Redis each worker still forgets keys after key_cache_seconds.
-    modes["keys"] = "open"
+    instance_id = new_instance_id()
     if not (settings.redis_url or settings.redis_sentinels):
-        return StateStores("memory", health, None, local, {feature: local for feature in modes})
+        by_memory: dict[str, StateStore] = {feature: local for feature in modes}
+        return StateStores("memory", health, None, local, by_memory, LiveChanges(local, instance_id))
     shared = create_redis_store(
         settings.redis_url,
         sentinels=settings.redis_sentinels,
@@ -88,4 +97,8 @@ def build_state_stores(settings: Settings) -> StateStores:
         feature: ResilientStateStore(shared, local, feature=feature, fail_open=mode == "open", health=health)
         for feature, mode in modes.items()
     }
-    return StateStores("redis", health, shared, local, by_feature)
+    # A change either reaches the shared state or is refused (or, where its feature says so, applied
+    # to this process alone): it never lands in a per-process fallback that would pass for shared.
+    changes_store = ResilientStateStore(shared, local, feature="changes", fail_open=False, health=health)
+    changes = LiveChanges(changes_store, instance_id)
+    return StateStores("redis", health, shared, local, by_feature, changes)

@@ -145,6 +145,8 @@ class MemoryStateStore:
         self._counters: dict[str, _Expiring[int]] = {}
         self._hashes: dict[str, _Expiring[dict[str, int]]] = {}
         self._records: dict[str, _Expiring[bytes]] = {}
+        self._versioned: dict[str, dict[str, tuple[int, bytes]]] = {}
+        self._entries: dict[str, dict[str, bytes]] = {}
         self._windows: dict[tuple[str, Window, int], _WindowCount] = {}
         self._handlers: dict[str, list[Handler]] = {}
         self._reconnect_hooks: list[ReconnectHook] = []
@@ -174,6 +176,8 @@ class MemoryStateStore:
         self._counters.clear()
         self._hashes.clear()
         self._records.clear()
+        self._versioned.clear()
+        self._entries.clear()
         self._windows.clear()
 
     # --- counters ---
@@ -262,6 +266,45 @@ class MemoryStateStore:
         self._counters.pop(key, None)
         self._hashes.pop(key, None)
         self._records.pop(key, None)
+        self._versioned.pop(key, None)
+        self._entries.pop(key, None)
+
+    # --- versioned maps and record maps ---
+
+    async def put_version(self, key: str, field: str, value: Mapping[str, Any], floor: int = 0) -> int:
+        fields = self._versioned.setdefault(key, {})
+        stored = fields.get(field)
+        version = max(stored[0] if stored else 0, floor) + 1
+        fields[field] = (version, encode(value))
+        return version
+
+    async def restore_version(self, key: str, field: str, version: int, value: Mapping[str, Any]) -> bool:
+        fields = self._versioned.setdefault(key, {})
+        stored = fields.get(field)
+        if stored is not None and stored[0] >= version:
+            return False
+        fields[field] = (version, encode(value))
+        return True
+
+    async def versions(self, key: str) -> dict[str, int]:
+        return {field: version for field, (version, _) in self._versioned.get(key, {}).items()}
+
+    async def get_version(self, key: str, field: str) -> tuple[int, dict[str, Any]] | None:
+        stored = self._versioned.get(key, {}).get(field)
+        if stored is None:
+            return None
+        return stored[0], decode_record(stored[1]) or {}
+
+    async def put_entry(self, key: str, field: str, value: Mapping[str, Any]) -> None:
+        self._entries.setdefault(key, {})[field] = encode(value)
+
+    async def entries(self, key: str) -> dict[str, dict[str, Any]]:
+        return {field: decode_record(raw) or {} for field, raw in self._entries.get(key, {}).items()}
+
+    async def delete_entries(self, key: str, fields: Sequence[str]) -> None:
+        entries = self._entries.get(key, {})
+        for field in fields:
+            entries.pop(field, None)
 
     # --- notices ---
 

@@ -94,6 +94,29 @@ return {1, 0, counts}
 """
 
 
+# KEYS: the versions hash, the values hash; ARGV: field, value (JSON), floor. The version and the value
+# change together, so a reader never pairs one version with another version's value.
+_PUT_VERSION_LUA = """
+local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local version = math.max(stored, tonumber(ARGV[3])) + 1
+redis.call('HSET', KEYS[1], ARGV[1], version)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return version
+"""
+
+
+# KEYS as above; ARGV: field, value (JSON), version. Only ever moves a version forward.
+_RESTORE_VERSION_LUA = """
+local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if stored >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+
 def _ttl_ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
@@ -144,6 +167,8 @@ class RedisStateStore:
         self._startup_wait = 2 * timeout_seconds
         self._on_close = list(on_close)
         self._reserve_script = client.register_script(_RESERVE_LUA)
+        self._put_version_script = client.register_script(_PUT_VERSION_LUA)
+        self._restore_version_script = client.register_script(_RESTORE_VERSION_LUA)
         self._handlers: dict[str, list[Handler]] = {}
         self._reconnect_hooks: list[ReconnectHook] = []
         self._listener: asyncio.Task[None] | None = None
@@ -294,6 +319,47 @@ class RedisStateStore:
 
     async def delete(self, key: str) -> None:
         await self._run(lambda: self._client.delete(self._key(key)))
+
+    # --- versioned maps and record maps ---
+
+    async def put_version(self, key: str, field: str, value: Mapping[str, Any], floor: int = 0) -> int:
+        keys = [self._key(f"{key}:versions"), self._key(f"{key}:values")]
+        version = await self._run(
+            lambda: self._put_version_script(keys=keys, args=[field, encode(value), floor])
+        )
+        return int(version)
+
+    async def restore_version(self, key: str, field: str, version: int, value: Mapping[str, Any]) -> bool:
+        keys = [self._key(f"{key}:versions"), self._key(f"{key}:values")]
+        args: list[str | bytes | int] = [field, encode(value), version]
+        return bool(await self._run(lambda: self._restore_version_script(keys=keys, args=args)))
+
+    async def versions(self, key: str) -> dict[str, int]:
+        raw: dict[Any, Any] = await self._run(lambda: self._client.hgetall(self._key(f"{key}:versions")))
+        return {field.decode(): int(version) for field, version in raw.items()}
+
+    async def get_version(self, key: str, field: str) -> tuple[int, dict[str, Any]] | None:
+        async def run() -> list[Any]:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hget(self._key(f"{key}:versions"), field)
+                pipe.hget(self._key(f"{key}:values"), field)
+                return list(await pipe.execute())
+
+        version, value = await self._run(run)
+        if version is None or value is None:
+            return None
+        return int(version), decode_record(value) or {}
+
+    async def put_entry(self, key: str, field: str, value: Mapping[str, Any]) -> None:
+        await self._run(lambda: self._client.hset(self._key(key), field, encode(value)))
+
+    async def entries(self, key: str) -> dict[str, dict[str, Any]]:
+        raw: dict[Any, Any] = await self._run(lambda: self._client.hgetall(self._key(key)))
+        return {field.decode(): decode_record(value) or {} for field, value in raw.items()}
+
+    async def delete_entries(self, key: str, fields: Sequence[str]) -> None:
+        if fields:
+            await self._run(lambda: self._client.hdel(self._key(key), *fields))
 
     # --- notices ---
 

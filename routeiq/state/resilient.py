@@ -173,6 +173,27 @@ class ResilientStateStore:
     async def delete(self, key: str) -> None:
         await self._call(lambda store: store.delete(key))
 
+    async def put_version(self, key: str, field: str, value: Mapping[str, Any], floor: int = 0) -> int:
+        return await self._call(lambda store: store.put_version(key, field, value, floor))
+
+    async def restore_version(self, key: str, field: str, version: int, value: Mapping[str, Any]) -> bool:
+        return await self._call(lambda store: store.restore_version(key, field, version, value))
+
+    async def versions(self, key: str) -> dict[str, int]:
+        return await self._call(lambda store: store.versions(key))
+
+    async def get_version(self, key: str, field: str) -> tuple[int, dict[str, Any]] | None:
+        return await self._call(lambda store: store.get_version(key, field))
+
+    async def put_entry(self, key: str, field: str, value: Mapping[str, Any]) -> None:
+        await self._call(lambda store: store.put_entry(key, field, value))
+
+    async def entries(self, key: str) -> dict[str, dict[str, Any]]:
+        return await self._call(lambda store: store.entries(key))
+
+    async def delete_entries(self, key: str, fields: Sequence[str]) -> None:
+        await self._call(lambda store: store.delete_entries(key, fields))
+
     async def publish(self, channel: str, message: Mapping[str, Any]) -> None:
         """Through Redis normally; during an outage only this process's subscribers hear it."""
         await self._call(lambda store: store.publish(channel, message))

@@ -7,6 +7,7 @@ import pytest
 from routeiq.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreakers
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.settings import CircuitBreakerSettings, DeploymentConfig
+from routeiq.state.changes import LiveChanges
 from routeiq.state.memory import MemoryStateStore
 
 
@@ -35,7 +36,10 @@ async def breakers_for(clock: Clock, **overrides: object) -> tuple[CircuitBreake
             **overrides,
         }
     )
-    return CircuitBreakers(store, settings, ["a", "b"], clock=clock), store
+    changes = LiveChanges(store, "test")
+    breakers = CircuitBreakers(store, changes, settings, ["a", "b"], clock=clock)
+    await changes.start()
+    return breakers, store
 
 
 def deployments() -> list:  # type: ignore[type-arg]
@@ -105,13 +109,22 @@ async def test_other_instances_follow_through_the_store(clock: Clock) -> None:
     store = MemoryStateStore()
     await store.start()
     settings = CircuitBreakerSettings(consecutive_failures=1)
-    one = CircuitBreakers(store, settings, ["a"], clock=clock)
-    two = CircuitBreakers(store, settings, ["a"], clock=clock)
+    hubs = [LiveChanges(store, "one"), LiveChanges(store, "two")]
+    one, two = (CircuitBreakers(store, hub, settings, ["a"], clock=clock) for hub in hubs)
+    for hub in hubs:
+        await hub.start()
     await one.start()
     await two.start()
     try:
         await one.record_failure("a", "boom")
-        assert two.state("a") == OPEN  # the notice reached the other instance
+        assert two.state("a") == OPEN  # the change reached the other instance
+        assert hubs[1].applied() == {"breaker.a": 1}
+        clock.now += 31
+        await one.admit(deployments())  # the probe
+        await one.record_success("a")
+        assert two.state("a") == CLOSED
     finally:
         await one.close()
         await two.close()
+        for hub in hubs:
+            await hub.close()

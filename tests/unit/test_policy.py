@@ -39,6 +39,7 @@ from routeiq.observability.metrics import Metrics
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.runtime_handle import RuntimeHandle
 from routeiq.settings import PolicySettings, Settings
+from routeiq.state.changes import LiveChanges
 from routeiq.state.memory import MemoryStateStore
 from tests.support.eventually import eventually
 
@@ -367,8 +368,9 @@ def write(path: Path, text: str) -> None:
 async def test_a_changed_file_is_picked_up_and_a_bad_one_refused(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     write(path, "rules: [{name: first, action: deny}]")
-    store = MemoryStateStore()
-    engine = PolicyEngine(PolicySettings(file=str(path), reload_interval_seconds=0), path, store)
+    engine = PolicyEngine(
+        PolicySettings(file=str(path), reload_interval_seconds=0), path, LiveChanges(MemoryStateStore(), "t")
+    )
     assert engine.rules.rules[0].name == "first"
     before = engine.rules
     await engine.check()
@@ -393,8 +395,11 @@ async def test_a_changed_file_is_picked_up_and_a_bad_one_refused(tmp_path: Path)
 async def test_the_poller_reloads_without_being_asked(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     write(path, "rules: [{name: first, action: deny}]")
-    store = MemoryStateStore()
-    engine = PolicyEngine(PolicySettings(file=str(path), reload_interval_seconds=0.05), path, store)
+    engine = PolicyEngine(
+        PolicySettings(file=str(path), reload_interval_seconds=0.05),
+        path,
+        LiveChanges(MemoryStateStore(), "t"),
+    )
     await engine.start()
     try:
         write(path, "rules: [{name: second, action: deny}]")
@@ -449,7 +454,7 @@ def governed_app(tmp_path: Path, text: str | None, identity: Identity | None, **
     engine = None
     if text is not None:
         write(tmp_path / "policy.yaml", text)
-        engine = PolicyEngine(settings.policy, tmp_path / "policy.yaml", MemoryStateStore())
+        engine = PolicyEngine(settings.policy, tmp_path / "policy.yaml", LiveChanges(MemoryStateStore(), "t"))
     handle = RuntimeHandle()
     app = Starlette(
         routes=[Route("/v1/chat/completions", served, methods=["POST"])],

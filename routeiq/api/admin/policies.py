@@ -103,8 +103,8 @@ async def reload(request: Request) -> dict[str, Any]:
     engine = _engine(request)
     async with runtime_of(request).audit.action(request, "policy.reload", str(engine.path)) as entry:
         try:
-            rules = await engine.reload()
+            rules, version = await engine.reload()
         except PolicyError as error:
             raise APIError(400, str(error), code="invalid_policy") from None
-        entry.details.update({"sha256": rules.digest, "rules": len(rules.rules)})
-    return {"reloaded": True, **_summary(engine, rules)}
+        entry.details.update({"sha256": rules.digest, "rules": len(rules.rules), "version": version})
+    return {"reloaded": True, "version": version, **_summary(engine, rules)}

@@ -11,6 +11,7 @@ from routeiq import __version__
 from routeiq.api.errors import APIError, bad_request
 from routeiq.api.runtime import runtime_of
 from routeiq.routing.registry import DESCRIPTIONS, strategy_names
+from routeiq.state.base import StateUnavailable
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -63,17 +64,20 @@ async def get_strategy(request: Request) -> dict[str, Any]:
 
 @router.put("/strategy")
 async def set_strategy(change: StrategyChange, request: Request) -> dict[str, Any]:
-    """Switch the strategy, for every worker and replica (they follow within a second)."""
+    """Switch the strategy, for every worker and replica. ``version`` is the change's number in
+    ``GET /admin/changes`` (null: Redis is away and only this worker changed)."""
     runtime = runtime_of(request)
     if change.group is not None and not runtime.deployments.has_group(change.group):
         raise bad_request(f"unknown group {change.group!r}", param="group")
     details = {"strategy": change.strategy, "previous": runtime.strategy.names()}
     async with runtime.audit.action(request, "strategy.set", change.group or "*", details):
         try:
-            await runtime.strategy.set(change.strategy, change.group)
+            version = await runtime.strategy.set(change.strategy, change.group)
         except ValueError as error:
             raise bad_request(str(error), param="strategy") from None
-    return {"active": runtime.strategy.names()}
+        except StateUnavailable as error:
+            raise APIError(503, f"not changed anywhere: {error}", code="state_unavailable") from None
+    return {"active": runtime.strategy.names(), "version": version}
 
 
 @router.get("/breakers")
