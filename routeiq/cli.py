@@ -20,6 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from routeiq import __version__
 from routeiq.config import CONFIG_PATH_ENV, ENV_PREFIX, ConfigError, load_settings
+from routeiq.routing.catalogue import (
+    CENTROID_STRATEGY,
+    CLASSIFIER_STRATEGIES,
+    DEFAULT_STRATEGY,
+    LEARNED_ALGORITHMS,
+    STRATEGIES,
+)
 from routeiq.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,15 +64,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-LEARNED_ALGOS = (
-    "knn",
-    "svm",
-    "mlp",
-    "mf",
-    "elo",
-)  # routeiq.routing.learned.ALGORITHM_NAMES, without the import
-
-
 def _cv_folds(value: str) -> int:
     folds = int(value)
     if folds == 1 or folds < 0:
@@ -76,7 +74,7 @@ def _cv_folds(value: str) -> int:
 def _add_learned_commands(commands: Any) -> None:
     """``train`` and ``classify``: argparse only here; their bodies live in routeiq.routing.learned."""
     train = commands.add_parser("train", help="train a learned router from prompts with per-model outcomes")
-    train.add_argument("--algo", required=True, choices=LEARNED_ALGOS, help="router algorithm")
+    train.add_argument("--algo", required=True, choices=LEARNED_ALGORITHMS, help="router algorithm")
     train.add_argument("--data", required=True, type=Path, help="RouteLLM-style CSV folder/file or JSONL")
     train.add_argument("--out", required=True, type=Path, help="artifact directory to write (atomically)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -105,9 +103,9 @@ def _add_learned_commands(commands: Any) -> None:
     classify.add_argument("--input", default=None, type=Path, help="JSON-lines file (default: stdin)")
     classify.add_argument(
         "--strategy",
-        default="llmrouter-centroid",
-        choices=["llmrouter-centroid", *(f"llmrouter-{algo}" for algo in LEARNED_ALGOS)],
-        help="classifier to use (default llmrouter-centroid)",
+        default=CENTROID_STRATEGY,
+        choices=CLASSIFIER_STRATEGIES,
+        help=f"classifier to use (default {CENTROID_STRATEGY})",
     )
     classify.add_argument(
         "--model-path", default=None, type=Path, help="trained artifact for learned strategies"
@@ -125,11 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return 0
     if args.command == "strategies":
-        from routeiq.routing.registry import DEFAULT_STRATEGY, DESCRIPTIONS
-
-        for name in sorted(DESCRIPTIONS):
-            marker = " (default)" if name == DEFAULT_STRATEGY else ""
-            print(f"{name:28} {DESCRIPTIONS[name]}{marker}")
+        for spec in sorted(STRATEGIES, key=lambda spec: spec.name):
+            marker = " (default)" if spec.name == DEFAULT_STRATEGY else ""
+            print(f"{spec.name:28} {spec.description}{marker}")
         return 0
     if args.command in ("train", "classify"):
         from routeiq.routing.learned import commands

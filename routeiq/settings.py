@@ -18,8 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from routeiq.governance.limits import QuotaSettings
-from routeiq.routing.profiles import TIERS
-from routeiq.routing.registry import DEFAULT_STRATEGY, LEARNED_ALGOS, strategy_names
+from routeiq.routing.catalogue import (
+    DEFAULT_STRATEGY,
+    LEARNED_ALGORITHMS,
+    TIERS,
+    find_strategy,
+    strategy_names,
+)
 
 
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.75) -> str:
@@ -410,16 +415,16 @@ class Settings(BaseSettings):
             if group not in groups:
                 hint = did_you_mean(group, groups)
                 problems.append(f"router_settings.group_strategies names unknown group {group!r}{hint}")
-        unknown_algos = sorted(set(self.learned_routers) - set(LEARNED_ALGOS))
+        unknown_algos = sorted(set(self.learned_routers) - set(LEARNED_ALGORITHMS))
         if unknown_algos:
             problems.append(
-                f"learned_routers: unknown algorithm(s) {unknown_algos}; valid: {list(LEARNED_ALGOS)}"
+                f"learned_routers: unknown algorithm(s) {unknown_algos}; valid: {list(LEARNED_ALGORITHMS)}"
             )
         used = {self.router_settings.routing_strategy, *self.router_settings.group_strategies.values()}
         for name in sorted(used):
-            algo = name.removeprefix("llmrouter-")
-            if algo in LEARNED_ALGOS and algo not in self.learned_routers:
-                problems.append(f"strategy {name} needs a trained router: set routeiq.learned_routers.{algo}")
+            spec = find_strategy(name)  # (unknown names were refused by RouterSettings already)
+            if spec is not None and spec.algorithm is not None and spec.algorithm not in self.learned_routers:
+                problems.append(spec.missing_artifact())
         unknown_quota_groups = sorted(set(self.quotas.groups) - groups)
         if unknown_quota_groups:
             problems.append(f"quotas.groups names unknown group(s) {unknown_quota_groups}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from routeiq.routing.catalogue import strategy_spec
 from routeiq.routing.deployments import Deployment
 from routeiq.routing.strategy import Decision, RoutingContext
 
 
 class CheapestFirst:
     name = "cost-based-routing"
-    description = "Cheapest healthy deployment per token (model_info costs or LiteLLM's price map)."
+    description = strategy_spec(name).description
 
     def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision:
         priced = [candidate for candidate in candidates if candidate.cost_per_token is not None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from routeiq.routing.catalogue import StrategySpec
 from routeiq.routing.deployments import Deployment
 from routeiq.routing.profiles import RANK, nearest_tier, tier_of, wanted_tier
 from routeiq.routing.scoring import Scorer
@@ -19,9 +20,9 @@ from routeiq.routing.strategy import Decision, RoutingContext
 class TierRouting:
     """Weighted pick within the wanted tier."""
 
-    def __init__(self, name: str, description: str, scorer: Scorer) -> None:
-        self.name = name
-        self.description = description
+    def __init__(self, spec: StrategySpec, scorer: Scorer) -> None:
+        self.name = spec.name
+        self.description = spec.description
         self.scorer = scorer
         self._shuffle = WeightedShuffle()
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from routeiq.routing.catalogue import StrategySpec, strategy_spec
 from routeiq.routing.deployments import Deployment
 from routeiq.routing.strategy import Decision, RoutingContext
 
@@ -41,11 +42,9 @@ class LoadTracker:
 
 
 class _LowestBy:
-    def __init__(
-        self, name: str, description: str, measure: Callable[[Deployment], float], unit: str
-    ) -> None:
-        self.name = name
-        self.description = description
+    def __init__(self, spec: StrategySpec, measure: Callable[[Deployment], float], unit: str) -> None:
+        self.name = spec.name
+        self.description = spec.description
         self._measure = measure
         self._unit = unit
 
@@ -58,8 +57,7 @@ class _LowestBy:
 
 def least_busy(load: LoadTracker) -> _LowestBy:
     return _LowestBy(
-        "least-busy",
-        "Fewest requests in flight on this worker.",
+        strategy_spec("least-busy"),
         lambda d: load.in_flight.get(d.id, 0),
         "in-flight requests",
     )
@@ -67,8 +65,7 @@ def least_busy(load: LoadTracker) -> _LowestBy:
 
 def lowest_latency(load: LoadTracker) -> _LowestBy:
     return _LowestBy(
-        "latency-based-routing",
-        "Lowest recent latency seen by this worker (untried deployments first).",
+        strategy_spec("latency-based-routing"),
         lambda d: load.latency.get(d.id, 0.0),
         "smoothed latency in seconds",
     )
@@ -76,8 +73,7 @@ def lowest_latency(load: LoadTracker) -> _LowestBy:
 
 def lowest_usage(load: LoadTracker) -> _LowestBy:
     return _LowestBy(
-        "usage-based-routing-v2",
-        "Fewest tokens used this minute on this worker.",
+        strategy_spec("usage-based-routing-v2"),
         lambda d: load.tokens_this_minute(d.id),
         "tokens this minute",
     )

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from routeiq.routing.catalogue import TIERS
 from routeiq.routing.deployments import Deployment, DeploymentTable
 from routeiq.routing.signals import Signals
 from routeiq.routing.strategy import Assessment
 
-TIERS = ("free", "budget", "standard", "premium", "reasoning")
 RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 DEFAULT_TIER = "standard"  # a deployment with no tier configured
 PROFILES = ("auto", "eco", "premium", "free", "reasoning")

@@ -1,35 +1,26 @@
-"""The strategies RouteIQ knows, by name, with a one-line description each.
+"""Building a strategy by name, with what it needs from the runtime.
 
-Importing this module stays cheap (settings validation and ``routeiq strategies`` use the names);
-``create_strategy`` builds one with what it needs from the runtime.
+The names and descriptions live in ``catalogue.py``; this module turns one into a working strategy.
+Importing it stays cheap: the strategy classes are imported only when one is built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
+
+from routeiq.routing.catalogue import STRATEGIES, strategy_names, strategy_spec
 
 if TYPE_CHECKING:
     from routeiq.routing.load import LoadTracker
     from routeiq.routing.scoring import CentroidScorer, LearnedScorer
     from routeiq.routing.strategy import RoutingStrategy
 
-LEARNED_ALGOS = ("knn", "svm", "mlp", "mf", "elo")
-DEFAULT_STRATEGY = "llmrouter-centroid"
+# name -> description, read-only: what the admin API lists (from the catalogue, not written again here).
+DESCRIPTIONS = MappingProxyType({spec.name: spec.description for spec in STRATEGIES})
 
-DESCRIPTIONS: dict[str, str] = {
-    "simple-shuffle": "Weighted random choice among healthy deployments (litellm_params.weight).",
-    "least-busy": "Fewest requests in flight on this worker.",
-    "latency-based-routing": "Lowest recent latency seen by this worker (untried deployments first).",
-    "cost-based-routing": "Cheapest healthy deployment per token (model_info costs or LiteLLM's price map).",
-    "usage-based-routing-v2": "Fewest tokens used this minute on this worker.",
-    "llmrouter-centroid": "Zero-config: the shipped centroid classifier picks the tier.",
-    **{
-        f"llmrouter-{algo}": f"A trained {algo} router (routeiq train --algo {algo}) picks the tier."
-        for algo in LEARNED_ALGOS
-    },
-    "llmrouter-cheapest-capable": "The cheapest deployment at or above the tier the classifier asks for.",
-}
+__all__ = ["DESCRIPTIONS", "StrategyDeps", "create_strategy", "strategy_names"]
 
 
 @dataclass
@@ -41,19 +32,18 @@ class StrategyDeps:
     learned: dict[str, LearnedScorer] = field(default_factory=dict)  # algo -> scorer over its artifact
 
 
-def strategy_names() -> list[str]:
-    return sorted(DESCRIPTIONS)
-
-
 def create_strategy(name: str, deps: StrategyDeps) -> RoutingStrategy:
+    """A new strategy called ``name``; a ``ValueError`` for an unknown name or a missing trained router."""
     from routeiq.routing.cost import CheapestFirst
     from routeiq.routing.llmrouter import CheapestCapable, TierRouting
     from routeiq.routing.load import least_busy, lowest_latency, lowest_usage
     from routeiq.routing.shuffle import WeightedShuffle
 
-    if name not in DESCRIPTIONS:
-        raise ValueError(f"unknown routing strategy {name!r}; valid: {strategy_names()}")
-    description = DESCRIPTIONS[name]
+    spec = strategy_spec(name)
+    if spec.algorithm is not None:
+        if spec.algorithm not in deps.learned:
+            raise ValueError(spec.missing_artifact())
+        return TierRouting(spec, deps.learned[spec.algorithm])
     if name == "simple-shuffle":
         return WeightedShuffle()
     if name == "cost-based-routing":
@@ -64,11 +54,9 @@ def create_strategy(name: str, deps: StrategyDeps) -> RoutingStrategy:
         return lowest_latency(deps.load)
     if name == "usage-based-routing-v2":
         return lowest_usage(deps.load)
-    if name == "llmrouter-centroid":
-        return TierRouting(name, description, deps.centroid)
     if name == "llmrouter-cheapest-capable":
-        return CheapestCapable(name, description, deps.centroid)
-    algo = name.removeprefix("llmrouter-")
-    if algo not in deps.learned:
-        raise ValueError(f"strategy {name} needs a trained router: set routeiq.learned_routers.{algo}")
-    return TierRouting(name, description, deps.learned[algo])
+        return CheapestCapable(spec, deps.centroid)
+    if name == "llmrouter-centroid":
+        return TierRouting(spec, deps.centroid)
+    # Reached only if the catalogue gains a name no branch above builds; a unit test builds every name.
+    raise ValueError(f"routing strategy {name!r} is catalogued but has no builder")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from routeiq.routing.catalogue import strategy_spec
 from routeiq.routing.deployments import Deployment
 from routeiq.routing.strategy import Decision, RoutingContext
 
 
 class WeightedShuffle:
     name = "simple-shuffle"
-    description = "Weighted random choice among healthy deployments (litellm_params.weight)."
+    description = strategy_spec(name).description
 
     def __init__(self, seed: int | None = None) -> None:
         self._random = random.Random(seed)

@@ -16,17 +16,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from routeiq.routing.learned.algorithms import ALGORITHM_NAMES
+from routeiq.routing.catalogue import CENTROID_STRATEGY
 from routeiq.routing.learned.artifacts import ArtifactError, hmac_key_from_env, load_router, save_router
 from routeiq.routing.learned.dataset import DatasetError, load_dataset, split_by_hash
 from routeiq.routing.learned.encoder import EncoderUnavailable, embed_in_batches, encoder_by_name
 from routeiq.routing.learned.router import COMPLEX, SIMPLE, LearnedRouter
 from routeiq.routing.learned.train import CrossValidation, cross_validate, evaluate_router, train_router
 from routeiq.routing.signals import content_text
-
-CENTROID_STRATEGY = "llmrouter-centroid"
-LEARNED_STRATEGIES = tuple(f"llmrouter-{name}" for name in ALGORITHM_NAMES)
-STRATEGIES = (CENTROID_STRATEGY, *LEARNED_STRATEGIES)
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from routeiq.routing.catalogue import learned_strategy_name
 from routeiq.routing.learned.algorithms import Scorer
 from routeiq.routing.learned.encoder import Encoder, embed_in_batches
 from routeiq.routing.learned.features import FeatureSpec
@@ -96,7 +97,7 @@ class LearnedRouter:
     @property
     def strategy(self) -> str:
         """The strategy name the gateway lists this router under, e.g. ``llmrouter-knn``."""
-        return f"llmrouter-{self.info.algo}"
+        return learned_strategy_name(self.info.algo)
 
     def predict_embeddings(self, texts: Sequence[str], embeddings: np.ndarray) -> Prediction:
         """Predict from precomputed embeddings (the texts are still needed for the surface cues)."""

@@ -1,7 +1,8 @@
-"""The learned-router algorithms, by name: ``knn``, ``svm``, ``mlp``, ``mf``, ``elo``."""
+"""The learned-router algorithms, built by name (the names live in ``routeiq/routing/catalogue.py``)."""
 
 from __future__ import annotations
 
+from routeiq.routing.catalogue import LEARNED_ALGORITHMS
 from routeiq.routing.learned.algorithms.base import Algorithm, Pair, Params, Scorer
 from routeiq.routing.learned.algorithms.elo import Elo
 from routeiq.routing.learned.algorithms.knn import Knn
@@ -9,7 +10,7 @@ from routeiq.routing.learned.algorithms.mf import Mf
 from routeiq.routing.learned.algorithms.mlp import Mlp
 from routeiq.routing.learned.algorithms.svm import Svm
 
-ALGORITHM_NAMES = ("knn", "svm", "mlp", "mf", "elo")
+ALGORITHM_NAMES = LEARNED_ALGORITHMS  # named in the catalogue, built here
 
 
 def algorithm(name: str) -> Algorithm:
