@@ -14,7 +14,7 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from routeiq.api.errors import APIError, retry_after_headers, service_unavailable
+from routeiq.errors import NoDeploymentAvailable, NoDeploymentCanServe, UpstreamFailed
 from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
@@ -22,7 +22,6 @@ from routeiq.governance.access import reachable_fallbacks
 from routeiq.governance.call import GovernedCall, Served
 from routeiq.governance.metering import StreamMeter
 from routeiq.observability.metrics import Metrics
-from routeiq.observability.outcomes import OutcomeRecorder
 from routeiq.routing.affinity import SessionAffinity
 from routeiq.routing.constraints import NoCapableDeployment
 from routeiq.routing.decision import (
@@ -33,6 +32,7 @@ from routeiq.routing.decision import (
     failure_message,
 )
 from routeiq.routing.deployments import Deployment, usage_cost
+from routeiq.routing.feedback import RoutingFeedback
 from routeiq.routing.picker import Picker
 from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext
 from routeiq.settings import Settings
@@ -48,7 +48,7 @@ class Dispatcher:
         picker: Picker,
         passthrough: PassthroughExecutor | None,
         litellm_executor: LiteLLMExecutor,
-        outcomes: OutcomeRecorder,
+        outcomes: RoutingFeedback,
         affinity: SessionAffinity,
         metrics: Metrics,
     ) -> None:
@@ -100,11 +100,8 @@ class Dispatcher:
                         trace.skipped[target] = _unavailable_reason(error)
                     break
                 except NoCapableDeployment as error:
-                    raise APIError(
-                        400,
-                        f"no deployment of {target!r} can take this request: {error}",
-                        code="no_capable_deployment",
-                        headers=failure_headers(trace),
+                    raise NoDeploymentCanServe(
+                        f"no deployment of {target!r} can take this request: {error}", failure_headers(trace)
                     ) from None
                 if target != context.group and target not in trace.fallbacks_tried:
                     trace.fallbacks_tried.append(target)
@@ -221,11 +218,10 @@ def served_by(deployment: Deployment) -> Served:
     return Served(deployment.id, deployment.group, deployment.litellm_model)
 
 
-def _client_error(error: UpstreamError, headers: dict[str, str]) -> APIError:
-    if error.status == 429:
-        headers = {**headers, **retry_after_headers(error.retry_after or 1.0)}
-    return APIError(
-        error.status, error.message, code=error.code, error_type=error.error_type, headers=headers
+def _client_error(error: UpstreamError, routing_headers: dict[str, str]) -> UpstreamFailed:
+    """An upstream refused the request as the client's fault: its own answer, passed on."""
+    return UpstreamFailed(
+        error.message, error.status, error.code, error.error_type, error.retry_after, routing_headers
     )
 
 
@@ -244,7 +240,7 @@ def _unavailable_reason(error: NoHealthyDeployment) -> str:
 
 def _exhausted(
     trace: RequestTrace, configured_fallbacks: list[str], no_healthy: NoHealthyDeployment | None
-) -> APIError:
+) -> NoDeploymentAvailable | UpstreamFailed:
     """The answer when nothing answered: the failures' own status when they agree (all rate-limited:
     429 with retry-after; all timed out: 504), else 502; 503 when nothing could even be tried."""
     message = failure_message(trace, configured_fallbacks)
@@ -252,21 +248,17 @@ def _exhausted(
     failures = trace.failures
     if not failures:
         retry_after = no_healthy.retry_after if no_healthy else 1.0
-        code = (
-            "circuit_open" if no_healthy is not None and no_healthy.circuit_open else "no_healthy_deployment"
-        )
-        error = service_unavailable(message, code=code, retry_after=retry_after)
-        error.headers.update(headers)
-        return error
+        circuit_open = no_healthy is not None and no_healthy.circuit_open
+        return NoDeploymentAvailable(message, retry_after, circuit_open, headers)
     statuses = {failure.status for failure in failures}
     codes = {failure.code for failure in failures}
     status = statuses.pop() if len(statuses) == 1 else 502
     code = codes.pop() if len(codes) == 1 else "upstream_error"
-    if status == 429:  # retry when the first of them may take a request again
-        waits = [failure.retry_after for failure in failures if failure.retry_after]
-        headers.update(retry_after_headers(min(waits) if waits else 1.0))
-    error_type = {429: "rate_limit_error", 504: "timeout_error"}.get(status, "api_error")
-    return APIError(status, message, code=code, error_type=error_type, headers=headers)
+    # Rate-limited: retry when the first of them may take a request again.
+    waits = [failure.retry_after for failure in failures if failure.retry_after]
+    return UpstreamFailed(
+        message, status, code, retry_after=min(waits) if waits else None, routing_headers=headers
+    )
 
 
 def _stream_failure(event: bytes) -> UpstreamError:

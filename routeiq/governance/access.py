@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from routeiq.api.errors import APIError
+from routeiq.errors import ModelNotAllowed
 from routeiq.governance.call import GovernedCall
 from routeiq.governance.identity import Identity
 from routeiq.routing.deployments import Deployment, DeploymentTable
@@ -29,12 +29,7 @@ def enforce_key_scope(
 ) -> None:
     identity = call.identity
     if identity.allowed_groups and group not in identity.allowed_groups:
-        raise APIError(
-            403,
-            f"this key may not use {group!r}; allowed: {list(identity.allowed_groups)}",
-            code="model_not_allowed",
-            param="model",
-        )
+        raise ModelNotAllowed(f"this key may not use {group!r}; allowed: {list(identity.allowed_groups)}")
     if not identity.allowed_models:
         return
     for name in (group, *fallbacks):
@@ -42,11 +37,8 @@ def enforce_key_scope(
             if not serves_allowed_model(identity, deployment):
                 call.excluded_deployments.add(deployment.id)
     if all(deployment.id in call.excluded_deployments for deployment in deployments.group(group)):
-        raise APIError(
-            403,
-            f"no deployment of {group!r} serves a model this key may use ({list(identity.allowed_models)})",
-            code="model_not_allowed",
-            param="model",
+        raise ModelNotAllowed(
+            f"no deployment of {group!r} serves a model this key may use ({list(identity.allowed_models)})"
         )
 
 

@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from routeiq.api.errors import APIError, service_unavailable
 from routeiq.config import CONFIG_PATH_ENV
+from routeiq.errors import AuditUnavailable, GatewayError
 from routeiq.governance.call import current_call
 from routeiq.settings import Settings
 from routeiq.store.audit import AuditRepository
@@ -61,7 +61,7 @@ class AuditTrail:
         outcome: str,
         details: dict[str, Any] | None = None,
     ) -> int | None:
-        """Write one record now; ``APIError`` 503 if that fails and the trail is fail-closed."""
+        """Write one record now; ``AuditUnavailable`` if that fails and the trail is fail-closed."""
         call = current_call(request.scope)
         record = AuditRecord(
             actor=call.identity.actor if call is not None else "unknown",
@@ -78,11 +78,7 @@ class AuditTrail:
             self._on_write_failure()
             logger.error("audit record for %s not written: %s", action, type(error).__name__)
             if self._fail_closed:
-                raise service_unavailable(
-                    f"{action} refused: the audit log cannot be written",
-                    code="audit_unavailable",
-                    retry_after=5,
-                ) from None
+                raise AuditUnavailable(action) from None
             return None
 
     @asynccontextmanager
@@ -95,8 +91,8 @@ class AuditTrail:
         try:
             yield entry
         except BaseException as error:
-            outcome = "denied" if isinstance(error, APIError) and error.status in (401, 403) else "failure"
-            if isinstance(error, APIError):
+            outcome = "denied" if isinstance(error, GatewayError) and error.denial else "failure"
+            if isinstance(error, GatewayError):
                 entry.details["error"] = error.message
             await self._settle(entry, outcome)
             raise

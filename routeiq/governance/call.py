@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 from starlette.types import Message, Receive, Scope
 
-from routeiq.api.errors import APIError, bad_request
 from routeiq.api.requests import validate_body
+from routeiq.errors import BodyTooLarge, MalformedBody
 from routeiq.governance.identity import Identity
 from routeiq.middleware.paths import MODEL_CALL_SUFFIXES as MODEL_CALL_SUFFIXES  # (re-exported)
 from routeiq.middleware.paths import BodyKind, body_kind, model_call_kind
@@ -165,7 +165,7 @@ async def read_json_object(scope: Scope, receive: Receive, limit: int) -> dict[s
     """The request body as a JSON object; 413 past ``limit`` bytes (declared or read so far)."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise too_large(limit)
+            raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -175,7 +175,7 @@ async def read_json_object(scope: Scope, receive: Receive, limit: int) -> dict[s
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise too_large(limit)
+            raise BodyTooLarge(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -186,11 +186,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise bad_request(f"the request body is not valid JSON: {error}", code="invalid_json") from None
+        raise MalformedBody(f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object", code="invalid_json")
+        raise MalformedBody("the request body must be a JSON object")
     return body
-
-
-def too_large(limit: int) -> APIError:
-    return APIError(413, f"the request body is larger than {limit} bytes", code="request_too_large")

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from routeiq.api.errors import APIError, retry_after_headers, service_unavailable
 from routeiq.api.texts import texts
+from routeiq.errors import LimitKind, QuotaExceeded, QuotaUnavailable
 from routeiq.governance.identity import Identity
 from routeiq.governance.limits import MICRO_USD_PER_USD, Limit, Metric, QuotaSettings
 from routeiq.state.base import Reservation, ReservationResult, StateStore, StateUnavailable, Window
@@ -37,7 +37,7 @@ from routeiq.state.memory import bucket_of
 logger = logging.getLogger("routeiq.quota")
 
 Scope = Literal["key", "team", "user", "group"]
-HeaderKind = Literal["requests", "tokens", "budget"]
+HeaderKind = LimitKind  # the x-ratelimit-*-<kind> headers, one kind per refusal code
 
 CHARS_PER_TOKEN = 4  # the usual rough rule for English text; settling corrects the estimate
 UNAVAILABLE_RETRY_SECONDS = 1.0
@@ -49,11 +49,6 @@ _KIND_OF_METRIC: dict[Metric, HeaderKind] = {
     "output_tokens": "tokens",
     "total_tokens": "tokens",
     "spend_usd": "budget",
-}
-_CODE_OF_KIND: dict[HeaderKind, str] = {
-    "requests": "requests_limit_exceeded",
-    "tokens": "tokens_limit_exceeded",
-    "budget": "budget_exceeded",
 }
 _WHAT_OF_METRIC: dict[Metric, str] = {
     "requests": "requests",
@@ -368,8 +363,8 @@ class Quotas:
     async def reserve(
         self, limits: Sequence[AppliedLimit], estimate: Estimate, now: float | None = None
     ) -> Ticket:
-        """Reserve the call against every limit at once; ``APIError`` 429 (or 503 if the shared
-        store is down and quotas fail closed) when refused."""
+        """Reserve the call against every limit at once; ``QuotaExceeded`` when refused
+        (``QuotaUnavailable`` if the shared store is down and quotas fail closed)."""
         now = time.time() if now is None else now
         amounts = tuple(reserved_amount(applied.limit.metric, estimate) for applied in limits)
         reservations = [
@@ -381,11 +376,7 @@ class Quotas:
         except StateUnavailable as error:
             # (the outage itself is logged once, by StateHealth; not once per refused call)
             logger.debug("quota store unavailable, refusing the call: %s", error)
-            raise service_unavailable(
-                "quota state is unavailable; try again shortly",
-                code="quota_unavailable",
-                retry_after=UNAVAILABLE_RETRY_SECONDS,
-            ) from None
+            raise QuotaUnavailable(UNAVAILABLE_RETRY_SECONDS) from None
         if not result.ok:
             raise refusal(limits, amounts, result)
         return Ticket(tuple(limits), amounts, estimate, now, result.counts, result.reset_seconds)
@@ -431,8 +422,10 @@ class Quotas:
             await asyncio.wait(set(self._settling), timeout=SETTLE_DRAIN_SECONDS)
 
 
-def refusal(limits: Sequence[AppliedLimit], amounts: Sequence[int], result: ReservationResult) -> APIError:
-    """The 429 for a refused reservation: which limit, when it resets, and whether waiting helps."""
+def refusal(
+    limits: Sequence[AppliedLimit], amounts: Sequence[int], result: ReservationResult
+) -> QuotaExceeded:
+    """The refusal of a reservation: which limit, when it resets, and whether waiting helps."""
     index = result.refused_index if result.refused_index is not None else 0
     applied = limits[index]
     reset = result.reset_seconds[index]
@@ -457,8 +450,4 @@ def refusal(limits: Sequence[AppliedLimit], amounts: Sequence[int], result: Rese
     else:
         message = f"limit reached for {applied.describe()}; it resets in {format_reset(reset)}"
     headers = limit_headers(limits, result.counts, result.reset_seconds, force=index)
-    headers.update(retry_after_headers(reset))
-    if hopeless:
-        headers["x-should-retry"] = "false"
-    error_type = "insufficient_quota" if applied.limit.is_budget else "rate_limit_error"
-    return APIError(429, message, code=_CODE_OF_KIND[applied.kind], error_type=error_type, headers=headers)
+    return QuotaExceeded(message, applied.kind, headers, retry_after=reset, hopeless=hopeless)

@@ -19,7 +19,8 @@ import orjson
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from routeiq.api.errors import APIError
+from routeiq.api.errors import to_api_error
+from routeiq.errors import GatewayError
 from routeiq.governance.call import GovernedCall, current_call, load_body
 from routeiq.middleware.paths import is_data_plane
 from routeiq.plugins.base import CallResult
@@ -41,8 +42,8 @@ def split_events(data: bytes) -> Iterator[bytes]:
         yield data[start:]
 
 
-def sse_error(error: APIError) -> bytes:
-    return b"data: " + orjson.dumps(error.to_body()) + EVENT_END
+def sse_error(error: GatewayError) -> bytes:
+    return b"data: " + orjson.dumps(to_api_error(error).to_body()) + EVENT_END
 
 
 class PluginsMiddleware:
@@ -72,11 +73,12 @@ class PluginsMiddleware:
             if call.is_model_call and manager.pre_call:
                 await load_body(call, scope, receive, runtime.settings.max_request_body_bytes)
                 await manager.run_pre_call(call)
-        except APIError as error:
-            await error.to_response()(scope, receive, send)
+        except GatewayError as error:
+            refusal = to_api_error(error)
+            await refusal.to_response()(scope, receive, send)
             if call.is_model_call:
-                body = orjson.dumps(error.to_body())
-                await manager.run_on_error(call, CallResult(error.status, streamed=False, body=body))
+                body = orjson.dumps(refusal.to_body())
+                await manager.run_on_error(call, CallResult(refusal.status, streamed=False, body=body))
             return
         if not (call.is_model_call and manager.observes_responses):
             await self.app(scope, receive, send)
@@ -116,13 +118,14 @@ class _ObservedResponse:
             return
         try:
             await self.manager.run_post_call(self.call, result)
-        except APIError as error:
+        except GatewayError as error:
             if self.held_start is None:
                 logger.warning("a plugin refused request %s after it was sent", self.call.request_id)
                 return
             self.held_start = None
-            await error.to_response()(scope, receive, self.downstream)
-            await self.manager.run_on_error(self.call, CallResult(error.status, streamed=False))
+            refusal = to_api_error(error)
+            await refusal.to_response()(scope, receive, self.downstream)
+            await self.manager.run_on_error(self.call, CallResult(refusal.status, streamed=False))
             return
         await self._release(result)
 
@@ -175,7 +178,7 @@ class _ObservedResponse:
         for event in split_events(complete):
             try:
                 out.append(await self.manager.run_stream_event(self.call, event))
-            except APIError as error:
+            except GatewayError as error:
                 # Past the first byte an error can only be an SSE error event, then the end.
                 out.append(sse_error(error))
                 self.cut_off = True

@@ -12,7 +12,8 @@ import logging
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from routeiq.api.errors import APIError, service_unavailable
+from routeiq.api.errors import POLICY_RULE_HEADER, APIError, error_response
+from routeiq.errors import GatewayError, PolicyDenied, PolicyUnavailable
 from routeiq.governance.call import GovernedCall, current_call, load_body
 from routeiq.governance.policy import (
     PolicyEngine,
@@ -29,7 +30,7 @@ from routeiq.settings import Settings
 
 logger = logging.getLogger("routeiq.policy")
 
-RULE_HEADER = "x-routeiq-policy-rule"
+RULE_HEADER = POLICY_RULE_HEADER
 
 
 def policy_request(call: GovernedCall, groups: tuple[str, ...]) -> PolicyRequest:
@@ -53,15 +54,6 @@ def judge_call(
     return engine.judge(policy_request(call, groups), candidate_targets(groups, deployments, settings))
 
 
-def denied(rule: str, reason: str) -> APIError:
-    return APIError(
-        403,
-        f"denied by policy rule {rule!r}: {reason}",
-        code="policy_denied",
-        headers={RULE_HEADER: rule},
-    )
-
-
 class PolicyMiddleware:
     def __init__(self, app: ASGIApp, runtime: RuntimeHandle) -> None:
         self.app = app
@@ -80,25 +72,22 @@ class PolicyMiddleware:
             return
         try:
             verdict = await self._judge(engine, scope, receive, runtime.deployments, runtime.settings)
-        except APIError as error:
-            await error.to_response()(scope, receive, send)
+        except GatewayError as error:
+            await error_response(error)(scope, receive, send)
             return
         except Exception:
             # A bug in judging must not become a 500 nor, unless configured so, an open door.
             logger.exception("policy evaluation failed (failure_mode %s)", engine.failure_mode)
             runtime.metrics.policy_failures.labels(engine.failure_mode).inc()
             if engine.failure_mode == "closed":
-                refusal = service_unavailable(
-                    "the policy cannot be evaluated right now", code="policy_unavailable", retry_after=1.0
-                )
-                await refusal.to_response()(scope, receive, send)
+                await error_response(PolicyUnavailable())(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
         decision = verdict.decision
         if not decision.allowed:
             runtime.metrics.policy_denials.labels(decision.rule).inc()
-            await denied(decision.rule, decision.reason).to_response()(scope, receive, send)
+            await error_response(PolicyDenied(decision.rule, decision.reason))(scope, receive, send)
             return
         call = current_call(scope)
         if call is not None:

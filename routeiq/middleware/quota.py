@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from routeiq.api.errors import APIError
+from routeiq.api.errors import error_response
+from routeiq.errors import GatewayError
 from routeiq.governance.call import GovernedCall, current_call, load_body
 from routeiq.governance.quota import Quotas, Ticket, usage_of
 from routeiq.runtime_handle import RuntimeHandle
@@ -39,8 +40,8 @@ class QuotaMiddleware:
             return
         try:
             ticket = await self._reserve(runtime, call, scope, receive)
-        except APIError as error:
-            await error.to_response()(scope, receive, send)
+        except GatewayError as error:
+            await error_response(error)(scope, receive, send)
             return
         if ticket is None:
             await self.app(scope, receive, send)

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from routeiq.api.errors import APIError
+from routeiq.errors import GuardrailBlocked as GuardrailBlocked  # re-exported: where plugin authors find it
 from routeiq.governance.call import GovernedCall
 from routeiq.store.records import SpendRecord
 
@@ -84,13 +84,6 @@ class CallResult:
     # The non-streamed response body when a plugin asked for it (``reads_response_body``); a
     # post_call hook may assign new bytes and the client gets those.
     body: bytes | None = None
-
-
-class GuardrailBlocked(APIError):
-    """Raised by a hook to refuse the request: a 400 or 403 whose error code names the guardrail."""
-
-    def __init__(self, status: Literal[400, 403], code: str, message: str) -> None:
-        super().__init__(status, message, code=code)
 
 
 class ScanLimitExceeded(Exception):

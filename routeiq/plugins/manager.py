@@ -30,14 +30,13 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from routeiq.api.errors import APIError, service_unavailable
 from routeiq.config import ConfigError
+from routeiq.errors import GatewayError, GuardrailBlocked, GuardrailScanLimit, PluginFailed
 from routeiq.governance.call import GovernedCall
 from routeiq.plugins.base import (
     GROUP,
     HOOKS,
     CallResult,
-    GuardrailBlocked,
     Plugin,
     PluginHealth,
     PluginServices,
@@ -57,23 +56,11 @@ BUILTINS: dict[str, str] = {
     "cost_tracker": "routeiq.plugins.builtin.cost:CostTracker",
 }
 HEALTH_TIMEOUT_SECONDS = 2.0
-RETRY_AFTER_SECONDS = 1.0
 # Threads for plugins' CPU work: scans are linear and capped, so a few suffice; more would only
 # compete with the event loop for the GIL (and this machine class has 2 cores).
 CPU_THREADS = 2
 
 T = TypeVar("T")
-
-
-class PluginFailed(APIError):
-    """503 ``plugin_failed``: a plugin whose failure mode is ``abort`` failed or timed out."""
-
-    def __init__(self, plugin: str, reason: str) -> None:
-        error = service_unavailable(f"plugin {plugin!r} {reason}", "plugin_failed", RETRY_AFTER_SECONDS)
-        super().__init__(
-            error.status, error.message, code=error.code, error_type=error.error_type, headers=error.headers
-        )
-        self.plugin = plugin
 
 
 @dataclass(eq=False)
@@ -276,11 +263,11 @@ class PluginManager:
     async def run_post_call(self, call: GovernedCall, result: CallResult) -> None:
         """Every post_call hook runs (the cost tracker must count a refused answer too); the first
         refusal or abort is raised once they all ran."""
-        refusal: APIError | None = None
+        refusal: GatewayError | None = None
         for loaded in self.post_call:
             try:
                 await self._run(loaded, call, "post_call", loaded.plugin.post_call(call, result))
-            except APIError as error:
+            except GatewayError as error:
                 refusal = refusal or error
         if refusal is not None:
             raise refusal
@@ -290,7 +277,7 @@ class PluginManager:
         for loaded in self.on_error:
             try:
                 await self._run(loaded, call, "on_error", loaded.plugin.on_error(call, result))
-            except APIError:
+            except GatewayError:
                 logger.warning("plugin %s refused in on_error; the original error stands", loaded.name)
 
     async def _run(self, loaded: LoadedPlugin, call: GovernedCall, hook: str, work: Awaitable[T]) -> T | None:
@@ -302,8 +289,8 @@ class PluginManager:
             loaded.blocks += 1
             logger.info("guardrail %s refused request %s (%s)", loaded.name, call.request_id, blocked.code)
             raise
-        except APIError:
-            raise  # a plugin's own deliberate answer (say, a 429 of its own)
+        except GatewayError:
+            raise  # a plugin's own deliberate answer (say, an APIError 429 of its own)
         except ScanLimitExceeded as error:
             loaded.oversize += 1
             reason = f"did not check request {call.request_id}: {error}"
@@ -312,13 +299,7 @@ class PluginManager:
                 logger.warning("plugin %s %s: refusing it", loaded.name, reason)
                 # Before the call it is the request that is too long (413); after, the answer (502).
                 before = hook in ("on_request", "pre_call")
-                raise APIError(
-                    413 if before else 502,
-                    f"the {'request' if before else 'answer'}'s text ({error.chars} characters) is "
-                    f"longer than guardrail {loaded.name!r} checks ({error.limit})",
-                    code="guardrail_scan_limit",
-                    headers={"x-should-retry": "false"},
-                ) from None
+                raise GuardrailScanLimit(loaded.name, error.chars, error.limit, before) from None
             logger.warning("plugin %s %s: continuing without it", loaded.name, reason)
             return None
         except TimeoutError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routeiq.api.errors import APIError, service_unavailable
+from routeiq.errors import NoDeploymentAvailable, NoDeploymentCanServe
 from routeiq.routing.constraints import NoCapableDeployment
 from routeiq.routing.profiles import tier_of
 from routeiq.routing.strategy import NoHealthyDeployment, RoutingContext
@@ -17,13 +17,9 @@ async def preview(runtime: Any, context: RoutingContext) -> dict[str, Any]:
     try:
         candidates = await picker.candidates(context.group, context)
     except NoHealthyDeployment as error:
-        raise service_unavailable(
-            str(error), code="no_healthy_deployment", retry_after=error.retry_after
-        ) from None
+        raise NoDeploymentAvailable(str(error), error.retry_after) from None
     except NoCapableDeployment as error:
-        raise APIError(
-            400, f"no deployment can take this request: {error}", code="no_capable_deployment"
-        ) from None
+        raise NoDeploymentCanServe(f"no deployment can take this request: {error}") from None
     decision = picker.strategy_for(context.group).choose(candidates, context)
     assessment = decision.assessment
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from routeiq.api.errors import APIError, bad_request
+from routeiq.errors import UnknownModel, UnknownProfile
 from routeiq.routing.affinity import SESSION_HEADER, session_id_of
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.routing.profiles import PROFILE_HEADER, PROFILES, Target, requested_profile, resolve_target
@@ -29,15 +29,10 @@ def routing_context(
     if target is None or target.model != model:
         target = resolve_target(model, deployments, settings.profile_group)
     if target.group is None:
-        raise APIError(
-            404,
-            f"the model {model!r} does not exist; available: {', '.join(deployments.groups)}",
-            param="model",
-            code="model_not_found",
-        )
+        raise UnknownModel(model, deployments.groups)
     profile = requested_profile(body, headers.get(PROFILE_HEADER), target) or "auto"
     if profile not in PROFILES:
-        raise bad_request(f"unknown routing profile {profile!r}; valid: {list(PROFILES)}", param="profile")
+        raise UnknownProfile(profile, list(PROFILES))
     return RoutingContext(
         request_id=request_id,
         group=target.group,

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from routeiq.api.errors import APIError
+from routeiq.api.errors import to_api_error
+from routeiq.errors import QuotaExceeded
 from routeiq.governance.identity import MASTER, Identity
 from routeiq.governance.limits import Limit, QuotaSettings
 from routeiq.governance.quota import AppliedLimit, Estimate, Quotas, Usage, usage_of
@@ -52,9 +53,9 @@ async def test_requests_limit_lets_exactly_n_through(store: StateStore) -> None:
     tickets = [await quotas.reserve(limits, Estimate(1, 1)) for _ in range(3)]
     assert [quotas.headers(t)["x-ratelimit-remaining-requests"] for t in tickets] == ["2", "1", "0"]
     assert quotas.headers(tickets[0])["x-ratelimit-limit-requests"] == "3"
-    with pytest.raises(APIError) as refused:
+    with pytest.raises(QuotaExceeded) as refused:
         await quotas.reserve(limits, Estimate(1, 1))
-    error = refused.value
+    error = to_api_error(refused.value)
     assert error.status == 429 and error.code == "requests_limit_exceeded"
     assert error.error_type == "rate_limit_error"
     assert "key 'k1': 3 requests per hour" in error.message
@@ -70,9 +71,9 @@ async def test_reservation_is_all_or_nothing(store: StateStore) -> None:
     identity = key_identity(limit("requests", "hour", 10), team="ml")
     limits = quotas.limits_for(identity, None)
     await quotas.reserve(limits, Estimate(0, 0))
-    with pytest.raises(APIError) as refused:
+    with pytest.raises(QuotaExceeded) as refused:
         await quotas.reserve(limits, Estimate(0, 0))
-    assert "team 'ml'" in refused.value.message
+    assert "team 'ml'" in to_api_error(refused.value).message
     now = time.time()
     key_limit = next(a for a in limits if a.scope == "key")
     assert await count(store, key_limit, now) == 1  # the refused call left the key's counter alone
@@ -85,7 +86,7 @@ async def test_concurrent_reservations_never_overshoot(store: StateStore) -> Non
         *(quotas.reserve(limits, Estimate(1, 1)) for _ in range(30)), return_exceptions=True
     )
     assert sum(1 for outcome in outcomes if not isinstance(outcome, BaseException)) == 7
-    assert all(isinstance(o, APIError) and o.status == 429 for o in outcomes if isinstance(o, BaseException))
+    assert all(isinstance(o, QuotaExceeded) for o in outcomes if isinstance(o, BaseException))
 
 
 async def test_tokens_reserve_the_estimate_and_settle_to_real_usage(store: StateStore) -> None:
@@ -134,12 +135,12 @@ async def test_served_without_usage_keeps_the_estimate(store: StateStore) -> Non
 async def test_a_request_bigger_than_the_limit_is_told_not_to_retry(store: StateStore) -> None:
     quotas = quotas_on(store)
     limits = quotas.limits_for(key_identity(limit("output_tokens", "hour", 500)), None)
-    with pytest.raises(APIError) as refused:
+    with pytest.raises(QuotaExceeded) as refused:
         await quotas.reserve(limits, Estimate(10, 1024))
-    assert refused.value.code == "tokens_limit_exceeded"
-    assert refused.value.headers["x-should-retry"] == "false"
-    assert "lower max_tokens" in refused.value.message
-    assert refused.value.headers["x-ratelimit-remaining-tokens"] == "500"
+    assert to_api_error(refused.value).code == "tokens_limit_exceeded"
+    assert to_api_error(refused.value).headers["x-should-retry"] == "false"
+    assert "lower max_tokens" in to_api_error(refused.value).message
+    assert to_api_error(refused.value).headers["x-ratelimit-remaining-tokens"] == "500"
 
 
 async def test_spent_budget_refuses_and_says_retrying_will_not_help(store: StateStore) -> None:
@@ -155,9 +156,9 @@ async def test_spent_budget_refuses_and_says_retrying_will_not_help(store: State
     assert quotas.headers(second)["x-ratelimit-remaining-budget"] == "0.005999"  # 1 µ$ reserved
     await quotas.settle(second, usage_of(True, {"prompt_tokens": 10}, 0.007))  # overshoots: 0.011
 
-    with pytest.raises(APIError) as refused:
+    with pytest.raises(QuotaExceeded) as refused:
         await quotas.reserve(limits, Estimate(10, 10))
-    error = refused.value
+    error = to_api_error(refused.value)
     assert error.status == 429 and error.code == "budget_exceeded"
     assert error.error_type == "insufficient_quota"
     assert error.headers["x-should-retry"] == "false"
@@ -174,7 +175,7 @@ async def test_concurrent_calls_cannot_overspend_a_budget(store: StateStore) -> 
         *(quotas.reserve(limits, estimate) for _ in range(100)), return_exceptions=True
     )
     tickets = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
-    refusals = [outcome for outcome in outcomes if isinstance(outcome, APIError)]
+    refusals = [to_api_error(outcome) for outcome in outcomes if isinstance(outcome, QuotaExceeded)]
     assert len(tickets) == 5 and len(refusals) == 95
     assert {error.code for error in refusals} == {"budget_exceeded"}
     await asyncio.gather(
@@ -191,11 +192,11 @@ async def test_concurrent_calls_cannot_overspend_a_budget(store: StateStore) -> 
 async def test_a_call_dearer_than_the_whole_budget_is_told_in_dollars(store: StateStore) -> None:
     quotas = quotas_on(store)
     limits = quotas.limits_for(key_identity(limit("spend_usd", "day", 0.05)), None)
-    with pytest.raises(APIError) as refused:
+    with pytest.raises(QuotaExceeded) as refused:
         await quotas.reserve(limits, Estimate(10, 1024, 0.2))
-    assert refused.value.code == "budget_exceeded"
-    assert "needs about $0.2 of the limit" in refused.value.message
-    assert refused.value.headers["x-should-retry"] == "false"
+    assert to_api_error(refused.value).code == "budget_exceeded"
+    assert "needs about $0.2 of the limit" in to_api_error(refused.value).message
+    assert to_api_error(refused.value).headers["x-should-retry"] == "false"
 
 
 async def test_served_without_usage_keeps_the_estimated_spend(store: StateStore) -> None:

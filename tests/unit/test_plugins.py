@@ -23,8 +23,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from routeiq.api.errors import APIError
+from routeiq.api.errors import to_api_error
 from routeiq.config import ConfigError
+from routeiq.errors import GuardrailScanLimit
 from routeiq.governance.call import GovernedCall, Served, new_call
 from routeiq.governance.identity import ANONYMOUS, Identity
 from routeiq.middleware.plugins import PluginsMiddleware, split_events
@@ -326,9 +327,10 @@ async def test_timeout_abort_is_a_503_naming_the_plugin() -> None:
     manager = sleepy(abort=True, seconds=5)
     with pytest.raises(PluginFailed) as failed:
         await manager.run_pre_call(chat_call(user("hi")))
-    assert (failed.value.status, failed.value.code) == (503, "plugin_failed")
-    assert "'sleepy' timed out after 50 ms" in failed.value.message
-    assert failed.value.headers["retry-after"] == "1"
+    error = to_api_error(failed.value)
+    assert (error.status, error.code) == (503, "plugin_failed")
+    assert "'sleepy' timed out after 50 ms" in error.message
+    assert error.headers["retry-after"] == "1"
 
 
 async def test_a_failing_hook_counts_as_a_failure() -> None:
@@ -611,11 +613,12 @@ async def test_text_over_max_scan_chars_is_skipped_or_refused_per_failure_mode()
     assert (await lenient.health())[0]["counters"]["oversize"] == 1
 
     strict = PluginManager([LoadedPlugin(PiiPlugin(settings), "builtin", 1, timeout_seconds=1, abort=True)])
-    with pytest.raises(APIError) as refused:
+    with pytest.raises(GuardrailScanLimit) as refused:
         await strict.run_pre_call(chat_call(user(text)))
-    assert (refused.value.status, refused.value.code) == (413, "guardrail_scan_limit")
-    assert refused.value.headers["x-should-retry"] == "false"
-    assert "210 characters" in refused.value.message and "'pii'" in refused.value.message
+    error = to_api_error(refused.value)
+    assert (error.status, error.code) == (413, "guardrail_scan_limit")
+    assert error.headers["x-should-retry"] == "false"
+    assert "210 characters" in error.message and "'pii'" in error.message
 
     fits = chat_call(user(text[:200]))
     await strict.run_pre_call(fits)
@@ -626,9 +629,9 @@ async def test_moderation_over_max_scan_chars_sends_nothing(upstream: MockUpstre
     settings = ModerationSettings(url=f"{upstream.base_url}/moderations", max_scan_chars=10)
     manager = PluginManager([LoadedPlugin(ModerationPlugin(settings), "builtin", 1, 1, abort=True)])
     upstream.clear()
-    with pytest.raises(APIError) as refused:
+    with pytest.raises(GuardrailScanLimit) as refused:
         await manager.run_pre_call(chat_call(user("eleven char")))
-    assert refused.value.status == 413 and upstream.requests == []
+    assert to_api_error(refused.value).status == 413 and upstream.requests == []
 
 
 async def test_a_scan_timeout_answers_at_once_and_the_late_scan_never_touches_the_body() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from routeiq.api.errors import APIError
+from routeiq.api.errors import to_api_error
+from routeiq.errors import QuotaExceeded, QuotaUnavailable
 from routeiq.governance.identity import MASTER, Identity
 from routeiq.governance.limits import Limit, QuotaSettings
 from routeiq.governance.metering import StreamMeter
@@ -168,14 +169,15 @@ async def test_fail_closed_without_redis_is_a_503() -> None:
     )
     quotas = quotas_on(store)
     try:
-        with pytest.raises(APIError) as refused:
+        with pytest.raises(QuotaUnavailable) as refused:
             await quotas.reserve(
                 quotas.limits_for(key_identity(limit("requests", "hour", 5)), None), Estimate(1, 1)
             )
     finally:
         await dead.close()
-    assert refused.value.status == 503 and refused.value.code == "quota_unavailable"
-    assert refused.value.headers["retry-after"] == "1"
+    error = to_api_error(refused.value)
+    assert error.status == 503 and error.code == "quota_unavailable"
+    assert error.headers["retry-after"] == "1"
 
 
 async def test_fail_open_without_redis_counts_in_the_process() -> None:
@@ -187,11 +189,11 @@ async def test_fail_open_without_redis_counts_in_the_process() -> None:
     limits = quotas.limits_for(key_identity(limit("requests", "hour", 1)), None)
     try:
         await quotas.reserve(limits, Estimate(1, 1))
-        with pytest.raises(APIError) as refused:
+        with pytest.raises(QuotaExceeded) as refused:
             await quotas.reserve(limits, Estimate(1, 1))
     finally:
         await dead.close()
-    assert refused.value.status == 429
+    assert to_api_error(refused.value).status == 429
 
 
 # --- headers -----------------------------------------------------------------------------------

@@ -18,9 +18,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from routeiq.api.errors import APIError
+from routeiq.api.errors import APIError, error_response, to_api_error
 from routeiq.api.requests import check_body, validate_body
 from routeiq.api.texts import content_text, rewrite_texts, texts
+from routeiq.errors import GatewayError
 from routeiq.governance.call import GovernedCall, current_call, load_body, new_call, request_body
 from routeiq.governance.identity import ANONYMOUS
 from routeiq.middleware.paths import body_kind, is_data_plane, is_public, is_shed, model_call_kind, path_kind
@@ -242,8 +243,9 @@ def app_reading_bodies(layer_reads_first: bool) -> ASGIApp:
     async def route(request: Request) -> JSONResponse:
         try:
             body = await request_body(request.scope, request.receive, 65536)
-        except APIError as error:
-            return JSONResponse(error.to_body(), status_code=error.status)
+        except GatewayError as error:
+            refusal = to_api_error(error)
+            return JSONResponse(refusal.to_body(), status_code=refusal.status)
         return JSONResponse(body)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -252,8 +254,8 @@ def app_reading_bodies(layer_reads_first: bool) -> ASGIApp:
             if layer_reads_first:
                 try:
                     await load_body(call, scope, receive, 65536)
-                except APIError as error:
-                    await error.to_response()(scope, receive, send)
+                except GatewayError as error:
+                    await error_response(error)(scope, receive, send)
                     return
                 assert current_call(scope) is call and call.body_loaded
         await inner(scope, receive, send)
