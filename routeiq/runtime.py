@@ -27,7 +27,6 @@ from routeiq.governance.quota import Price, PriceBook, Quotas
 from routeiq.observability.cluster_stats import ClusterStats
 from routeiq.observability.decision_log import DecisionLog
 from routeiq.observability.metrics import Metrics
-from routeiq.observability.outcomes import OutcomeRecorder
 from routeiq.plugins.base import PluginServices
 from routeiq.plugins.manager import PluginManager
 from routeiq.resilience.breaker import CircuitBreakers
@@ -35,6 +34,7 @@ from routeiq.resilience.traffic import TrafficGate
 from routeiq.routing.active import ActiveStrategy
 from routeiq.routing.affinity import SessionAffinity
 from routeiq.routing.deployments import DeploymentTable, litellm_model_list
+from routeiq.routing.feedback import RoutingFeedback
 from routeiq.routing.models import RouterReloads, RoutingModels, load_routing_models
 from routeiq.routing.picker import Picker
 from routeiq.routing.plugin import RouterPlugin
@@ -204,7 +204,7 @@ async def _open(
     metrics.watch(gate, breakers, state.health)
     affinity = SessionAffinity(state.for_feature("affinity"), settings.session_ttl_seconds)
     decisions = DecisionLog(settings.decision_log)
-    outcomes = OutcomeRecorder(breakers, stats, metrics, picker, affinity, models.deps.load)
+    outcomes = RoutingFeedback(breakers, stats, metrics, picker, affinity, models.deps.load)
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
     dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics)
     audit_log = AuditRepository(database)

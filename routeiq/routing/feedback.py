@@ -1,5 +1,9 @@
-"""Where every attempt's outcome goes: breakers, load, cluster stats, metrics and the session's tier
-floor. (The request's decision event is written once per request by the ledger, ``ledger.py``.)"""
+"""The routing feedback loop: every attempt's outcome goes back to what the next routing decision reads.
+
+A failure or success updates the deployment's circuit breaker, this worker's load numbers (in flight,
+latency, tokens: what ``least-busy`` and friends read), the cluster stats, the metrics, and, when
+served, the session's tier floor. (The request's decision event is written once per request by the
+ledger, ``observability/ledger.py``.)"""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ from routeiq.routing.picker import Picker
 from routeiq.routing.strategy import Decision, RoutingContext
 
 
-class OutcomeRecorder:
+class RoutingFeedback:
+    """Built once in the runtime; the dispatcher's attempts report to it."""
+
     def __init__(
         self,
         breakers: CircuitBreakers | None,
