@@ -35,9 +35,9 @@ from routeiq.routing.active import ActiveStrategy
 from routeiq.routing.affinity import SessionAffinity
 from routeiq.routing.deployments import DeploymentTable, litellm_model_list
 from routeiq.routing.feedback import RoutingFeedback
+from routeiq.routing.litellm_hook import LiteLLMRoutingHook
 from routeiq.routing.models import RouterReloads, RoutingModels, load_routing_models
 from routeiq.routing.picker import Picker
-from routeiq.routing.plugin import RouterPlugin
 from routeiq.routing.registry import create_strategy
 from routeiq.settings import Settings
 from routeiq.state.factory import StateStores, build_state_stores
@@ -194,7 +194,7 @@ async def _open(
         configured.group_strategies,
         local_if_unavailable=settings.state_failure_mode.routing == "open",
     )
-    router.register_plugin(RouterPlugin(router, picker))
+    router.register_plugin(LiteLLMRoutingHook(router, picker))
     passthrough = None
     if settings.passthrough == "auto":
         passthrough = PassthroughExecutor(

@@ -32,7 +32,7 @@ from routeiq.executors.base import (
     upstream_timeout,
 )
 from routeiq.routing.deployments import Deployment
-from routeiq.routing.plugin import CONTEXT_KEY
+from routeiq.routing.litellm_hook import CONTEXT_KEY
 from routeiq.routing.strategy import RoutingContext
 
 DONE_EVENT = b"data: [DONE]\n\n"

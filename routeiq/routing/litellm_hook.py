@@ -1,8 +1,9 @@
-"""The object installed on the LiteLLM Router with ``register_plugin``.
+"""RouteIQ's hook into LiteLLM's Router: the custom routing strategy installed with ``register_plugin``.
 
-LiteLLM asks it for a deployment on every call it makes. When the call comes from RouteIQ's
-dispatcher the decision for this attempt is already made (the executor depends on it), so the
-plugin hands back that deployment; any other call is decided here by the same ``Picker``.
+(Not to be confused with RouteIQ's own plugins, ``routeiq/plugins``.) LiteLLM asks it for a
+deployment on every call it makes. When the call comes from RouteIQ's dispatcher the decision for
+this attempt is already made (the executor depends on it), so the hook hands back that deployment;
+any other call is decided here by the same ``Picker``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from routeiq.routing.strategy import RoutingContext
 CONTEXT_KEY = "routeiq_context"
 
 
-class RouterPlugin(CustomRoutingStrategyBase):
+class LiteLLMRoutingHook(CustomRoutingStrategyBase):
     def __init__(self, router: Any, picker: Picker) -> None:
         self._router = router
         self._picker = picker
