@@ -20,6 +20,7 @@ import httpx
 import pytest
 import redis
 
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
@@ -94,11 +95,14 @@ def test_several_processes_answer(cluster: Cluster) -> None:
 def test_shared_counter_counts_each_request_once(cluster: Cluster) -> None:
     responses = in_parallel(48, lambda: cluster.post(CHAT))
     assert all(response.status_code == 200 for response in responses)
-    time.sleep(1.5)  # every process flushes its counts twice a second
-    for _ in range(4):  # whichever process answers, the cluster total is the same
-        stats = cluster.admin("GET", "/admin/stats").json()
-        assert stats["scope"] == "cluster" and stats["backend"] == "redis"
-        assert stats["total"] == 48
+
+    def counted_everywhere() -> None:  # every process flushes its counts twice a second
+        for _ in range(4):  # whichever process answers, the cluster total is the same
+            stats = cluster.admin("GET", "/admin/stats").json()
+            assert stats["scope"] == "cluster" and stats["backend"] == "redis"
+            assert stats["total"] == 48
+
+    eventually_sync(counted_everywhere)
 
 
 def test_strategy_change_reaches_every_process_within_a_second(cluster: Cluster) -> None:
@@ -107,10 +111,15 @@ def test_strategy_change_reaches_every_process_within_a_second(cluster: Cluster)
 
     changed = cluster.admin("PUT", "/admin/strategy", json={"strategy": "cost-based-routing"})
     assert changed.status_code == 200
-    time.sleep(1.0)
-    after = in_parallel(40, lambda: cluster.post(CHAT))
-    assert {r.headers["x-routeiq-strategy"] for r in after} == {"cost-based-routing"}
-    assert {r.headers["x-routeiq-deployment-id"] for r in after} == {f"cheap-{cluster.suffix}"}
+
+    def everywhere() -> None:
+        after = in_parallel(40, lambda: cluster.post(CHAT))
+        assert {r.headers["x-routeiq-strategy"] for r in after} == {"cost-based-routing"}
+        assert {r.headers["x-routeiq-deployment-id"] for r in after} == {f"cheap-{cluster.suffix}"}
+
+    # Passes as soon as every process has it; the deadline is the second plus one round of requests
+    # that started inside it.
+    eventually_sync(everywhere, timeout=2.0, interval=0.1)
 
 
 def test_breaker_opened_by_failures_stops_traffic_from_every_process(cluster: Cluster) -> None:
@@ -120,7 +129,9 @@ def test_breaker_opened_by_failures_stops_traffic_from_every_process(cluster: Cl
     flaky = {**CHAT, "model": "flaky"}
     first = [cluster.post(flaky) for _ in range(12)]  # one at a time: failures accumulate in order
     assert all(response.status_code == 200 for response in first)  # retries land on the good one
-    time.sleep(1.0)  # the notice reaches every process
+    # The notice reaches every process. Kept as a sleep: traffic is the only way to see a process
+    # has it, and traffic sent to one that has not would add to the calls counted below.
+    time.sleep(1.0)
     calls_when_open = sum(1 for r in cluster.upstream.requests if r["body"]["model"] == "flaky-bad")
     later = in_parallel(40, lambda: cluster.post(flaky))
     assert all(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
@@ -49,7 +49,12 @@ def test_sigterm_lets_the_stream_finish_and_refuses_new_work(tmp_path: Path, wor
             reader.start()
             assert first_chunk.wait(10), "the stream never started"
             gateway.process.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
+
+            def draining() -> None:
+                ready = httpx.get(f"{gateway.url}/_health/ready", timeout=10)
+                assert ready.status_code == 503 and ready.json()["status"] == "draining"
+
+            eventually_sync(draining)  # the signal has reached the worker
 
             refused = httpx.post(
                 f"{gateway.url}/v1/chat/completions", json={**body, "stream": False}, timeout=10
