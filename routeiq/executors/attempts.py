@@ -34,7 +34,7 @@ from routeiq.routing.decision import (
 from routeiq.routing.deployments import Deployment, usage_cost
 from routeiq.routing.feedback import RoutingFeedback
 from routeiq.routing.picker import Picker
-from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext
+from routeiq.routing.strategy import NoHealthyDeployment, RoutingChoice, RoutingContext
 from routeiq.settings import Settings
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -142,7 +142,7 @@ class Dispatcher:
     async def _stream_body(
         self,
         stream: Streaming,
-        decision: Decision,
+        decision: RoutingChoice,
         context: RoutingContext,
         attempt: float,
         call: GovernedCall | None,
@@ -177,7 +177,7 @@ class Dispatcher:
         return self._passthrough is not None and deployment.speaks_openai
 
     async def _execute(
-        self, operation: Operation, body: dict[str, Any], decision: Decision, context: RoutingContext
+        self, operation: Operation, body: dict[str, Any], decision: RoutingChoice, context: RoutingContext
     ) -> Completed | Streaming:
         deployment = decision.deployment
         if self._passthrough is not None and deployment.speaks_openai:  # uses_passthrough, for mypy
@@ -225,7 +225,7 @@ def _client_error(error: UpstreamError, routing_headers: dict[str, str]) -> Upst
     )
 
 
-def _failed_attempt(decision: Decision, error: UpstreamError) -> FailedAttempt:
+def _failed_attempt(decision: RoutingChoice, error: UpstreamError) -> FailedAttempt:
     deployment = decision.deployment
     return FailedAttempt(
         deployment.id, deployment.group, error.code, error.status, error.message, error.retry_after

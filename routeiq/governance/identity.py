@@ -32,4 +32,3 @@ class Identity:
 
 ANONYMOUS = Identity("anonymous")
 MASTER = Identity("master")
-ADMIN = Identity("admin")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from routeiq.routing.strategy import Decision, RoutingContext
+from routeiq.routing.strategy import RoutingChoice, RoutingContext
 
 
 @dataclass(slots=True)
@@ -32,7 +32,7 @@ class RequestTrace:
     group: str | None = None  # the routing group asked for (a profile already resolved)
     strategy: str | None = None  # the requested group's strategy
     context: RoutingContext | None = None
-    decision: Decision | None = None  # the pick that answered, or the last one tried
+    decision: RoutingChoice | None = None  # the pick that answered, or the last one tried
     served: bool = False
     failures: list[FailedAttempt] = field(default_factory=list)
     fallbacks_tried: list[str] = field(default_factory=list)  # fallback groups an attempt was made in
@@ -51,7 +51,7 @@ class RequestTrace:
 
 
 def decision_headers(
-    decision: Decision, context: RoutingContext, failed: list[str], overhead_ms: float
+    decision: RoutingChoice, context: RoutingContext, failed: list[str], overhead_ms: float
 ) -> dict[str, str]:
     deployment = decision.deployment
     headers = {

@@ -18,7 +18,7 @@ from routeiq.routing.affinity import SessionAffinity
 from routeiq.routing.deployments import Deployment
 from routeiq.routing.load import LoadTracker
 from routeiq.routing.picker import Picker
-from routeiq.routing.strategy import Decision, RoutingContext
+from routeiq.routing.strategy import RoutingChoice, RoutingContext
 
 
 class RoutingFeedback:
@@ -56,7 +56,7 @@ class RoutingFeedback:
 
     async def served(
         self,
-        decision: Decision,
+        decision: RoutingChoice,
         context: RoutingContext,
         started: float,
         usage: dict[str, Any] | None,

@@ -14,7 +14,7 @@ from routeiq.routing.deployments import Deployment
 from routeiq.routing.profiles import RANK, nearest_tier, tier_of, wanted_tier
 from routeiq.routing.scoring import Scorer
 from routeiq.routing.shuffle import WeightedShuffle
-from routeiq.routing.strategy import Decision, RoutingContext
+from routeiq.routing.strategy import RoutingChoice, RoutingContext
 
 
 class TierRouting:
@@ -26,17 +26,19 @@ class TierRouting:
         self.scorer = scorer
         self._shuffle = WeightedShuffle()
 
-    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision:
+    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> RoutingChoice:
         if context.profile == "auto" and len({tier_of(candidate) for candidate in candidates}) == 1:
             # One tier to choose from: judging the prompt could not change the outcome, so don't.
             chosen, how = self._shuffle.pick(candidates)
-            return Decision(chosen, self.name, f"single tier {tier_of(chosen)}; {how}", tier=tier_of(chosen))
+            return RoutingChoice(
+                chosen, self.name, f"single tier {tier_of(chosen)}; {how}", tier=tier_of(chosen)
+            )
         if context.assessment is None:  # judged once per request: retries and fallbacks reuse it
             context.assessment = self.scorer.assess(context.signals.text)
         plan = wanted_tier(context.profile, context.assessment, context.signals, context.session_floor)
         chosen, how = self._select(candidates, plan.tier)
         reason = f"{plan.why} -> {plan.tier}; {how}"
-        return Decision(chosen, self.name, reason, tier=tier_of(chosen), assessment=context.assessment)
+        return RoutingChoice(chosen, self.name, reason, tier=tier_of(chosen), assessment=context.assessment)
 
     def _select(self, candidates: Sequence[Deployment], tier: str) -> tuple[Deployment, str]:
         chosen, how = self._shuffle.pick(nearest_tier(candidates, tier))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from routeiq.routing.catalogue import StrategySpec, strategy_spec
 from routeiq.routing.deployments import Deployment
-from routeiq.routing.strategy import Decision, RoutingContext
+from routeiq.routing.strategy import RoutingChoice, RoutingContext
 
 LATENCY_SMOOTHING = 0.2  # weight of the newest observation in the moving average
 
@@ -48,9 +48,9 @@ class _LowestBy:
         self._measure = measure
         self._unit = unit
 
-    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision:
+    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> RoutingChoice:
         chosen = min(candidates, key=self._measure)  # ties: config order
-        return Decision(
+        return RoutingChoice(
             chosen, self.name, f"lowest {self._unit} ({self._measure(chosen):g}) of {len(candidates)}"
         )
 

@@ -20,7 +20,7 @@ from litellm.types.router import RouterRateLimitError
 from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.routing.constraints import capable
 from routeiq.routing.deployments import Deployment, DeploymentTable
-from routeiq.routing.strategy import Decision, NoHealthyDeployment, RoutingContext, RoutingStrategy
+from routeiq.routing.strategy import NoHealthyDeployment, RoutingChoice, RoutingContext, RoutingStrategy
 
 HEALTHY_TTL_SECONDS = 0.25
 
@@ -60,7 +60,7 @@ class Picker:
             candidates = admitted
         return capable(candidates, context.signals)
 
-    async def decide(self, group: str, context: RoutingContext) -> Decision:
+    async def decide(self, group: str, context: RoutingContext) -> RoutingChoice:
         candidates = await self.candidates(group, context)
         decision = self.strategy_for(group).choose(candidates, context)
         context.decision = decision

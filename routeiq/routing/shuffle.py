@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from routeiq.routing.catalogue import strategy_spec
 from routeiq.routing.deployments import Deployment
-from routeiq.routing.strategy import Decision, RoutingContext
+from routeiq.routing.strategy import RoutingChoice, RoutingContext
 
 
 class WeightedShuffle:
@@ -17,9 +17,9 @@ class WeightedShuffle:
     def __init__(self, seed: int | None = None) -> None:
         self._random = random.Random(seed)
 
-    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision:
+    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> RoutingChoice:
         chosen, reason = self.pick(candidates)
-        return Decision(chosen, self.name, reason)
+        return RoutingChoice(chosen, self.name, reason)
 
     def pick(self, candidates: Sequence[Deployment]) -> tuple[Deployment, str]:
         if len(candidates) == 1:

@@ -23,7 +23,9 @@ class Assessment:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class RoutingChoice:
+    """A strategy's pick for one attempt: the deployment, which strategy chose it, and why."""
+
     deployment: Deployment
     strategy: str
     reason: str
@@ -39,7 +41,7 @@ class RoutingContext:
     group: str
     body: Mapping[str, Any]
     excluded: set[str] = field(default_factory=set)  # deployments that already failed this request
-    decision: Decision | None = None  # the current attempt's pick; LiteLLM's call honours it
+    decision: RoutingChoice | None = None  # the current attempt's pick; LiteLLM's call honours it
     profile: str = "auto"
     session_id: str | None = None
     session_floor: str | None = None  # the highest tier this session has reached
@@ -59,7 +61,7 @@ class RoutingStrategy(Protocol):
     name: str
     description: str
 
-    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> Decision: ...
+    def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> RoutingChoice: ...
 
 
 class NoHealthyDeployment(Exception):

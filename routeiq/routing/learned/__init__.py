@@ -5,7 +5,7 @@ What the gateway uses:
 - ``load_router(directory, *, hmac_key=None, encoder=None) -> LearnedRouter`` (raises ``ArtifactError``)
 - ``RouterSlot``: ``slot.current`` to serve, ``slot.swap_from(directory)`` to hot-reload
 - ``LearnedRouter.predict(texts) -> Prediction`` (``scores`` per model, ``p_strong``),
-  ``.p_strong(texts)``, ``.classify(texts) -> [Decision(p_strong, tier, confidence)]``,
+  ``.p_strong(texts)``, ``.classify(texts) -> [TierVerdict(p_strong, tier, confidence)]``,
   ``.info`` (models, weak/strong, threshold, encoder), ``.strategy`` (``llmrouter-<algo>``)
 
 Training: ``load_dataset``, ``split_by_hash``, ``train_router``, ``evaluate_router``, ``cross_validate``,
@@ -19,7 +19,7 @@ from routeiq.routing.learned.algorithms import ALGORITHM_NAMES
 from routeiq.routing.learned.artifacts import ArtifactError, hmac_key_from_env, load_router, save_router
 from routeiq.routing.learned.dataset import DatasetError, RoutingDataset, load_dataset, split_by_hash
 from routeiq.routing.learned.encoder import Encoder, EncoderUnavailable, HashingEncoder, default_encoder
-from routeiq.routing.learned.router import Decision, LearnedRouter, Prediction, RouterInfo
+from routeiq.routing.learned.router import LearnedRouter, Prediction, RouterInfo, TierVerdict
 from routeiq.routing.learned.slot import RouterSlot
 from routeiq.routing.learned.train import cross_validate, evaluate_router, train_router
 
@@ -27,7 +27,6 @@ __all__ = [
     "ALGORITHM_NAMES",
     "ArtifactError",
     "DatasetError",
-    "Decision",
     "Encoder",
     "EncoderUnavailable",
     "HashingEncoder",
@@ -36,6 +35,7 @@ __all__ = [
     "RouterInfo",
     "RouterSlot",
     "RoutingDataset",
+    "TierVerdict",
     "cross_validate",
     "default_encoder",
     "evaluate_router",

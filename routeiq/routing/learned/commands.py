@@ -281,13 +281,9 @@ def _classify_chunk(
             )
             prediction = learned.predict_embeddings(texts, vectors)
             assert prediction.p_strong is not None
-            for decision, item in zip(
-                learned.decide(prediction.p_strong, threshold), categories, strict=True
-            ):
+            for verdict, item in zip(learned.decide(prediction.p_strong, threshold), categories, strict=True):
                 category = item.category if item is not None else None
-                results.append(
-                    _line(decision.p_strong, decision.tier, category, decision.confidence, strategy)
-                )
+                results.append(_line(verdict.p_strong, verdict.tier, category, verdict.confidence, strategy))
     answers = iter(results)
     return [
         next(answers) if text is not None else {"error": error, "strategy": strategy} for text, error in chunk

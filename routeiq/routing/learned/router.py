@@ -6,7 +6,7 @@ a score per model (higher = that model is expected to do better) and, when the a
 half (0.5 = no expected difference). Because 0.5 is not a useful cut-off for cost (on most data the
 strong model is "at least as good" nearly everywhere), the artifact carries a *threshold* chosen at
 training time for a target share of strong calls, plus the training distribution of ``p_strong`` so
-a decision can say how far from the threshold it is (its confidence).
+a verdict can say how far from the threshold it is (its confidence).
 """
 
 from __future__ import annotations
@@ -62,14 +62,11 @@ class Prediction:
     scores: np.ndarray
     p_strong: np.ndarray | None
 
-    def best_models(self) -> list[str]:
-        """The highest-scoring model per prompt (quality only: cost is the strategy's business)."""
-        return [self.models[int(index)] for index in np.argmax(self.scores, axis=1)]
-
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    """One prompt's routing verdict: ``tier`` is ``complex`` when p_strong >= threshold (borderline too)."""
+class TierVerdict:
+    """One prompt's verdict: ``tier`` is ``complex`` when p_strong >= threshold (borderline too), else
+    ``simple``; ``confidence`` is how far from the threshold it sits."""
 
     p_strong: float
     tier: str
@@ -117,7 +114,7 @@ class LearnedRouter:
             raise ValueError("this router was trained without a (weak, strong) pair: it has no p_strong")
         return prediction.p_strong
 
-    def decide(self, p_strong: np.ndarray, threshold: float | None = None) -> list[Decision]:
+    def decide(self, p_strong: np.ndarray, threshold: float | None = None) -> list[TierVerdict]:
         """Tiers and confidences for given ``p_strong`` values (threshold defaults to the artifact's).
 
         Confidence is how far the prompt sits from the threshold in the training distribution of
@@ -130,7 +127,7 @@ class LearnedRouter:
         span = max(at_cut, 1.0 - at_cut, 1e-9)
         positions = np.interp(p_strong, curve, grid)
         return [
-            Decision(
+            TierVerdict(
                 p_strong=float(value),
                 tier=COMPLEX if value >= cut else SIMPLE,
                 confidence=float(min(1.0, abs(position - at_cut) / span)),
@@ -138,7 +135,7 @@ class LearnedRouter:
             for value, position in zip(p_strong, positions, strict=True)
         ]
 
-    def classify(self, texts: Sequence[str], threshold: float | None = None) -> list[Decision]:
+    def classify(self, texts: Sequence[str], threshold: float | None = None) -> list[TierVerdict]:
         return self.decide(self.p_strong(texts), threshold)
 
 
