@@ -19,6 +19,7 @@ import openai
 import pytest
 import yaml
 
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
@@ -68,11 +69,10 @@ def write_rules(path: Path, text: str) -> None:
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = RELOAD_WAIT_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not seen after {timeout}s")
-        time.sleep(0.1)
+    def seen() -> None:
+        assert check(), f"{what} not seen after {timeout}s"
+
+    eventually_sync(seen, timeout=timeout, interval=0.1)
 
 
 @dataclass
@@ -256,10 +256,10 @@ def test_a_changed_file_is_picked_up_without_restart(governed: Governed) -> None
         write_rules(
             governed.policy_path, "rules: [{name: broken, action: deny, match: {source_cidr: [nope]}}]"
         )
-        time.sleep(1.0)
+        refusal = "rule 'broken' (rules[0]): match.source_cidr"
+        wait_until(lambda: refusal in governed.gateway.log(), "the refusal")
         assert_denied(governed.post("/v1/chat/completions", chat("cheap"), key=staff), "staff-no-cheap")
         assert "policy file change refused" in governed.gateway.log()
-        assert "rule 'broken' (rules[0]): match.source_cidr" in governed.gateway.log()
     finally:
         write_rules(governed.policy_path, RULES)
     wait_until(
@@ -314,7 +314,7 @@ rules:
 def test_a_reload_reaches_every_replica_and_is_audited(replicas: Replicas) -> None:
     assert replicas.chat(1, "cheap").status_code == 200
     write_rules(replicas.policy_path, LOCKDOWN)
-    time.sleep(0.5)
+    time.sleep(0.5)  # a stretch in which a poller, were there one, would pick the change up
     assert replicas.chat(1, "cheap").status_code == 200  # nobody polls: not yet
     try:
         reloaded = replicas.admin(0, "POST", "/admin/policies/reload")
