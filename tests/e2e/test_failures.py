@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import ADMIN_KEY, MASTER_KEY
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
@@ -102,8 +103,12 @@ class Failing:
 
     def decisions_for(self, request_id: str, count: int = 1) -> list[dict[str, Any]]:
         """The decision records of one request, once ``count`` of them are written (batched)."""
-        found = wait_for(lambda: len([d for d in self.decisions() if d["request_id"] == request_id]) >= count)
-        assert found, f"no decision record for {request_id}"
+
+        def written() -> None:
+            found = [d for d in self.decisions() if d["request_id"] == request_id]
+            assert len(found) >= count, f"no decision record for {request_id}"
+
+        eventually_sync(written)
         time.sleep(1.2)  # two more flushes: a second record for the same request would show by now
         return [d for d in self.decisions() if d["request_id"] == request_id]
 
@@ -113,15 +118,6 @@ class Failing:
             if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 @pytest.fixture(scope="module", params=["passthrough", "litellm"])
@@ -182,7 +178,7 @@ def test_a_failed_request_logs_one_warning_line_without_the_prompt(failing: Fail
     response = failing.chat("logged")
     assert response.status_code == 502
     request_id = response.headers["x-request-id"]
-    assert wait_for(lambda: request_id in failing.gateway.log())
+    eventually_sync(lambda: request_id in failing.gateway.log())
     lines = [line for line in failing.gateway.log().splitlines() if request_id in line]
     assert len(lines) == 1 and "WARNING" in lines[0] and "request failed" in lines[0]
     fields = json.loads(lines[0].split("request failed ", 1)[1])
@@ -239,7 +235,7 @@ def test_an_error_event_mid_stream_ends_it_in_routeiq_words_and_is_recorded(fail
     (record,) = failing.decisions_for(request_id)
     assert (record["outcome"], record["status"]) == ("interrupted", 200)
     assert record["error_code"] == "upstream_stream_interrupted"
-    assert wait_for(lambda: request_id in failing.gateway.log())
+    eventually_sync(lambda: request_id in failing.gateway.log())
     (line,) = [line for line in failing.gateway.log().splitlines() if request_id in line]
     assert "WARNING" in line and '"error_code":"upstream_stream_interrupted"' in line
     assert (
@@ -307,7 +303,7 @@ def test_a_shed_request_has_its_decision_record(failing: Failing) -> None:
     runner = threading.Thread(target=lambda: slow.append(failing.chat("slow")))
     runner.start()
     try:
-        assert wait_for(
+        eventually_sync(
             lambda: any(r["body"]["model"] == "slow-slow1500ms" for r in failing.upstream.requests)
         )
         shed = failing.chat("ok")
@@ -331,7 +327,10 @@ def test_served_requests_are_in_the_spend_log_without_the_cost_tracker(failing: 
         page = httpx.get(f"{failing.gateway.url}/admin/spend/records", headers=ADMIN, params={"group": "ok"})
         return [row for row in page.json()["data"] if row["request_id"] in ids]
 
-    assert wait_for(lambda: len(rows()) == 2), rows()
+    def both_written() -> None:  # the spend log is written off the request path
+        assert len(rows()) == 2, rows()
+
+    eventually_sync(both_written)
     for row in rows():
         assert row["deployment_id"] == "ok" and row["input_tokens"] > 0 and row["output_tokens"] > 0
         assert row["cost_usd"] == 0.0  # no prices configured for the mock
@@ -350,6 +349,6 @@ def test_the_demo_shows_spend(tmp_path: Path) -> None:
             page = httpx.get(f"{demo.url}/admin/spend", headers=ADMIN, params={"by": "group"})
             return dict(page.json()["totals"])
 
-        assert wait_for(lambda: totals().get("auto")), totals()
+        eventually_sync(lambda: bool(totals().get("auto")))
         spent = totals()["auto"]
         assert spent["requests"] == 1 and spent["input_tokens"] + spent["output_tokens"] > 0

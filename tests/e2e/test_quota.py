@@ -21,6 +21,7 @@ import openai
 import pytest
 import redis
 
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 from tests.support.redis_store import RedisServer
@@ -326,10 +327,12 @@ def test_a_stream_cut_short_is_charged_for_what_it_streamed(client: Client) -> N
         assert page.status_code == 200, page.text
         return list(page.json()["data"])
 
-    deadline = time.monotonic() + 15
-    while len(rows()) < 11 and time.monotonic() < deadline:
-        time.sleep(0.3)
-    charged = rows()
+    def all_charged() -> list[dict[str, Any]]:
+        charged = rows()
+        assert len(charged) >= 11, charged
+        return charged
+
+    charged = eventually_sync(all_charged, timeout=15)
     assert len(charged) == 11  # the 10 cut streams and the call after them
     assert all(row["input_tokens"] > 0 and row["output_tokens"] > 0 for row in charged), charged
     assert all(row["cost_usd"] > 0 for row in charged), charged
@@ -462,9 +465,6 @@ def test_fail_closed_quotas_refuse_with_503_while_redis_is_away(tmp_path: Path) 
             assert int(refused.headers["retry-after"]) >= 1
             assert client.chat(MASTER, "auto").status_code == 200  # what no quota meters still flows
             proxy.restore()
-            deadline = time.monotonic() + 15
-            while (
-                status := client.chat(MASTER, "capped").status_code
-            ) != 200 and time.monotonic() < deadline:
-                time.sleep(0.3)
-            assert status == 200
+            eventually_sync(
+                lambda: client.chat(MASTER, "capped").status_code == 200, timeout=15, interval=0.3
+            )

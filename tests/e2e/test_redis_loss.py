@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 from tests.support.redis_store import RedisServer
@@ -21,13 +22,7 @@ CHAT = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
 ADMIN = {"authorization": "Bearer sk-admin"}
 
 
-def wait_for(predicate, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+RECOVERY_SECONDS = 15.0  # reconnecting backs off: generous on a slow, shared machine
 
 
 def metric(gateway: Gateway, name: str) -> float:
@@ -54,17 +49,23 @@ def test_gateway_survives_losing_redis_and_recovers(tmp_path: Path) -> None:
             ready = httpx.get(f"{gateway.url}/_health/ready")
             assert ready.status_code == 200 and ready.json()["status"] == "degraded"
             assert ready.json()["checks"]["state"].startswith("degraded")
-            assert wait_for(lambda: metric(gateway, "routeiq_state_fallbacks_total") > 0)
+            eventually_sync(
+                lambda: metric(gateway, "routeiq_state_fallbacks_total") > 0, timeout=RECOVERY_SECONDS
+            )
             assert metric(gateway, "routeiq_state_degraded") == 1
 
             proxy.restore()
-            assert wait_for(lambda: httpx.get(f"{gateway.url}/_health/ready").json()["status"] == "ready")
-            assert wait_for(lambda: metric(gateway, "routeiq_state_degraded") == 0)
+            eventually_sync(
+                lambda: httpx.get(f"{gateway.url}/_health/ready").json()["status"] == "ready",
+                timeout=RECOVERY_SECONDS,
+            )
+            eventually_sync(lambda: metric(gateway, "routeiq_state_degraded") == 0, timeout=RECOVERY_SECONDS)
             # Shared state is back, and counts held during the outage reached it: each request once.
             assert httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT).status_code == 200
             shared = redis.Redis.from_url("redis://127.0.0.1:6379/3")
-            assert wait_for(
-                lambda: sum(int(v) for v in shared.hgetall("routeiq:stats:requests").values()) == 12
+            eventually_sync(
+                lambda: sum(int(v) for v in shared.hgetall("routeiq:stats:requests").values()) == 12,
+                timeout=RECOVERY_SECONDS,
             )
             stats = httpx.get(f"{gateway.url}/admin/stats", headers=ADMIN).json()
             assert stats["scope"] == "cluster" and stats["total"] == 12
@@ -177,4 +178,7 @@ def test_a_frozen_redis_costs_the_configured_timeout(tmp_path: Path) -> None:
                 assert ready["status"] == "degraded" and ready["checks"]["state"].startswith("degraded")
             finally:
                 own_redis.thaw()
-            assert wait_for(lambda: httpx.get(f"{gateway.url}/_health/ready").json()["status"] == "ready")
+            eventually_sync(
+                lambda: httpx.get(f"{gateway.url}/_health/ready").json()["status"] == "ready",
+                timeout=RECOVERY_SECONDS,
+            )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import openai
 import pytest
 import yaml
 
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,10 +119,13 @@ def test_routing_metrics_and_decision_event(demo: Gateway) -> None:
         for line in decisions
     ), decisions
     assert "routeiq_routing_latency_seconds_count" in metrics
-    deadline = time.monotonic() + 10  # events are written in batches, twice a second
-    while not (events := [line for line in demo.log().splitlines() if '"event":"routing_decision"' in line]):
-        assert time.monotonic() < deadline, "every routed request logs a decision event"
-        time.sleep(0.2)
+
+    def decision_events() -> list[str]:  # events are written in batches, twice a second
+        events = [line for line in demo.log().splitlines() if '"event":"routing_decision"' in line]
+        assert events, "every routed request logs a decision event"
+        return events
+
+    events = eventually_sync(decision_events)
     assert EASY not in "\n".join(events), "decision events carry no prompt text"
 
 
