@@ -26,6 +26,7 @@ from routeiq.middleware.quota import QuotaMiddleware
 from routeiq.middleware.request_id import RequestIdMiddleware
 from routeiq.observability.ledger import RequestLedgerMiddleware
 from routeiq.resilience.traffic import TrafficGate
+from routeiq.runtime_handle import RuntimeHandle
 from routeiq.settings import Settings
 from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
@@ -82,7 +83,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 def test_the_stack_is_declared_in_the_documented_order() -> None:
     settings = Settings(master_key="m", admin_keys=["a"], cors_allow_origins=["*"])
-    classes = [entry.cls.__name__ for entry in middleware_stack(settings, TrafficGate(1, 0, 0))]
+    stack = middleware_stack(settings, TrafficGate(1, 0, 0), RuntimeHandle())
+    classes = [entry.cls.__name__ for entry in stack]
     assert classes == [
         "CORSMiddleware",
         RequestIdMiddleware.__name__,
