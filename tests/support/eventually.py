@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -30,11 +30,27 @@ def _judge(value: object, check: Callable[..., object]) -> None:
         raise _NotYet(f"{getattr(check, '__qualname__', check)!r} still returned False")
 
 
+@overload
 async def eventually(
-    check: Callable[[], T] | Callable[[], Awaitable[T]],
+    check: Callable[[], Awaitable[T]],
+    timeout: float = ...,  # noqa: ASYNC109 - see below
+    interval: float = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T],
+    timeout: float = ...,  # noqa: ASYNC109 - see below
+    interval: float = ...,
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
     timeout: float = TIMEOUT_SECONDS,  # noqa: ASYNC109 - asyncio.timeout would lose the last failure
     interval: float = INTERVAL_SECONDS,
-) -> T:
+) -> Any:
     """Await ``check`` (sync or async) until it passes; return its value, or re-raise its last
     AssertionError after ``timeout`` seconds. It always runs at least once, and once more at the
     deadline, so a slow machine cannot turn a success into a failure by scheduling alone."""
@@ -45,7 +61,7 @@ async def eventually(
             if inspect.isawaitable(value):
                 value = await value
             _judge(value, check)
-            return value  # type: ignore[return-value]
+            return value
         except AssertionError:
             if time.monotonic() >= deadline:
                 raise
