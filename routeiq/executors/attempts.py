@@ -127,7 +127,7 @@ class Dispatcher:
                 headers = decision_headers(decision, context, failed, overhead_ms)
                 if isinstance(outcome, Completed):
                     await self._outcomes.served(decision, context, attempt, outcome.usage)
-                    cost = _settle(call, decision.deployment, outcome.usage)
+                    cost = _record_served(call, decision.deployment, outcome.usage)
                     if cost is not None:
                         headers["x-routeiq-cost"] = f"{cost:.10f}".rstrip("0").rstrip(".")
                     return Response(outcome.body, media_type="application/json", headers=headers)
@@ -162,7 +162,7 @@ class Dispatcher:
             await stream.close()
             # Charged even when the client went away (the upstream did the work): by the streamed
             # text when the upstream's usage chunk never came.
-            _settle(call, decision.deployment, stream.usage() or meter.usage(context.body))
+            _record_served(call, decision.deployment, stream.usage() or meter.usage(context.body))
         if last.startswith(ERROR_EVENT_PREFIX):
             failure = _stream_failure(last)
             trace.stream_error = failure.code
@@ -189,8 +189,8 @@ class ClosingStreamingResponse(StreamingResponse):
     """Closes its event generator before returning, also when the client left mid-stream.
 
     Left to itself an abandoned generator is closed whenever the garbage collector gets to it, after
-    the governance layers settled the call without its usage. Closed here, its ``finally`` has filled
-    in the call's usage (counted from the streamed text if need be) before they settle.
+    the quota layer charged the call without its usage. Closed here, its ``finally`` has filled in
+    the call's usage (counted from the streamed text if need be) before the quota layer settles it.
     """
 
     def __init__(self, content: AsyncGenerator[bytes, None], **options: Any) -> None:
@@ -204,7 +204,9 @@ class ClosingStreamingResponse(StreamingResponse):
             await self._events.aclose()
 
 
-def _settle(call: GovernedCall | None, deployment: Deployment, usage: dict[str, Any] | None) -> float | None:
+def _record_served(
+    call: GovernedCall | None, deployment: Deployment, usage: dict[str, Any] | None
+) -> float | None:
     """Tell the governance layers who answered, with what usage; returns the cost (USD) if known."""
     cost = usage_cost(deployment, usage)
     if call is not None:

@@ -94,13 +94,14 @@ class AuditTrail:
             outcome = "denied" if isinstance(error, GatewayError) and error.denial else "failure"
             if isinstance(error, GatewayError):
                 entry.details["error"] = error.message
-            await self._settle(entry, outcome)
+            await self._set_outcome(entry, outcome)
             raise
         else:
             if entry.details != (details or {}):
-                await self._settle(entry, "success")
+                await self._set_outcome(entry, "success")
 
-    async def _settle(self, entry: AuditEntry, outcome: str) -> None:
+    async def _set_outcome(self, entry: AuditEntry, outcome: str) -> None:
+        """Rewrite the action's record with how it ended (and what it added to ``details``)."""
         if entry.record_id is None:
             return
         try:

@@ -6,9 +6,9 @@ read and validated once (``load_body``: the first layer that needs it, or the AP
 be rewritten by plugins, and is what the API layer then serves. The group the requested model resolves
 to (``resolve``: profile names and their case variants are served by ``profile_group``) is worked out
 once too, and policy, quotas and routing all use that one answer. The
-dispatcher fills in what happened upstream (``served``, ``usage``, ``cost_usd``) so the layers can
-settle after the response, streams included: by the time the downstream app returns, the stream
-has been sent.
+dispatcher fills in what happened upstream (``served``, ``usage``, ``cost_usd``) so that, after the
+response, quotas settle the call's reservation with its real usage and plugins and the request ledger
+see who answered, streams included: by the time the downstream app returns, the stream has been sent.
 """
 
 from __future__ import annotations
