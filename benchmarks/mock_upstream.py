@@ -175,6 +175,17 @@ def error_response(status: int, message: str) -> bytes:
 
 MODELS_BODY = orjson.dumps({"object": "list", "data": [{"id": "bench-model", "object": "model"}]})
 CHAT_PATHS = {b"/v1/chat/completions", b"/chat/completions"}
+# An OpenAI moderations answer that flags nothing: the moderation guardrail's cost is measured on it.
+MODERATION_RESPONSE = http_response(
+    200,
+    orjson.dumps(
+        {
+            "id": "modr-bench",
+            "model": "omni-moderation-latest",
+            "results": [{"flagged": False, "categories": {}, "category_scores": {}}],
+        }
+    ),
+)
 
 
 class MockProtocol(asyncio.Protocol):
@@ -229,6 +240,8 @@ class MockProtocol(asyncio.Protocol):
             self._chat(body, close)
         elif method == b"GET":
             self._write(self._get(path), close)
+        elif method == b"POST" and path == b"/v1/moderations":
+            self._write(MODERATION_RESPONSE, close)
         elif method == b"POST" and path == b"/_bench/config":
             self._write(self._configure(body), close)
         else:

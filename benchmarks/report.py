@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.governed import FULLY_GOVERNED, SCENARIOS
+
 # Metric name -> how rounds are combined (larger-is-better metrics keep the max).
 BEST_OF: dict[str, Callable[[list[float]], float]] = {
     "sat_rps": max,
@@ -166,6 +168,28 @@ CHECKS = [
     Check(
         "LiteLLM executor RSS per worker vs bare Router", RL, _rss_ratio(RL, "bare_router"), 1.3, False, "x"
     ),
+    # The governed configurations' targets (the passthrough's is the first check above).
+    *(
+        Check(
+            f"{scenario.key} saturation vs floor",
+            scenario.key,
+            _sat_ratio(scenario.key, "floor"),
+            scenario.limit,
+            True,
+            "x",
+        )
+        for scenario in SCENARIOS
+        if scenario.limit is not None and scenario.key != RP
+    ),
+    # Read after the long governed run (--soak): the footprint of a worker that has served for a while.
+    Check(
+        f"{FULLY_GOVERNED} RSS per worker vs bare Router",
+        FULLY_GOVERNED,
+        _rss_ratio(FULLY_GOVERNED, "bare_router"),
+        1.3,
+        False,
+        "x",
+    ),
 ]
 
 
@@ -259,3 +283,96 @@ def render_verdicts(verdicts: list[dict[str, Any]]) -> str:
         shown = "-" if value is None else f"{value:.2f}{verdict['unit']}"
         lines.append(f"{verdict['check']:<{width}}{shown:>12}  {verdict['limit']:<12}{verdict['verdict']}")
     return "\n".join(lines)
+
+
+# The governed section --------------------------------------------------------------------------
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _governed_rows(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """The issue's table: one row per configuration, saturation and its ratio to the floor."""
+    width = max(len(scenario.label) for scenario in SCENARIOS) + 2
+    header = f"{'configuration':<{width}}{'req/s':>8}{'x floor':>9}{'CPU ms/req':>12}"
+    header += f"{'p50 ms':>9}{'p99 ms':>9}  target"
+    lines = [header, "-" * len(header)]
+    for scenario in SCENARIOS:
+        item = summary.get(scenario.key)
+        if item is None:
+            continue
+        metrics, ratio = item["metrics"], item["ratios_to_floor"]["sat_rps"]
+        target = f">= {scenario.limit:g}" if scenario.limit is not None else ""
+        if item["status"] not in {"ok", "crashed"}:
+            lines.append(f"{scenario.label:<{width}}{item['status']}: {item['note']}")
+            continue
+        lines.append(
+            f"{scenario.label:<{width}}{_num(metrics['sat_rps'], ',.0f'):>8}{_num(ratio, '.2f'):>9}"
+            f"{_num(metrics['sat_cpu_ms_per_req'], '.3f'):>12}{_num(metrics['c1_p50_ms'], '.3f'):>9}"
+            f"{_num(metrics['c1_p99_ms'], '.3f'):>9}  {target}".rstrip()
+        )
+    return lines
+
+
+def _latency_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """Concurrency 1: the fully governed configuration's latency against the floor's."""
+    governed, floor = summary.get(FULLY_GOVERNED), summary.get("floor")
+    if governed is None or floor is None or governed["status"] != "ok":
+        return []
+    lines = ["Latency at concurrency 1 (ms)       p50      p99"]
+    for label, item in (("floor", floor), ("fully governed", governed)):
+        metrics = item["metrics"]
+        lines.append(
+            f"  {label:<32}{_num(metrics['c1_p50_ms'], '.3f'):>6}{_num(metrics['c1_p99_ms'], '.3f'):>9}"
+        )
+    added = [_diff(governed["metrics"][name], floor["metrics"][name]) for name in ("c1_p50_ms", "c1_p99_ms")]
+    lines.append(f"  {'added over the floor':<32}{_num(added[0], '+.3f'):>6}{_num(added[1], '+.3f'):>9}")
+    return lines
+
+
+def _scaling_lines(scaling: dict[str, Any]) -> list[str]:
+    """Requests/s with 1 and 2 workers on every core, their ratio, and the cores each really got
+    (on a shared machine other processes may take some: then the ratio says little)."""
+    if not scaling:
+        return []
+    lines = [
+        "Scaling, 1 vs 2 workers on both cores (mock + load generator share core 1)",
+        f"  {'':<24}{'1 worker':>10}{'2 workers':>11}{'2w / 1w':>9}{'cores used 1w / 2w':>21}",
+    ]
+    for key, row in scaling.items():
+        label = "fully governed" if key == FULLY_GOVERNED else row["label"]
+        one, two = row["1"], row["2"] or {}
+        cores = f"{_num(one['cores_used'], '.2f')} / {_num(two.get('cores_used'), '.2f')}"
+        lines.append(
+            f"  {label:<24}{_num(one['rps'], ',.0f'):>10}{_num(two.get('rps'), ',.0f'):>11}"
+            f"{_num(row['ratio'], '.2f'):>9}{cores:>21}"
+        )
+    return lines
+
+
+def _rss_lines(summary: dict[str, dict[str, Any]], soak: dict[str, Any] | None) -> list[str]:
+    """The fully governed worker's RSS after the long run, against the bare Router's."""
+    governed, bare = summary.get(FULLY_GOVERNED), summary.get("bare_router")
+    if governed is None or governed["metrics"]["rss_mb"] is None:
+        return []
+    after = f"after a {soak['seconds']:g} s run at {soak['rps']:,.0f} req/s" if soak else "after the rounds"
+    line = f"Worker RSS {after}: fully governed {governed['metrics']['rss_mb']:.0f} MB"
+    if bare is not None and bare["metrics"]["rss_mb"] is not None:
+        ratio = governed["metrics"]["rss_mb"] / bare["metrics"]["rss_mb"]
+        line += f", bare Router {bare['metrics']['rss_mb']:.0f} MB ({ratio:.2f}x)"
+    return [line]
+
+
+def render_governed(summary: dict[str, dict[str, Any]], findings: dict[str, Any]) -> str:
+    """The governed-traffic section: the configurations table, c=1 latency, scaling, RSS."""
+    if not any(scenario.key in summary and scenario.key != RP for scenario in SCENARIOS):
+        return ""
+    blocks = [
+        [
+            "Governed traffic: saturation vs the floor in this run (c=1 latency: p50/p99)",
+            *_governed_rows(summary),
+        ],
+        _latency_lines(summary),
+        _scaling_lines(findings.get("scaling") or {}),
+        _rss_lines(summary, findings.get("soak")),
+    ]
+    return "\n\n".join("\n".join(block) for block in blocks if block)

@@ -115,13 +115,23 @@ async def http_status(host: str, port: int, path: str, limit_s: float = 2.0) -> 
 
 
 async def http_request(
-    host: str, port: int, method: str, path: str, body: bytes, limit_s: float = 2.0
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes,
+    limit_s: float = 2.0,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int | None, bytes]:
-    """A one-shot HTTP/1.1 request on a fresh connection (control traffic, not load)."""
+    """A one-shot HTTP/1.1 request on a fresh connection (control traffic, not load).
+
+    ``headers`` replace the default credential (the benchmark's master key), e.g. with an admin key.
+    """
+    extra = headers if headers is not None else {"authorization": "Bearer sk-bench-master"}
     head = (
         f"{method} {path} HTTP/1.1\r\nhost: {host}:{port}\r\nconnection: close\r\n"
-        f"authorization: Bearer sk-bench-master\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in extra.items())
+        + f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
     )
     try:
         async with asyncio.timeout(limit_s):
