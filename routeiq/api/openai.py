@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -21,6 +21,9 @@ from routeiq.routing.affinity import scoped_session_id
 from routeiq.routing.preview import preview
 from routeiq.routing.request import routing_context
 from routeiq.routing.strategy import RoutingContext
+
+if TYPE_CHECKING:  # typing only: the runtime module imports LiteLLM
+    from routeiq.runtime import Runtime
 
 router = APIRouter()
 
@@ -41,10 +44,9 @@ def _both_paths(method: str, path: str, body: dict[str, Any] | None = None) -> C
     return register
 
 
-async def _routing_context(request: Request) -> RoutingContext:
+async def _routing_context(request: Request, runtime: Runtime) -> RoutingContext:
     """The body (validated once, by whichever layer read it first), then group, profile and session
     (400/404/413 on failure); the group is the one policy and quotas resolved, when they did."""
-    runtime = runtime_of(request)
     body = await request_body(request.scope, request.receive, runtime.settings.max_request_body_bytes)
     request_id = request.scope.get("state", {}).get("request_id", "")
     call = current_call(request.scope)
@@ -61,9 +63,9 @@ async def _routing_context(request: Request) -> RoutingContext:
 
 
 async def _serve(request: Request, operation: Operation) -> Response:
-    context = await _routing_context(request)
-    started = request.scope.get("state", {}).get("started", time.perf_counter())
     runtime = runtime_of(request)
+    context = await _routing_context(request, runtime)
+    started = request.scope.get("state", {}).get("started", time.perf_counter())
     call = current_call(request.scope)
     trace = current_trace(request.scope)  # the request ledger's: what routing did, for its record
     return await runtime.dispatcher.dispatch(operation, context, started, call, trace)
@@ -107,8 +109,9 @@ async def get_model(request: Request, model_id: str) -> dict[str, Any]:
 @_both_paths("POST", "/routeiq/route", request_schemas.CHAT)
 async def route_preview(request: Request) -> dict[str, Any]:
     """Dry run: the decision RouteIQ would make for this chat request, without calling any model."""
-    context = await _routing_context(request)
+    runtime = runtime_of(request)
+    context = await _routing_context(request, runtime)
     call = current_call(request.scope)
     if call is not None:  # what the key may not use is not a candidate here either
         context.excluded |= call.excluded_deployments
-    return await preview(runtime_of(request), context)
+    return await preview(runtime, context)
