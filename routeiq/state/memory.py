@@ -127,7 +127,7 @@ async def run_hooks(hooks: Iterable[ReconnectHook], what: str) -> None:
 @dataclass(slots=True)
 class _Expiring(Generic[T]):
     value: T
-    deadline: float | None  # time.monotonic() after which the entry is gone; None: never
+    deadline: float | None  # the store's clock reading after which the entry is gone; None: never
 
 
 @dataclass(slots=True)
@@ -141,7 +141,9 @@ class MemoryStateStore:
 
     backend = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` times TTLs (tests move it instead of waiting); windows use the caller's ``now``."""
+        self._clock = clock
         self._counters: dict[str, _Expiring[int]] = {}
         self._hashes: dict[str, _Expiring[dict[str, int]]] = {}
         self._records: dict[str, _Expiring[bytes]] = {}
@@ -150,7 +152,7 @@ class MemoryStateStore:
         self._windows: dict[tuple[str, Window, int], _WindowCount] = {}
         self._handlers: dict[str, list[Handler]] = {}
         self._reconnect_hooks: list[ReconnectHook] = []
-        self._next_sweep = self._next_window_sweep = time.monotonic() + _SWEEP_INTERVAL_SECONDS
+        self._next_sweep = self._next_window_sweep = clock() + _SWEEP_INTERVAL_SECONDS
 
     # --- lifecycle ---
 
@@ -320,27 +322,25 @@ class MemoryStateStore:
         found = self._windows.get(slot)
         return found.count if found else 0
 
-    @staticmethod
-    def _deadline(ttl_seconds: float | None) -> float | None:
-        return None if ttl_seconds is None else time.monotonic() + ttl_seconds
+    def _deadline(self, ttl_seconds: float | None) -> float | None:
+        return None if ttl_seconds is None else self._clock() + ttl_seconds
 
     def _set_ttl(self, entry: _Expiring[Any], ttl_seconds: float | None) -> None:
         """As INCRBY + EXPIRE: a TTL given now replaces the old one; none given keeps it."""
         if ttl_seconds is not None:
             entry.deadline = self._deadline(ttl_seconds)
 
-    @staticmethod
-    def _live(table: dict[str, _Expiring[T]], key: str) -> _Expiring[T] | None:
+    def _live(self, table: dict[str, _Expiring[T]], key: str) -> _Expiring[T] | None:
         """The entry if it exists and has not expired (expired ones are dropped on the way)."""
         entry = table.get(key)
-        if entry is not None and entry.deadline is not None and entry.deadline <= time.monotonic():
+        if entry is not None and entry.deadline is not None and entry.deadline <= self._clock():
             del table[key]
             return None
         return entry
 
     def _sweep_if_due(self) -> None:
         """Drop expired entries now and then, so keys never read again do not pile up."""
-        moment = time.monotonic()
+        moment = self._clock()
         if moment < self._next_sweep:
             return
         self._next_sweep = moment + _SWEEP_INTERVAL_SECONDS
@@ -355,7 +355,7 @@ class MemoryStateStore:
         Judged by the caller's clock rather than the wall clock, so callers moving ``now`` (tests)
         see buckets live exactly as long as their own timeline says.
         """
-        moment = time.monotonic()
+        moment = self._clock()
         if moment < self._next_window_sweep:
             return
         self._next_window_sweep = moment + _SWEEP_INTERVAL_SECONDS

@@ -33,8 +33,11 @@ class Gateway:
         tmp_dir: Path,
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        launcher: tuple[str, ...] = (),
     ) -> None:
+        """``launcher`` runs the server through another command, e.g. ``unshare`` for namespaces."""
         self.args = args
+        self.launcher = launcher
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = tmp_dir / f"gateway-{self.port}.yaml"
@@ -47,7 +50,15 @@ class Gateway:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Gateway:
-        command = [sys.executable, "-m", "routeiq", "serve", "--config", str(self.config_path)]
+        command = [
+            *self.launcher,
+            sys.executable,
+            "-m",
+            "routeiq",
+            "serve",
+            "--config",
+            str(self.config_path),
+        ]
         command += ["--host", "127.0.0.1", "--port", str(self.port), *self.args]
         with self.log_path.open("wb") as log:
             # A session of its own, so that stop() can take down gunicorn's workers too.
@@ -85,7 +96,10 @@ class Gateway:
         if self._process is None:
             return
         if self._process.poll() is None:
-            self._process.terminate()
+            if self.launcher:  # e.g. unshare neither dies of SIGTERM nor passes it on: tell them all
+                os.killpg(self._process.pid, signal.SIGTERM)
+            else:
+                self._process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=20)
         with contextlib.suppress(ProcessLookupError):
