@@ -174,7 +174,11 @@ class StateFailureModes(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     breakers: Literal["open", "closed"] = Field(default="open", description="Circuit breaker state.")
-    routing: Literal["open", "closed"] = Field(default="open", description="The active strategy.")
+    routing: Literal["open", "closed"] = Field(
+        default="open",
+        description="Strategy changes: `open` applies one made meanwhile to the worker that took it "
+        "(until Redis is back), `closed` refuses it with 503.",
+    )
     affinity: Literal["open", "closed"] = Field(default="open", description="Session tier floors.")
     quotas: Literal["open", "closed"] = Field(
         default="open", description="Quota windows (`open`: each process counts alone meanwhile)."

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from routeiq.routing.catalogue import learned_strategy_name
 from routeiq.routing.load import LoadTracker
 from routeiq.routing.registry import StrategyDeps
 from routeiq.routing.scoring import CentroidScorer, LearnedScorer
@@ -43,7 +44,7 @@ def load_routing_models(settings: Settings, on_classifier_fallback: Any) -> Rout
             slot = RouterSlot(hmac_key=key)
             slot.swap_from(Path(directory))  # a bad artifact stops startup with ArtifactError
             slots[algo] = slot
-            deps.learned[algo] = LearnedScorer(f"llmrouter-{algo}", slot, centroid)
+            deps.learned[algo] = LearnedScorer(learned_strategy_name(algo), slot, centroid)
     return RoutingModels(deps, status, slots)
 
 

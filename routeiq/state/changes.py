@@ -175,7 +175,7 @@ class LiveChanges:
         instances = {}
         stale = []
         for instance, report in reports.items():
-            age = now - float(report.get("seen", 0))
+            age = now - float(report.pop("seen", 0))
             if age > horizon:
                 stale.append(instance)
                 continue

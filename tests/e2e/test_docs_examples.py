@@ -8,6 +8,7 @@ served.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -120,3 +121,24 @@ def test_key_example_creates_a_key_that_the_demo_serves(gateway: Gateway) -> Non
         timeout=30,
     )
     assert served.status_code == 200, served.text
+
+
+def test_live_changes_example_has_the_shape_the_demo_answers_with(gateway: Gateway) -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    example = json.loads(
+        next(code for kind, code in FENCE.findall(text) if kind == "json" and "subjects" in code)
+    )
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    changed = httpx.put(
+        f"{gateway.url}/admin/strategy", json={"strategy": "cost-based-routing"}, headers=admin, timeout=10
+    )
+    assert changed.status_code == 200, changed.text
+    answer = httpx.get(f"{gateway.url}/admin/changes", headers=admin, timeout=10).json()
+    assert set(answer) == set(example)
+    (report,) = answer["instances"].values()  # one process
+    assert set(report) == set(next(iter(example["instances"].values())))
+    assert (
+        report["applied"]["routing.strategies"]
+        == changed.json()["version"]
+        == answer["subjects"]["routing.strategies"]
+    )
