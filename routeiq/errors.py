@@ -28,6 +28,16 @@ class GatewayError(Exception):
 # Governance ------------------------------------------------------------------------------------
 
 
+class KeyRefused(GatewayError):
+    """The presented virtual key is known but may not be used; ``code`` says why (revoked, expired)."""
+
+    denial = True
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class MalformedBody(GatewayError):
     """The request body is not a JSON object."""
 

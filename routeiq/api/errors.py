@@ -24,6 +24,7 @@ from routeiq.errors import (
     GatewayError,
     GuardrailBlocked,
     GuardrailScanLimit,
+    KeyRefused,
     MalformedBody,
     ModelNotAllowed,
     NoDeploymentAvailable,
@@ -133,6 +134,11 @@ def to_api_error(error: GatewayError) -> APIError:
 @to_api_error.register(APIError)
 def _as_is(error: APIError) -> APIError:
     return error
+
+
+@to_api_error.register(KeyRefused)
+def _key_refused(error: KeyRefused) -> APIError:
+    return APIError(401, error.message, code=error.code)
 
 
 @to_api_error.register(MalformedBody)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from routeiq.errors import KeyRefused
 from routeiq.governance.identity import Identity
 from routeiq.governance.limits import Limit
 from routeiq.state.changes import Change, LiveChanges
@@ -31,14 +32,6 @@ SECRET_PREFIX = "sk-riq-"
 DISPLAY_PREFIX_LENGTH = len(SECRET_PREFIX) + 4
 SUBJECT = "keys"
 MAX_CACHED = 50_000
-
-
-class KeyRefused(Exception):
-    """The presented key is known but may not be used; ``code`` says why (revoked, expired)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class KeyNotUsable(Exception):

@@ -216,7 +216,9 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Ruling:
+    """What one rule (or the default action) says about a request or a deployment."""
+
     allowed: bool
     rule: str  # the deciding rule, or DEFAULT_RULE
     reason: str
@@ -228,8 +230,8 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    decision: Decision  # for the request as a whole
-    deployments: dict[str, Decision] = field(default_factory=dict)  # per candidate deployment
+    decision: Ruling  # for the request as a whole
+    deployments: dict[str, Ruling] = field(default_factory=dict)  # per candidate deployment
 
     @property
     def excluded(self) -> set[str]:
@@ -248,7 +250,7 @@ class RuleSet:
         self.digest = digest
         self.loaded_at = time.time()
         allowed = default_action == "allow"
-        self.default = Decision(
+        self.default = Ruling(
             allowed, DEFAULT_RULE, f"no rule matched; the default action is {default_action}"
         )
 
@@ -260,12 +262,12 @@ class RuleSet:
         when every deployment of the requested group is (or, with no deployments, by the first
         rule without ``served_model``)."""
         undecided = {target.id: target for target in targets}
-        decided: dict[str, Decision] = {}
-        request_level: Decision | None = None
+        decided: dict[str, Ruling] = {}
+        request_level: Ruling | None = None
         for rule in self.rules:
             if rule.match.mismatch(request) is not None:
                 continue
-            decision = Decision(rule.action == "allow", rule.name, rule.why)
+            decision = Ruling(rule.action == "allow", rule.name, rule.why)
             served = rule.match.served_pattern()
             if served is None:
                 request_level = decision

@@ -22,11 +22,12 @@ from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from routeiq.api.errors import APIError, service_unavailable
+from routeiq.api.errors import APIError, service_unavailable, to_api_error
+from routeiq.errors import KeyRefused
 from routeiq.governance.auth_failures import FailedAuthRecorder
 from routeiq.governance.call import new_call
 from routeiq.governance.identity import ANONYMOUS, MASTER, Identity
-from routeiq.governance.keys import KeyRefused, looks_like_virtual_key
+from routeiq.governance.keys import looks_like_virtual_key
 from routeiq.middleware.paths import ADMIN_PATH, METRICS_PATH, is_admin, is_public
 from routeiq.runtime_handle import RuntimeHandle
 
@@ -161,7 +162,7 @@ class AuthMiddleware:
         try:
             identity = await self._runtime.get().keys.authenticate(key)
         except KeyRefused as refused:
-            raise APIError(401, str(refused), code=refused.code) from None
+            raise to_api_error(refused) from None
         except Exception as error:  # the key store is down: say so, never let an unknown key in
             logger.warning("virtual key lookup failed: %s", type(error).__name__)
             raise service_unavailable(
