@@ -27,6 +27,7 @@ from routeiq.governance.quota import Price, PriceBook, Quotas
 from routeiq.observability.cluster_stats import ClusterStats
 from routeiq.observability.decision_log import DecisionLog
 from routeiq.observability.metrics import Metrics
+from routeiq.observability.tracing import Tracing
 from routeiq.plugins.base import PluginServices
 from routeiq.plugins.manager import PluginManager
 from routeiq.resilience.breaker import CircuitBreakers
@@ -128,7 +129,7 @@ def litellm_model_facts(model: str) -> dict[str, Any]:
     return dict(entry) if isinstance(entry, dict) else {}
 
 
-async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
+async def build_runtime(settings: Settings, gate: TrafficGate, tracing: Tracing | None = None) -> Runtime:
     """Build every part, opening and starting each one inside an exit stack: should startup fail
     half-way, exactly what was opened is closed again (in reverse), nothing leaks."""
     plugins = PluginManager.from_configs(settings.plugins)  # bad plugin config fails before connecting
@@ -138,7 +139,7 @@ async def build_runtime(settings: Settings, gate: TrafficGate) -> Runtime:
     policy = build_policy_engine(settings.policy, state.changes)
     stack = AsyncExitStack()
     try:
-        runtime = await _open(settings, gate, stack, plugins, deployments, state, policy)
+        runtime = await _open(settings, gate, stack, plugins, deployments, state, policy, tracing)
     except BaseException:
         await stack.aclose()
         raise
@@ -161,6 +162,7 @@ async def _open(
     deployments: DeploymentTable,
     state: StateStores,
     policy: PolicyEngine | None,
+    tracing: Tracing | None = None,
 ) -> Runtime:
     """The parts, each entered into ``stack`` as soon as it holds something that must be closed.
 
@@ -206,7 +208,9 @@ async def _open(
     decisions = DecisionLog(settings.decision_log)
     outcomes = RoutingFeedback(breakers, stats, metrics, picker, affinity, models.deps.load)
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
-    dispatcher = Dispatcher(settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics)
+    dispatcher = Dispatcher(
+        settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics, tracing
+    )
     audit_log = AuditRepository(database)
     spend = SpendRepository(database)
     quotas = Quotas(state.for_feature("quotas"), settings.quotas, price_book(settings, deployments))
@@ -220,6 +224,7 @@ async def _open(
         await database.ensure_current()
     await state.start()
     stack.push_async_callback(state.close)
+    quotas.start()
     stack.push_async_callback(quotas.close)
     spend_log.start()
     stack.push_async_callback(spend_log.close)

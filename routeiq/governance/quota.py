@@ -9,6 +9,9 @@ A call is metered in two steps. Before it, every applicable counter grows in ONE
 ``reserve`` (all or nothing, so N allowed requests means exactly N across workers and replicas):
 one request, the estimated tokens, and the estimated spend. After it, ``settle`` adds the
 difference between real usage and the estimate to the same window buckets the reservation used.
+While a limit has plenty of room, a reservation also leases units for the process's next calls, and
+settlements are held locally until handed back (``governance/leases.py``): most calls then cost no
+round trip at all, and the counters are corrected within ``FLUSH_SECONDS``.
 
 The spend estimate is what the call may cost at most: the estimated prompt tokens plus
 ``max_tokens`` (or ``default_max_tokens``), priced at the dearest deployment the call may reach (its
@@ -30,7 +33,9 @@ from typing import Any, Literal
 from routeiq.api.texts import texts
 from routeiq.errors import LimitKind, QuotaExceeded, QuotaUnavailable
 from routeiq.governance.identity import Identity
+from routeiq.governance.leases import Leases, Slot
 from routeiq.governance.limits import MICRO_USD_PER_USD, Limit, Metric, QuotaSettings
+from routeiq.periodic import every, stop
 from routeiq.state.base import Reservation, ReservationResult, StateStore, StateUnavailable, Window
 from routeiq.state.memory import bucket_of
 
@@ -41,7 +46,8 @@ HeaderKind = LimitKind  # the x-ratelimit-*-<kind> headers, one kind per refusal
 
 CHARS_PER_TOKEN = 4  # the usual rough rule for English text; settling corrects the estimate
 UNAVAILABLE_RETRY_SECONDS = 1.0
-SETTLE_DRAIN_SECONDS = 5.0
+FLUSH_SECONDS = 0.5  # how long units given back or leased may sit in a process before going back
+LEASE_CALLS = 32  # a reservation may lease up to this many calls' worth for the process's next calls
 
 _KIND_OF_METRIC: dict[Metric, HeaderKind] = {
     "requests": "requests",
@@ -332,17 +338,30 @@ def limit_headers(
 
 
 class Quotas:
-    """Reserve and settle quota counters in the StateStore of the ``quotas`` feature."""
+    """Reserve and settle quota counters in the StateStore of the ``quotas`` feature.
+
+    Units leased by a reservation, and given back by a settlement, are held by this process
+    (``Leases``) and handed back to the shared counters every ``FLUSH_SECONDS``.
+    """
 
     def __init__(self, store: StateStore, settings: QuotaSettings, prices: PriceBook | None = None) -> None:
         self._store = store
         self._settings = settings
         self._prices = prices or PriceBook({}, lambda group: ())
-        self._settling: set[asyncio.Task[None]] = set()
+        self._leases = Leases()
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def settings(self) -> QuotaSettings:
         return self._settings
+
+    def start(self) -> None:
+        self._tasks = [every(FLUSH_SECONDS, self.flush, "quota flush")]
+
+    async def close(self) -> None:
+        """Hand back what this process holds before the store closes."""
+        await stop(self._tasks)
+        await self.flush()
 
     def may_apply(self, identity: Identity) -> bool:
         """False when no limit can reach this caller whatever the group: then the call costs nothing."""
@@ -367,59 +386,69 @@ class Quotas:
         (``QuotaUnavailable`` if the shared store is down and quotas fail closed)."""
         now = time.time() if now is None else now
         amounts = tuple(reserved_amount(applied.limit.metric, estimate) for applied in limits)
+        buckets = [bucket_of(applied.window, now) for applied in limits]
+        slots = [
+            (applied.counter, applied.window, bucket.id)
+            for applied, bucket in zip(limits, buckets, strict=True)
+        ]
+        resets = tuple(bucket.reset_seconds(now) for bucket in buckets)
+        held = self._leases.take(slots, amounts)
+        if held is not None:
+            return Ticket(tuple(limits), amounts, estimate, now, held, resets)
+        releases = [self._leases.release_for(slot) for slot in slots]
         reservations = [
-            Reservation(applied.counter, applied.window, amount, applied.cap)
-            for applied, amount in zip(limits, amounts, strict=True)
+            Reservation(applied.counter, applied.window, amount, applied.cap, release, LEASE_CALLS * amount)
+            for applied, amount, release in zip(limits, amounts, releases, strict=True)
         ]
         try:
             result = await self._store.reserve(reservations, now=now)
         except StateUnavailable as error:
+            self._restore(slots, releases)
             # (the outage itself is logged once, by StateHealth; not once per refused call)
             logger.debug("quota store unavailable, refusing the call: %s", error)
             raise QuotaUnavailable(UNAVAILABLE_RETRY_SECONDS) from None
         if not result.ok:
+            self._restore(slots, releases)
             raise refusal(limits, amounts, result)
-        return Ticket(tuple(limits), amounts, estimate, now, result.counts, result.reset_seconds)
+        counts = tuple(
+            self._leases.granted(slot, now, bucket.ends_at, units, amount, count)
+            for slot, bucket, units, amount, count in zip(
+                slots, buckets, result.granted, amounts, result.counts, strict=True
+            )
+        )
+        return Ticket(tuple(limits), amounts, estimate, now, counts, result.reset_seconds)
 
     def headers(self, ticket: Ticket) -> dict[str, str]:
         return limit_headers(ticket.limits, ticket.counts, ticket.reset_seconds)
 
-    async def settle(self, ticket: Ticket, usage: Usage) -> None:
+    def settle(self, ticket: Ticket, usage: Usage) -> None:
         """Correct every counter by (real - reserved), in the reservation's own window buckets.
 
-        A window that has ended meanwhile is left alone: nobody reads it again. Never raises: the
-        response is already on its way, and a lost correction only skews one window.
+        Held by this process until the next flush (or its next reservation of that counter), so
+        settling costs no round trip. A window that has ended meanwhile is left alone.
         """
         now = time.time()
-        updates = []
         for applied, reserved in zip(ticket.limits, ticket.amounts, strict=True):
             delta = settled_amount(applied.limit.metric, usage, reserved) - reserved
-            if delta and bucket_of(applied.window, ticket.reserved_at).ends_at > now:
-                updates.append(
-                    self._store.window_incr(applied.counter, applied.window, delta, now=ticket.reserved_at)
-                )
-        if not updates:
+            bucket = bucket_of(applied.window, ticket.reserved_at)
+            if delta and bucket.ends_at > now:
+                slot = (applied.counter, applied.window, bucket.id)
+                self._leases.settle(slot, ticket.reserved_at, bucket.ends_at, delta)
+
+    async def flush(self) -> None:
+        """Hand every spare unit (and debt) back to the shared counters, in one round trip."""
+        handed = self._leases.to_hand_back(time.time())
+        if not handed:
             return
-        outcomes = await asyncio.gather(*updates, return_exceptions=True)
-        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        for failure in failures:
-            if isinstance(failure, StateUnavailable):
-                logger.warning("could not settle a quota counter: %s", failure)
-            else:
-                logger.error("settling a quota counter failed", exc_info=failure)
+        try:
+            await self._store.window_adjust([adjustment for _, _, adjustment in handed])
+        except StateUnavailable as error:  # kept, and tried again next time
+            self._restore([slot for slot, _, _ in handed], [units for _, units, _ in handed])
+            logger.warning("could not hand quota units back yet: %s", error)
 
-    async def settle_shielded(self, ticket: Ticket, usage: Usage) -> None:
-        """``settle``, surviving the caller's cancellation (a client gone mid-stream, say): the
-        settlement then finishes on its own and ``close`` waits for it."""
-        task = asyncio.create_task(self.settle(ticket, usage), name="routeiq-quota-settle")
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-        await asyncio.shield(task)
-
-    async def close(self) -> None:
-        """Let settlements still running finish (briefly) before the store closes."""
-        if self._settling:
-            await asyncio.wait(set(self._settling), timeout=SETTLE_DRAIN_SECONDS)
+    def _restore(self, slots: Sequence[Slot], units: Sequence[int]) -> None:
+        for slot, count in zip(slots, units, strict=True):
+            self._leases.restore(slot, count)
 
 
 def refusal(

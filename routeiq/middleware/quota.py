@@ -52,7 +52,7 @@ class QuotaMiddleware:
             await self.app(scope, receive, settlement.wrap(send))
         finally:
             # Also when the client went away or the call failed: tokens never used go back.
-            await settlement.settle()
+            settlement.settle()
 
     @staticmethod
     async def _reserve(runtime: Runtime, call: GovernedCall, scope: Scope, receive: Receive) -> Ticket | None:
@@ -86,12 +86,12 @@ class _Settlement:
             if message["type"] == "http.response.start":
                 self._status = message["status"]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                await self.settle()
+                self.settle()
             await send(message)
 
         return sending
 
-    async def settle(self) -> None:
+    def settle(self) -> None:
         if self._done:
             return
         self._done = True
@@ -100,4 +100,4 @@ class _Settlement:
         # filled in the call's usage by now (counted from what it streamed): its response closes
         # the stream before returning. Should nothing have been filled in, the estimate stands.
         served = call.served is not None or (self._status is not None and self._status < 400)
-        await self._quotas.settle_shielded(self._ticket, usage_of(served, call.usage, call.cost_usd))
+        self._quotas.settle(self._ticket, usage_of(served, call.usage, call.cost_usd))

@@ -27,14 +27,28 @@ class Window(enum.Enum):
     MONTH = "month"
 
 
+# A lease (units granted beyond a call's own amount, for later calls of the same process) is only
+# granted while at least this many calls of that size still fit, and takes at most this share of
+# the room left: near a limit every call goes to the shared counter, so N allowed means exactly N.
+LEASE_MIN_CALLS_LEFT = 64
+LEASE_SHARE = 8
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """Add ``amount`` to the windowed counter ``key`` only if it stays within ``limit``."""
+    """Add ``amount`` to the windowed counter ``key`` only if it stays within ``limit``.
+
+    ``release``: units the caller reserved earlier and no longer needs, handed back first in the same
+    atomic step. ``lease``: extra units the caller would like for its later calls, granted as far as
+    ``lease_granted`` allows. One reservation per counter and window in a call.
+    """
 
     key: str
     window: Window
     amount: int
     limit: int
+    release: int = 0
+    lease: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +57,25 @@ class ReservationResult:
     counts: tuple[int, ...]  # each counter after the call (unchanged ones when refused)
     reset_seconds: tuple[float, ...]  # seconds until each counter's window rolls over
     refused_index: int | None = None  # the first reservation that would have gone over its limit
+    granted: tuple[int, ...] = ()  # when ok: units added for each, its amount plus any lease
+
+
+@dataclass(frozen=True, slots=True)
+class WindowAdjustment:
+    """Add ``amount`` (negative: give back) to ``key``'s ``window`` bucket that contains ``at``."""
+
+    key: str
+    window: Window
+    amount: int
+    at: float
+
+
+def lease_granted(reservation: Reservation, count_after: int) -> int:
+    """The extra units a granted reservation also takes, given its counter after its own amount."""
+    room = reservation.limit - count_after
+    if reservation.lease <= 0 or room < LEASE_MIN_CALLS_LEFT * max(reservation.amount, 1):
+        return 0
+    return min(reservation.lease, room // LEASE_SHARE)
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
@@ -79,7 +112,11 @@ class StateStore(Protocol):
     async def reserve(
         self, reservations: Sequence[Reservation], now: float | None = None
     ) -> ReservationResult:
-        """All-or-nothing: either every counter grows by its amount, or none does."""
+        """All-or-nothing: either every counter grows by its amount (less its release, plus any
+        lease), or none changes."""
+
+    async def window_adjust(self, adjustments: Sequence[WindowAdjustment]) -> None:
+        """Apply several window corrections in one round trip (not atomic as a whole)."""
 
     async def set_record(
         self, key: str, value: Mapping[str, Any], ttl_seconds: float | None = None

@@ -22,7 +22,14 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from routeiq.state.base import Handler, Reservation, ReservationResult, Window
+from routeiq.state.base import (
+    Handler,
+    Reservation,
+    ReservationResult,
+    Window,
+    WindowAdjustment,
+    lease_granted,
+)
 
 logger = logging.getLogger("routeiq.state")
 
@@ -71,7 +78,7 @@ def plan_reservations(
     after: list[int] = []
     for index, item in enumerate(reservations):
         counter = (item.key, item.window)
-        value = projected.get(counter, current(index)) + item.amount
+        value = projected.get(counter, current(index) - item.release) + item.amount
         if value > item.limit:
             return index, []
         projected[counter] = value
@@ -240,11 +247,22 @@ class MemoryStateStore:
         resets = tuple(bucket.reset_seconds(now) for bucket in buckets)
         refused, after = plan_reservations(reservations, lambda index: self._window_count(slots[index]))
         if refused is not None:
-            counts = tuple(self._window_count(slot) for slot in slots)
+            counts = tuple(
+                self._window_count(slot) - item.release
+                for slot, item in zip(slots, reservations, strict=True)
+            )
             return ReservationResult(False, counts, resets, refused)
-        for slot, bucket, count in zip(slots, buckets, after, strict=True):
-            self._windows[slot] = _WindowCount(count, bucket.ends_at)
-        return ReservationResult(True, tuple(after), resets)
+        granted = []
+        for index, (item, slot, bucket) in enumerate(zip(reservations, slots, buckets, strict=True)):
+            extra = lease_granted(item, after[index])
+            after[index] += extra
+            granted.append(item.amount + extra)
+            self._windows[slot] = _WindowCount(after[index], bucket.ends_at)
+        return ReservationResult(True, tuple(after), resets, granted=tuple(granted))
+
+    async def window_adjust(self, adjustments: Sequence[WindowAdjustment]) -> None:
+        for item in adjustments:
+            await self.window_incr(item.key, item.window, item.amount, now=item.at)
 
     # --- records ---
 

@@ -37,7 +37,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from routeiq.state.base import Handler, Reservation, ReservationResult, StateUnavailable, Window
+from routeiq.state.base import (
+    LEASE_MIN_CALLS_LEFT,
+    LEASE_SHARE,
+    Handler,
+    Reservation,
+    ReservationResult,
+    StateUnavailable,
+    Window,
+    WindowAdjustment,
+)
 from routeiq.state.memory import (
     WINDOW_GRACE_SECONDS,
     Bucket,
@@ -67,30 +76,44 @@ HEALTH_CHECK_SECONDS = 5
 # not look like Redis being down.
 MAX_CONNECTIONS = 256
 
-# KEYS[i]: the window bucket of reservation i; ARGV: amount, limit, ttl_ms of each reservation in turn.
-# Checks every reservation first (cumulatively when two name the same bucket), so a refusal changes
-# nothing; returns {ok, refused index (1-based, 0 if none), {count of each bucket afterwards}}.
+# KEYS[i]: the window bucket of reservation i; ARGV, per reservation in turn: amount, limit, ttl_ms,
+# release, lease, and at the end the two lease constants. Checks every reservation first (its
+# release handed back, cumulatively when two name the same bucket), so a refusal changes nothing;
+# then grants each its amount plus a lease (``lease_granted`` in state/base.py, the same rule).
+# Returns {ok, refused index (1-based, 0 if none), {count of each bucket after}, {units granted}}.
 _RESERVE_LUA = """
+local n = #KEYS
+local min_calls = tonumber(ARGV[5 * n + 1])
+local share = tonumber(ARGV[5 * n + 2])
 local projected = {}
 for i, key in ipairs(KEYS) do
-  local amount = tonumber(ARGV[3 * i - 2])
-  local limit = tonumber(ARGV[3 * i - 1])
-  local current = projected[key] or tonumber(redis.call('GET', key) or '0')
+  local amount = tonumber(ARGV[5 * i - 4])
+  local limit = tonumber(ARGV[5 * i - 3])
+  local current = projected[key] or (tonumber(redis.call('GET', key) or '0') - tonumber(ARGV[5 * i - 1]))
   if current + amount > limit then
     local counts = {}
     for j, other in ipairs(KEYS) do
-      counts[j] = tonumber(redis.call('GET', other) or '0')
+      counts[j] = tonumber(redis.call('GET', other) or '0') - tonumber(ARGV[5 * j - 1])
     end
-    return {0, i, counts}
+    return {0, i, counts, {}}
   end
   projected[key] = current + amount
 end
-local counts = {}
+local counts, granted = {}, {}
 for i, key in ipairs(KEYS) do
-  counts[i] = redis.call('INCRBY', key, ARGV[3 * i - 2])
-  redis.call('PEXPIRE', key, ARGV[3 * i])
+  local amount = tonumber(ARGV[5 * i - 4])
+  local lease = tonumber(ARGV[5 * i])
+  local room = tonumber(ARGV[5 * i - 3]) - projected[key]
+  local extra = 0
+  if lease > 0 and room >= min_calls * math.max(amount, 1) then
+    extra = math.min(lease, math.floor(room / share))
+  end
+  projected[key] = projected[key] + extra
+  counts[i] = redis.call('INCRBY', key, amount + extra - tonumber(ARGV[5 * i - 1]))
+  redis.call('PEXPIRE', key, ARGV[5 * i - 2])
+  granted[i] = amount + extra
 end
-return {1, 0, counts}
+return {1, 0, counts, granted}
 """
 
 
@@ -293,12 +316,29 @@ class RedisStateStore:
         ]
         args: list[int] = []
         for item, bucket in zip(reservations, buckets, strict=True):
-            args += [item.amount, item.limit, self._window_ttl_ms(bucket, now)]
-        ok, refused, counts = await self._run(lambda: self._reserve_script(keys=keys, args=args))
+            args += [item.amount, item.limit, self._window_ttl_ms(bucket, now), item.release, item.lease]
+        args += [LEASE_MIN_CALLS_LEFT, LEASE_SHARE]
+        ok, refused, counts, granted = await self._run(lambda: self._reserve_script(keys=keys, args=args))
         counted = tuple(int(count) for count in counts)
         if ok:
-            return ReservationResult(True, counted, resets)
+            return ReservationResult(True, counted, resets, granted=tuple(int(units) for units in granted))
         return ReservationResult(False, counted, resets, int(refused) - 1)
+
+    async def window_adjust(self, adjustments: Sequence[WindowAdjustment]) -> None:
+        if not adjustments:
+            return
+        now = time.time()
+
+        async def run() -> None:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for item in adjustments:
+                    bucket = bucket_of(item.window, item.at)
+                    name = self._window_key(item.key, item.window, bucket)
+                    pipe.incrby(name, item.amount)
+                    pipe.pexpire(name, self._window_ttl_ms(bucket, now))
+                await pipe.execute()
+
+        await self._run(run)
 
     # --- records ---
 

@@ -17,7 +17,15 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from routeiq.state.base import Handler, Reservation, ReservationResult, StateStore, StateUnavailable, Window
+from routeiq.state.base import (
+    Handler,
+    Reservation,
+    ReservationResult,
+    StateStore,
+    StateUnavailable,
+    Window,
+    WindowAdjustment,
+)
 from routeiq.state.memory import MemoryStateStore, ReconnectHook
 
 logger = logging.getLogger("routeiq.state")
@@ -158,6 +166,9 @@ class ResilientStateStore:
         self, reservations: Sequence[Reservation], now: float | None = None
     ) -> ReservationResult:
         return await self._call(lambda store: store.reserve(reservations, now))
+
+    async def window_adjust(self, adjustments: Sequence[WindowAdjustment]) -> None:
+        await self._call(lambda store: store.window_adjust(adjustments))
 
     async def set_record(self, key: str, value: Mapping[str, Any], ttl_seconds: float | None = None) -> None:
         await self._call(lambda store: store.set_record(key, value, ttl_seconds))

@@ -104,7 +104,8 @@ async def test_tokens_reserve_the_estimate_and_settle_to_real_usage(store: State
     assert await count(store, limits["total_tokens"], at) == 500
     assert quotas.headers(ticket)["x-ratelimit-remaining-tokens"] == "600"  # the tightest: output, 1000-400
 
-    await quotas.settle(ticket, usage_of(True, {"prompt_tokens": 90, "completion_tokens": 25}, None))
+    quotas.settle(ticket, usage_of(True, {"prompt_tokens": 90, "completion_tokens": 25}, None))
+    await quotas.flush()
     assert await count(store, limits["input_tokens"], at) == 90
     assert await count(store, limits["output_tokens"], at) == 25
     assert await count(store, limits["total_tokens"], at) == 115
@@ -117,7 +118,8 @@ async def test_failed_call_gives_tokens_back_but_counts_the_request(store: State
     )
     limits = {a.limit.metric: a for a in quotas.limits_for(identity, None)}
     ticket = await quotas.reserve(list(limits.values()), Estimate(50, 50))
-    await quotas.settle(ticket, Usage(served=False))
+    quotas.settle(ticket, Usage(served=False))
+    await quotas.flush()
     at = ticket.reserved_at
     assert await count(store, limits["requests"], at) == 1
     assert await count(store, limits["total_tokens"], at) == 0
@@ -128,7 +130,8 @@ async def test_served_without_usage_keeps_the_estimate(store: StateStore) -> Non
     quotas = quotas_on(store)
     limits = quotas.limits_for(key_identity(limit("total_tokens", "hour", 1000)), None)
     ticket = await quotas.reserve(limits, Estimate(30, 70))
-    await quotas.settle(ticket, usage_of(True, None, None))
+    quotas.settle(ticket, usage_of(True, None, None))
+    await quotas.flush()
     assert await count(store, limits[0], ticket.reserved_at) == 100
 
 
@@ -149,12 +152,13 @@ async def test_spent_budget_refuses_and_says_retrying_will_not_help(store: State
     limits = quotas.limits_for(identity, None)
     first = await quotas.reserve(limits, Estimate(10, 10))
     assert quotas.headers(first)["x-ratelimit-limit-budget"] == "0.01"
-    await quotas.settle(first, usage_of(True, {"prompt_tokens": 10, "completion_tokens": 10}, 0.004))
+    quotas.settle(first, usage_of(True, {"prompt_tokens": 10, "completion_tokens": 10}, 0.004))
+    await quotas.flush()
     assert await count(store, limits[0], first.reserved_at) == 4000  # micro-dollars
 
     second = await quotas.reserve(limits, Estimate(10, 10))
     assert quotas.headers(second)["x-ratelimit-remaining-budget"] == "0.005999"  # 1 µ$ reserved
-    await quotas.settle(second, usage_of(True, {"prompt_tokens": 10}, 0.007))  # overshoots: 0.011
+    quotas.settle(second, usage_of(True, {"prompt_tokens": 10}, 0.007))  # overshoots: 0.011
 
     with pytest.raises(QuotaExceeded) as refused:
         await quotas.reserve(limits, Estimate(10, 10))
@@ -178,12 +182,9 @@ async def test_concurrent_calls_cannot_overspend_a_budget(store: StateStore) -> 
     refusals = [to_api_error(outcome) for outcome in outcomes if isinstance(outcome, QuotaExceeded)]
     assert len(tickets) == 5 and len(refusals) == 95
     assert {error.code for error in refusals} == {"budget_exceeded"}
-    await asyncio.gather(
-        *(
-            quotas.settle(t, usage_of(True, {"prompt_tokens": 0, "completion_tokens": 90}, 0.018))
-            for t in tickets
-        )
-    )
+    for t in tickets:
+        quotas.settle(t, usage_of(True, {"prompt_tokens": 0, "completion_tokens": 90}, 0.018))
+    await quotas.flush()
     assert await count(store, limits[0], tickets[0].reserved_at) == 5 * 18_000  # settled to real cost
     again = await quotas.reserve(limits, Estimate(0, 10, 0.002))  # what is left still serves
     assert quotas.headers(again)["x-ratelimit-remaining-budget"] == "0.008"
@@ -203,7 +204,8 @@ async def test_served_without_usage_keeps_the_estimated_spend(store: StateStore)
     quotas = quotas_on(store)
     limits = quotas.limits_for(key_identity(limit("spend_usd", "day", 1)), None)
     ticket = await quotas.reserve(limits, Estimate(10, 100, 0.0125))
-    await quotas.settle(ticket, usage_of(True, None, None))
+    quotas.settle(ticket, usage_of(True, None, None))
+    await quotas.flush()
     assert await count(store, limits[0], ticket.reserved_at) == 12_500
 
 
@@ -212,23 +214,84 @@ async def test_settling_uses_the_reservations_window_and_skips_ended_ones(store:
     limits = quotas.limits_for(key_identity(limit("total_tokens", "minute", 10_000)), None)
     # Reserved two minutes ago: that window has ended, so settling leaves it alone.
     old = await quotas.reserve(limits, Estimate(100, 100), now=time.time() - 120)
-    await quotas.settle(old, Usage(served=False))
+    quotas.settle(old, Usage(served=False))
+    await quotas.flush()
     assert await count(store, limits[0], old.reserved_at) == 200
     assert await store.window_get(limits[0].counter, Window.MINUTE) == 0  # the current one untouched
 
 
-async def test_settling_survives_the_callers_cancellation(store: StateStore) -> None:
+async def test_units_given_back_stay_in_the_process_until_the_flush_or_close(store: StateStore) -> None:
     quotas = quotas_on(store)
     limits = quotas.limits_for(key_identity(limit("total_tokens", "day", 10_000)), None)
     ticket = await quotas.reserve(limits, Estimate(100, 100))
+    quotas.settle(ticket, usage_of(True, {"prompt_tokens": 20, "completion_tokens": 30}, None))
+    assert await count(store, limits[0], ticket.reserved_at) == 200  # not handed back yet
+    # The next reservation of that counter hands the spare back in the same step: it counts exactly.
+    second = await quotas.reserve(limits, Estimate(5000, 4950))
+    assert await count(store, limits[0], ticket.reserved_at) == 50 + 9950
+    quotas.settle(second, Usage(served=False))
+    await quotas.close()  # hands back what it still holds
+    assert await count(store, limits[0], ticket.reserved_at) == 50
 
-    async def caller() -> None:
-        await quotas.settle_shielded(ticket, Usage(served=False))
 
-    task = asyncio.create_task(caller())
-    await asyncio.sleep(0)  # one turn of the loop: the caller starts settling, then is cancelled mid-way
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await quotas.close()  # waits for the settlement the cancelled caller left running
-    assert await count(store, limits[0], ticket.reserved_at) == 0
+# --- leases: most calls cost no round trip, and limits stay exact ---------------------------------
+
+
+class CountingStore:
+    """The store, counting the reservations that reached it."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.reserves = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    async def reserve(self, reservations: object, now: float | None = None) -> object:
+        self.reserves += 1
+        return await self.store.reserve(reservations, now=now)  # type: ignore[arg-type]
+
+
+async def test_with_plenty_of_room_most_calls_are_served_from_a_lease(store: StateStore) -> None:
+    counting = CountingStore(store)
+    quotas = Quotas(counting, QuotaSettings())  # type: ignore[arg-type]
+    identity = key_identity(
+        limit("requests", "hour", 100_000),
+        limit("total_tokens", "hour", 10_000_000),
+        limit("spend_usd", "day", 100),
+    )
+    limits = quotas.limits_for(identity, None)
+    tickets = [await quotas.reserve(limits, Estimate(10, 90, 0.0001)) for _ in range(200)]
+    assert counting.reserves <= 10, counting.reserves
+    # The headers count every call as the shared counter would, lease or not.
+    assert [quotas.headers(t)["x-ratelimit-remaining-requests"] for t in tickets[:3]] == [
+        "99999",
+        "99998",
+        "99997",
+    ]
+    assert quotas.headers(tickets[-1])["x-ratelimit-remaining-requests"] == str(100_000 - 200)
+    for ticket in tickets:
+        quotas.settle(ticket, usage_of(True, {"prompt_tokens": 10, "completion_tokens": 40}, 0.00005))
+    await quotas.flush()
+    by_metric = {applied.limit.metric: applied for applied in limits}
+    at = tickets[0].reserved_at
+    assert await count(store, by_metric["requests"], at) == 200
+    assert await count(store, by_metric["total_tokens"], at) == 200 * 50
+    assert await count(store, by_metric["spend_usd"], at) == 200 * 50  # micro-dollars
+
+
+async def test_near_a_limit_no_lease_is_granted_so_n_allowed_is_exactly_n(store: StateStore) -> None:
+    """Four processes share a 20-request limit; 100 calls spread unevenly over them: exactly 20 pass."""
+    processes = [quotas_on(store) for _ in range(4)]
+    limits = processes[0].limits_for(key_identity(limit("requests", "hour", 20)), None)
+    shares = [70, 20, 8, 2]
+    calls = [
+        quotas.reserve(limits, Estimate(1, 1))
+        for quotas, share in zip(processes, shares, strict=True)
+        for _ in range(share)
+    ]
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert sum(1 for outcome in outcomes if not isinstance(outcome, BaseException)) == 20
+    assert all(
+        isinstance(outcome, QuotaExceeded) for outcome in outcomes if isinstance(outcome, BaseException)
+    )
