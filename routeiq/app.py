@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
@@ -23,6 +24,7 @@ from routeiq.middleware.policy import PolicyMiddleware
 from routeiq.middleware.quota import QuotaMiddleware
 from routeiq.middleware.request_id import RequestIdMiddleware
 from routeiq.observability.ledger import RequestLedgerMiddleware
+from routeiq.observability.tracing import TracedLayer, TracerProvider, Tracing, build_tracing, instrument_app
 from routeiq.resilience.drain import DrainOnSignal
 from routeiq.resilience.traffic import TrafficGate
 from routeiq.runtime_handle import RuntimeHandle
@@ -31,11 +33,21 @@ from routeiq.settings import Settings
 logger = logging.getLogger("routeiq")
 
 
-def middleware_stack(settings: Settings, gate: TrafficGate, runtime: RuntimeHandle) -> list[Middleware]:
+def middleware_stack(
+    settings: Settings, gate: TrafficGate, runtime: RuntimeHandle, tracing: Tracing | None = None
+) -> list[Middleware]:
     """Outermost first: each layer sees only what the layers before it let through.
 
     CORS is there only when origins are configured: with none allowed it would change nothing but
-    still wrap every response."""
+    still wrap every response. With tracing on, each layer after the ledger gets a span of its own."""
+    tracing = tracing if tracing is not None else Tracing.off()
+
+    def layer(cls: Any, name: str, **options: Any) -> Middleware:
+        if tracing.enabled:
+            traced: Any = TracedLayer
+            return Middleware(traced, layer=cls, name=name, tracing=tracing, **options)
+        return Middleware(cls, **options)
+
     master_key = settings.master_key.get_secret_value() if settings.master_key else None
     cors = [
         Middleware(
@@ -50,10 +62,16 @@ def middleware_stack(settings: Settings, gate: TrafficGate, runtime: RuntimeHand
         *(cors if settings.cors_allow_origins else []),
         Middleware(RequestIdMiddleware),
         # Outside every layer that can refuse a request, so each one leaves exactly one record.
-        Middleware(RequestLedgerMiddleware, runtime=runtime),
-        Middleware(BackpressureMiddleware, gate=gate, retry_after_seconds=settings.shed_retry_after_seconds),
-        Middleware(
+        Middleware(RequestLedgerMiddleware, runtime=runtime, tracing=tracing),
+        layer(
+            BackpressureMiddleware,
+            "admission",
+            gate=gate,
+            retry_after_seconds=settings.shed_retry_after_seconds,
+        ),
+        layer(
             AuthMiddleware,
+            "auth",
             master_key=master_key,
             admin_keys=[key.get_secret_value() for key in settings.admin_keys],
             metrics_auth=settings.metrics_auth,
@@ -61,9 +79,9 @@ def middleware_stack(settings: Settings, gate: TrafficGate, runtime: RuntimeHand
         ),
         # After identity is known, in this order. Each reaches its engine through the runtime handle,
         # and does nothing for calls its engine does not govern.
-        Middleware(PolicyMiddleware, runtime=runtime),
-        Middleware(QuotaMiddleware, runtime=runtime),
-        Middleware(PluginsMiddleware, runtime=runtime),
+        layer(PolicyMiddleware, "policy", runtime=runtime),
+        layer(QuotaMiddleware, "quota", runtime=runtime),
+        layer(PluginsMiddleware, "plugins", runtime=runtime),
     ]
 
 
@@ -77,7 +95,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not settings.admin_keys:
         logger.info("no ROUTEIQ_ADMIN_KEYS: the control plane (/admin) is closed")
     handle: RuntimeHandle = app.state.runtime
-    runtime = await build_runtime(settings, app.state.gate)
+    tracing: Tracing = app.state.tracing
+    runtime = await build_runtime(settings, app.state.gate, tracing)
     handle.attach(runtime)
     # LiteLLM's import leaves millions of long-lived objects; without this every full garbage
     # collection walks them all, in the middle of some unlucky request.
@@ -88,24 +107,32 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await runtime.close()
+        tracing.shutdown()  # exports the spans still buffered
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """The app. Tracing follows the ``OTEL_*`` environment variables (off when none asks for it),
+    unless ``tracer_provider`` is given: then its spans go there, whatever the environment says."""
     gate = TrafficGate(settings.max_concurrent_requests, settings.queue_timeout_ms, settings.queue_max_depth)
     runtime = RuntimeHandle()  # filled in by the lifespan; the same one for every layer and route
+    tracing = build_tracing(
+        os.environ, capture_content=settings.trace_message_content, provider=tracer_provider
+    )
     app = FastAPI(
         title="RouteIQ",
         version=__version__,
         description="OpenAI-compatible LLM gateway that picks the right model for every request.",
         lifespan=lifespan,
-        middleware=middleware_stack(settings, gate, runtime),
+        middleware=middleware_stack(settings, gate, runtime, tracing),
         # FastAPI's built-in OpenTelemetry hook asks the global providers on every request (tens of
-        # microseconds); RouteIQ's own observability decides what to trace.
+        # microseconds); RouteIQ's own observability decides what to trace (instrument_app below).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.gate = gate
     app.state.runtime = runtime
+    app.state.tracing = tracing
+    instrument_app(app, tracing)  # the HTTP server span, only when tracing is on
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)

@@ -329,6 +329,12 @@ class Settings(BaseSettings):
     decision_log: str = Field(
         default="stderr", description="Where routing decision events go: `stderr`, `off`, or a file path."
     )
+    trace_message_content: bool = Field(
+        default=False,
+        description="Put prompt and completion text on OpenTelemetry spans (`gen_ai.input.messages`, "
+        "`gen_ai.output.messages`). Off: spans carry models, tokens and routing, never text. Tracing "
+        "itself is turned on by the standard `OTEL_*` variables (docs/deploy.md).",
+    )
 
     # Executors
     passthrough: Literal["auto", "off"] = Field(

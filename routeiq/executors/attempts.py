@@ -21,7 +21,9 @@ from routeiq.executors.passthrough import PassthroughExecutor
 from routeiq.governance.access import reachable_fallbacks
 from routeiq.governance.call import GovernedCall, Served
 from routeiq.governance.metering import StreamMeter
+from routeiq.observability.attempt_telemetry import AttemptTelemetry, record_choice
 from routeiq.observability.metrics import Metrics
+from routeiq.observability.tracing import Tracing
 from routeiq.routing.affinity import SessionAffinity
 from routeiq.routing.constraints import NoCapableDeployment
 from routeiq.routing.decision import (
@@ -51,6 +53,7 @@ class Dispatcher:
         outcomes: RoutingFeedback,
         affinity: SessionAffinity,
         metrics: Metrics,
+        tracing: Tracing | None = None,
     ) -> None:
         self._settings = settings
         self._picker = picker
@@ -59,6 +62,7 @@ class Dispatcher:
         self._outcomes = outcomes
         self._affinity = affinity
         self._metrics = metrics
+        self._tracing = tracing if tracing is not None else Tracing.off()
 
     async def dispatch(
         self,
@@ -93,7 +97,9 @@ class Dispatcher:
             for _ in range(attempts_per_group):
                 routing_started = time.perf_counter()
                 try:
-                    decision = await self._picker.decide(target, context)
+                    with self._tracing.span("routeiq.route") as route_span:
+                        decision = await self._picker.decide(target, context, route_span)
+                        record_choice(route_span, target, context.group, decision)
                 except NoHealthyDeployment as error:
                     no_healthy = error
                     if not any(failure.group == target for failure in trace.failures):
@@ -110,9 +116,13 @@ class Dispatcher:
                 trace.decision = decision
                 self._metrics.routing_latency.observe(call_started - routing_started)
                 attempt = self._outcomes.started(decision.deployment)
+                telemetry = AttemptTelemetry(
+                    self._tracing, self._metrics, operation, decision, body, len(trace.failures) + 1
+                )
                 try:
                     outcome = await self._execute(operation, body, decision, context)
                 except UpstreamError as error:
+                    telemetry.failed(error)
                     upstream_seconds += time.perf_counter() - call_started
                     await self._outcomes.failed(decision.deployment, error, attempt)
                     trace.failures.append(_failed_attempt(decision, error))
@@ -126,6 +136,7 @@ class Dispatcher:
                 overhead_ms = max(0.0, (time.perf_counter() - started - upstream_seconds) * 1000)
                 headers = decision_headers(decision, context, failed, overhead_ms)
                 if isinstance(outcome, Completed):
+                    telemetry.answered(outcome.body, outcome.usage)
                     await self._outcomes.served(decision, context, attempt, outcome.usage)
                     cost = _record_served(call, decision.deployment, outcome.usage)
                     if cost is not None:
@@ -133,7 +144,7 @@ class Dispatcher:
                     return Response(outcome.body, media_type="application/json", headers=headers)
                 if call is not None:  # known now, even if the client leaves before the stream ends
                     call.served = served_by(decision.deployment)
-                events = self._stream_body(outcome, decision, context, attempt, call, trace)
+                events = self._stream_body(outcome, decision, context, attempt, call, trace, telemetry)
                 return ClosingStreamingResponse(
                     events, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
                 )
@@ -147,24 +158,35 @@ class Dispatcher:
         attempt: float,
         call: GovernedCall | None,
         trace: RequestTrace,
+        telemetry: AttemptTelemetry,
     ) -> AsyncGenerator[bytes, None]:
         last = b""
         meter = StreamMeter()  # the usage, should the stream end before its usage chunk
+        model = telemetry.streaming(stream.first)
+        text = telemetry.stream_text()  # None unless the text goes on the span
+        failure: UpstreamError | None = None
         try:
             meter.feed(stream.first)
+            if text is not None:
+                text.feed(stream.first)
             yield stream.first
             async for events in stream.rest:
                 last = events
                 meter.feed(events)
+                if text is not None:
+                    text.feed(events)
                 yield events
             trace.stream_finished = True
         finally:
             await stream.close()
             # Charged even when the client went away (the upstream did the work): by the streamed
             # text when the upstream's usage chunk never came.
-            _record_served(call, decision.deployment, stream.usage() or meter.usage(context.body))
-        if last.startswith(ERROR_EVENT_PREFIX):
-            failure = _stream_failure(last)
+            usage = stream.usage() or meter.usage(context.body)
+            _record_served(call, decision.deployment, usage)
+            if last.startswith(ERROR_EVENT_PREFIX):
+                failure = _stream_failure(last)
+            telemetry.stream_ended(model, usage, failure, text)  # the attempt's span ends with the stream
+        if failure is not None:
             trace.stream_error = failure.code
             await self._outcomes.failed(decision.deployment, failure, attempt)
         else:

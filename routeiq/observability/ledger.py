@@ -19,6 +19,8 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routeiq.governance.call import MODEL_CALL_SUFFIXES, GovernedCall, current_call
+from routeiq.observability import genai
+from routeiq.observability.tracing import Tracing
 from routeiq.routing.decision import RequestTrace, decision_event
 from routeiq.runtime_handle import RuntimeHandle
 from routeiq.store.records import SpendRecord
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # typing only: the runtime module imports LiteLLM
 logger = logging.getLogger("routeiq.request")
 
 TRACE_KEY = "routing_trace"
+OUTCOME_KEY = "request_outcome"  # (status, error code), for the request's span
 MAX_ERROR_BODY_BYTES = 16_384  # error envelopes are small; never buffer a large body
 SHED_CODES = frozenset({"overloaded", "draining"})
 
@@ -45,14 +48,27 @@ def is_model_request(scope: Scope) -> bool:
 
 
 class RequestLedgerMiddleware:
-    def __init__(self, app: ASGIApp, runtime: RuntimeHandle) -> None:
+    def __init__(self, app: ASGIApp, runtime: RuntimeHandle, tracing: Tracing | None = None) -> None:
         self.app = app
         self._runtime = runtime
+        self._tracing = tracing if tracing is not None else Tracing.off()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not is_model_request(scope):
             await self.app(scope, receive, send)
             return
+        if not self._tracing.enabled:
+            await self._serve(scope, receive, send)
+            return
+        # The request's own span: every governance, routing and upstream span below is its child.
+        with self._tracing.span("routeiq.request") as span:
+            try:
+                await self._serve(scope, receive, send)
+            finally:
+                if span.is_recording():
+                    span.set_attributes(request_span_attributes(scope))
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         trace = RequestTrace()
         state = scope.setdefault("state", {})
         state[TRACE_KEY] = trace
@@ -82,6 +98,43 @@ class RequestLedgerMiddleware:
                 else:
                     code = _error_code(bytes(error_body)) if status >= 400 else trace.stream_error
                 close_request(runtime, state.get("request_id", ""), current_call(scope), trace, status, code)
+                state[OUTCOME_KEY] = (status, code)
+
+
+def request_span_attributes(scope: Scope) -> dict[str, Any]:
+    """What the request's span says once it is answered: the operation and group asked for, the
+    routing, the outcome, the usage charged; ids and classes, never prompt text or who asked."""
+    state = scope.get("state", {})
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": genai.operation_for_path(scope["path"]),
+        "routeiq.request_id": state.get("request_id", ""),
+    }
+    trace = current_trace(scope)
+    outcome = state.get(OUTCOME_KEY)
+    if trace is not None and outcome is not None:
+        status, code = outcome
+        attributes["routeiq.outcome"] = request_outcome(trace, status, code)
+        attributes["http.response.status_code"] = status
+        if code:
+            attributes["error.type"] = code
+        if trace.group is not None:
+            attributes["gen_ai.request.model"] = trace.group
+            attributes["routeiq.group"] = trace.group
+        if trace.strategy is not None:
+            attributes["routeiq.routing.strategy"] = trace.strategy
+        attributes["routeiq.attempted_deployments"] = trace.attempted()
+        attributes["routeiq.fallback_groups"] = trace.fallbacks_tried
+        if trace.served and trace.decision is not None:
+            attributes["routeiq.deployment.id"] = trace.decision.deployment.id
+    call = current_call(scope)
+    if call is not None and call.served is not None:
+        input_tokens = _tokens(call.usage, "prompt_tokens")
+        output_tokens = _tokens(call.usage, "completion_tokens")
+        attributes["gen_ai.usage.input_tokens"] = input_tokens
+        attributes["gen_ai.usage.output_tokens"] = output_tokens
+        if call.cost_usd is not None:
+            attributes["routeiq.cost_usd"] = call.cost_usd
+    return attributes
 
 
 def close_request(

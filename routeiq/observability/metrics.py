@@ -14,10 +14,49 @@ from routeiq.resilience.breaker import STATE_VALUES, CircuitBreakers
 from routeiq.resilience.traffic import TrafficGate
 from routeiq.state.resilient import StateHealth
 
+# The OpenTelemetry GenAI metrics under their Prometheus names (what an OTLP-to-Prometheus export of
+# gen_ai.client.token.usage, gen_ai.server.request.duration and gen_ai.server.time_to_first_token is
+# called), with the convention's advisory bucket boundaries and its attributes as labels.
+GENAI_LABELS = (
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "gen_ai_response_model",
+)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+MAX_RESPONSE_MODELS = 64  # distinct gen_ai_response_model values per process; later ones read "_OTHER"
+OTHER = "_OTHER"
+
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.genai_token_usage = Histogram(
+            "gen_ai_client_token_usage",
+            "GenAI token usage per upstream call (gen_ai.client.token.usage), by token type.",
+            [*GENAI_LABELS, "gen_ai_token_type"],
+            buckets=TOKEN_BUCKETS,
+            registry=self.registry,
+        )
+        self.genai_request_duration = Histogram(
+            "gen_ai_server_request_duration_seconds",
+            "Duration of each upstream call until its last byte (gen_ai.server.request.duration); "
+            "error_type is empty when it answered.",
+            [*GENAI_LABELS, "error_type"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.genai_time_to_first_token = Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from sending a streamed upstream call to its first chunk "
+            "(gen_ai.server.time_to_first_token).",
+            GENAI_LABELS,
+            buckets=TTFT_BUCKETS,
+            registry=self.registry,
+        )
+        self._response_models: set[str] = set()
         self.requests = Counter(
             "routeiq_requests",
             "Requests answered by a deployment, by group, deployment and outcome.",
@@ -85,6 +124,37 @@ class Metrics:
         """Report values that live elsewhere, read at scrape time."""
         self.registry.register(_LiveCollector(gate, breakers, state_health))
         state_health.on_fallback = lambda feature: self.state_fallbacks.labels(feature).inc()
+
+    def response_model_label(self, model: str | None, requested: str) -> str:
+        """The upstream's answer names its model; the label keeps at most ``MAX_RESPONSE_MODELS``
+        distinct values, so an upstream inventing names cannot grow the series without bound."""
+        if not model:
+            return requested
+        if model in self._response_models:
+            return model
+        if len(self._response_models) >= MAX_RESPONSE_MODELS:
+            return OTHER
+        self._response_models.add(model)
+        return model
+
+    def record_genai_call(
+        self,
+        labels: tuple[str, str, str, str],
+        seconds: float,
+        *,
+        error_type: str = "",
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        first_token_seconds: float | None = None,
+    ) -> None:
+        """One upstream call: ``labels`` are operation, provider, request model, response model."""
+        self.genai_request_duration.labels(*labels, error_type).observe(seconds)
+        if input_tokens is not None:
+            self.genai_token_usage.labels(*labels, "input").observe(input_tokens)
+        if output_tokens is not None:
+            self.genai_token_usage.labels(*labels, "output").observe(output_tokens)
+        if first_token_seconds is not None:
+            self.genai_time_to_first_token.labels(*labels).observe(first_token_seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from litellm.types.router import RouterRateLimitError
+from opentelemetry.trace import Span
 
 from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.routing.constraints import capable
@@ -60,8 +61,12 @@ class Picker:
             candidates = admitted
         return capable(candidates, context.signals)
 
-    async def decide(self, group: str, context: RoutingContext) -> RoutingChoice:
+    async def decide(self, group: str, context: RoutingContext, span: Span | None = None) -> RoutingChoice:
+        """The strategy's pick among the candidates; ``span`` (the attempt's routing span, if traced)
+        learns which deployments the strategy chose from."""
         candidates = await self.candidates(group, context)
+        if span is not None and span.is_recording():
+            span.set_attribute("routeiq.routing.candidates", [candidate.id for candidate in candidates])
         decision = self.strategy_for(group).choose(candidates, context)
         context.decision = decision
         return decision
