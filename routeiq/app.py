@@ -14,9 +14,10 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from routeiq import __version__
-from routeiq.api import admin, health, openai
+from routeiq.api import admin, anthropic, health, openai
 from routeiq.api.errors import install_error_handlers
 from routeiq.config import CONFIG_PATH_ENV, load_settings
+from routeiq.middleware.anthropic_errors import AnthropicErrorMiddleware
 from routeiq.middleware.auth import AuthMiddleware
 from routeiq.middleware.backpressure import BackpressureMiddleware
 from routeiq.middleware.plugins import PluginsMiddleware
@@ -61,6 +62,8 @@ def middleware_stack(
     return [
         *(cors if settings.cors_allow_origins else []),
         Middleware(RequestIdMiddleware),
+        # Anthropic's error envelope on its routes, for a refusal by any layer below.
+        Middleware(AnthropicErrorMiddleware),
         # Outside every layer that can refuse a request, so each one leaves exactly one record.
         Middleware(RequestLedgerMiddleware, runtime=runtime, tracing=tracing),
         layer(
@@ -136,6 +139,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(anthropic.router)
     app.include_router(admin.router)
     return app
 

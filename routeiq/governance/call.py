@@ -27,6 +27,7 @@ from routeiq.middleware.paths import MODEL_CALL_SUFFIXES as MODEL_CALL_SUFFIXES 
 from routeiq.middleware.paths import BodyKind, body_kind, model_call_kind
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.routing.profiles import Target, resolve_target
+from routeiq.translate.inbound import TRANSLATED_KINDS, to_chat_body
 
 STATE_KEY = "call"
 GUARDRAILS_HEADER = b"x-routeiq-applied-guardrails"
@@ -50,6 +51,9 @@ class GovernedCall:
     client_ip: str | None
     is_model_call: bool  # metered and shown to plugins: chat, completions, embeddings
     body: dict[str, Any] | None = None  # parsed and validated once by load_body; plugins may rewrite it
+    # The body as the client sent it when ``body`` is its chat translation (Anthropic Messages,
+    # OpenAI Responses): what a deployment speaking that API natively is sent.
+    source_body: dict[str, Any] | None = None
     body_loaded: bool = False
     kind: BodyKind | None = None  # the OpenAI body this request carries (None: none to read)
     target: Target | None = None  # the requested model resolved to its group (``resolve``)
@@ -140,10 +144,20 @@ async def load_body(call: GovernedCall, scope: Scope, receive: Receive, limit: i
     if call.body_loaded or call.kind is None:
         return call.body
     body = await read_json_object(scope, receive, limit)
-    validate_body(call.kind, body)
-    call.body = body
+    call.body = served_body(call.kind, body)
+    if call.kind in TRANSLATED_KINDS:
+        call.source_body = body
     call.body_loaded = True
     return call.body
+
+
+def served_body(kind: BodyKind, body: dict[str, Any]) -> dict[str, Any]:
+    """The validated body every layer and the router see: the body itself, or for the APIs served by
+    translation its chat-completions equivalent (400 in the API's own terms when it is invalid)."""
+    if kind in TRANSLATED_KINDS:
+        return to_chat_body(kind, body)
+    validate_body(kind, body)
+    return body
 
 
 async def request_body(scope: Scope, receive: Receive, limit: int) -> dict[str, Any]:
@@ -156,9 +170,7 @@ async def request_body(scope: Scope, receive: Receive, limit: int) -> dict[str, 
             return body
     body = await read_json_object(scope, receive, limit)
     kind = body_kind(scope["method"], scope["path"])
-    if kind is not None:
-        validate_body(kind, body)
-    return body
+    return served_body(kind, body) if kind is not None else body
 
 
 async def read_json_object(scope: Scope, receive: Receive, limit: int) -> dict[str, Any]:

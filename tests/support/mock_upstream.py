@@ -22,6 +22,8 @@ understood anywhere in the model name (substring match, several may be combined)
   the stream (no ``[DONE]``).
 * ``error200`` -- answer 200 with an OpenAI error body ``{"error": {...}}`` (when streaming: one
   ``data: {"error": ...}`` event and the end of the stream).
+* ``toolargs`` -- a tool call's arguments fill each property of the tool's parameter schema with
+  ``"mock-<property>"`` (streamed three characters at a time) instead of ``{}``.
 * ``llamaguard`` -- answer chat like a LlamaGuard model: ``unsafe\nS1`` when the last user message
   contains ``MODERATION_MARKER``, else ``safe``.
 
@@ -91,6 +93,7 @@ class Behaviour:
     bad_json: bool = False
     error_200: bool = False
     late_error: bool = False
+    tool_args: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> Behaviour:
@@ -104,6 +107,7 @@ class Behaviour:
             bad_json="badjson" in spec,
             error_200="error200" in spec,
             late_error="lateerror" in spec,
+            tool_args="toolargs" in spec,
         )
 
 
@@ -404,6 +408,16 @@ def _selected_tool(body: JSON) -> str | None:
     return str((first.get("function") or {}).get("name", "tool"))
 
 
+def _tool_arguments(body: JSON, tool_name: str | None) -> str:
+    """``{"<property>": "mock-<property>", ...}`` for the called tool's parameter schema."""
+    for tool in body.get("tools") or []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and function.get("name") == tool_name:
+            properties = (function.get("parameters") or {}).get("properties") or {}
+            return orjson.dumps({name: f"mock-{name}" for name in properties}).decode()
+    return "{}"
+
+
 @dataclass(frozen=True)
 class ChatPlan:
     """Everything needed to render a chat answer, streamed or not."""
@@ -415,12 +429,14 @@ class ChatPlan:
     content: str
     tool_name: str | None
     usage: JSON
+    arguments: str = "{}"
 
     @classmethod
-    def from_body(cls, body: JSON, model: str) -> ChatPlan:
+    def from_body(cls, body: JSON, model: str, behaviour: Behaviour | None = None) -> ChatPlan:
         messages = body.get("messages")
         content = _reply_text(model, _last_user_text(messages))
         tool_name = _selected_tool(body)
+        arguments = _tool_arguments(body, tool_name) if behaviour and behaviour.tool_args else "{}"
         completion_tokens = 1 if tool_name else _count_tokens(content)
         n = _choice_count(body)
         return cls(
@@ -431,6 +447,7 @@ class ChatPlan:
             content=content,
             tool_name=tool_name,
             usage=_usage(_prompt_tokens_for_messages(messages), completion_tokens * n),
+            arguments=arguments,
         )
 
     @property
@@ -444,7 +461,7 @@ def _chat_message(plan: ChatPlan) -> JSON:
     tool_call = {
         "id": _new_id("call_"),
         "type": "function",
-        "function": {"name": plan.tool_name, "arguments": "{}"},
+        "function": {"name": plan.tool_name, "arguments": plan.arguments},
     }
     return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [tool_call]}
 
@@ -481,10 +498,17 @@ def _chat_deltas(plan: ChatPlan) -> list[tuple[JSON, str | None]]:
         }
         deltas = [({"role": "assistant", "content": None, "tool_calls": [header]}, None)]
         deltas += [
-            ({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}, None) for part in ("{", "}")
+            ({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}, None)
+            for part in _argument_pieces(plan.arguments)
         ]
     deltas.append(({}, plan.finish_reason))
     return deltas
+
+
+def _argument_pieces(arguments: str) -> list[str]:
+    if arguments == "{}":
+        return ["{", "}"]
+    return [arguments[start : start + 3] for start in range(0, len(arguments), 3)]
 
 
 def _chat_chunk(plan: ChatPlan, choices: list[JSON], with_usage_field: bool) -> JSON:
@@ -531,7 +555,7 @@ async def _handle_chat(request: web.Request) -> web.StreamResponse:
         failure = _broken_success(behaviour, bool(body.get("stream")))
     if failure is not None:
         return failure
-    plan = ChatPlan.from_body(body, model)
+    plan = ChatPlan.from_body(body, model, behaviour)
     if body.get("stream"):
         return await _stream_sse(request, _chat_chunks(plan, _wants_usage_chunk(body)), behaviour)
     return _json_response(_chat_completion(plan))

@@ -1,0 +1,101 @@
+"""A chat-completions answer rewritten as an Anthropic Messages ``message``.
+
+Stop reasons: ``length`` -> ``max_tokens``, ``tool_calls`` -> ``tool_use``, ``content_filter`` ->
+``refusal``, and ``stop`` -> ``stop_sequence`` when the upstream names which of the request's stop
+sequences matched (vLLM's ``stop_reason``), else ``end_turn``: OpenAI itself does not say whether a
+stop sequence or the model ended the turn.
+
+Usage: Anthropic's ``input_tokens`` excludes cached prompt tokens, which it reports apart
+(``cache_read_input_tokens``); chat ``prompt_tokens`` includes them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use"}
+STOP_REASONS["content_filter"] = "refusal"
+
+
+def message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+def stop_reason(finish_reason: Any, choice: dict[str, Any], stops: list[str]) -> tuple[str, str | None]:
+    """(``stop_reason``, ``stop_sequence``) for a chat choice's ``finish_reason``."""
+    if finish_reason in STOP_REASONS:
+        return STOP_REASONS[finish_reason], None
+    matched = choice.get("stop_reason")  # vLLM and compatible servers: the stop string that matched
+    if isinstance(matched, str) and matched in stops:
+        return "stop_sequence", matched
+    return "end_turn", None
+
+
+def anthropic_usage(usage: dict[str, Any] | None) -> dict[str, int]:
+    usage = usage or {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    details = usage.get("prompt_tokens_details")
+    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    result = {"input_tokens": prompt - cached, "output_tokens": int(usage.get("completion_tokens") or 0)}
+    if cached:
+        result["cache_read_input_tokens"] = cached
+    return result
+
+
+def tool_input(arguments: Any) -> dict[str, Any]:
+    """A tool call's arguments as the ``input`` object (``{}`` for none; non-object JSON is wrapped)."""
+    if not arguments:
+        return {}
+    try:
+        parsed = orjson.loads(arguments) if isinstance(arguments, str | bytes) else arguments
+    except orjson.JSONDecodeError:
+        return {"arguments": arguments}
+    return parsed if isinstance(parsed, dict) else {"arguments": parsed}
+
+
+def stops_of(chat_body: Mapping[str, Any]) -> list[str]:
+    stop = chat_body.get("stop")
+    if isinstance(stop, str):
+        return [stop]
+    return [item for item in stop if isinstance(item, str)] if isinstance(stop, list) else []
+
+
+def chat_to_message(answer: dict[str, Any], chat_body: Mapping[str, Any]) -> dict[str, Any]:
+    """The Messages response for a chat completion (its first choice)."""
+    choices = answer.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message = choice.get("message") or {}
+    content: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    text = message.get("content")
+    if isinstance(text, str) and text:
+        content.append({"type": "text", "text": text})
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or "toolu_" + secrets.token_hex(12),
+                "name": function.get("name", ""),
+                "input": tool_input(function.get("arguments")),
+            }
+        )
+    reason, sequence = stop_reason(choice.get("finish_reason"), choice, stops_of(chat_body))
+    if reason == "end_turn" and message.get("tool_calls"):  # upstreams that say "stop" after calling
+        reason = "tool_use"
+    return {
+        "id": message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": answer.get("model", chat_body.get("model")),
+        "content": content,
+        "stop_reason": reason,
+        "stop_sequence": sequence,
+        "usage": anthropic_usage(answer.get("usage")),
+    }

@@ -1,0 +1,255 @@
+"""The official anthropic SDK against the real gateway's ``/v1/messages``, served by OpenAI-wire
+deployments (translated both ways): text, system prompt, images, tools, streaming, usage, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from tests.support.gateway import Gateway, deployment
+from tests.support.mock_upstream import MockUpstream
+
+MASTER_KEY = "sk-test-master"
+USER = [{"role": "user", "content": "What is the capital of France?"}]
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[MockUpstream]:
+    with MockUpstream() as mock:
+        yield mock
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    api_base = upstream.base_url
+    config: dict[str, Any] = {
+        "model_list": [
+            deployment("auto", "mock-toolargs", api_base, id="alpha"),
+            deployment("limited", "gpt-fail429", api_base, id="limited"),
+            deployment("midstream", "gpt-midstream", api_base, id="midstream"),
+        ],
+        "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 1},
+    }
+    env = {"ROUTEIQ_MASTER_KEY": MASTER_KEY}
+    with Gateway(config, tmp_path_factory.mktemp("anthropic"), env) as running:
+        yield running
+
+
+@pytest.fixture
+def client(gateway: Gateway, upstream: MockUpstream) -> anthropic.Anthropic:
+    upstream.clear()
+    return anthropic.Anthropic(base_url=gateway.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+
+def _sent(upstream: MockUpstream) -> dict[str, Any]:
+    (request,) = [r for r in upstream.requests if r["path"].endswith("/chat/completions")]
+    return dict(request["body"])
+
+
+def test_text_message_with_system_and_headers(client: anthropic.Anthropic, upstream: MockUpstream) -> None:
+    raw = client.messages.with_raw_response.create(
+        model="auto",
+        max_tokens=64,
+        system="Answer briefly.",
+        messages=USER,
+        extra_body={"temperature": 0.5},  # (no longer an argument of the SDK's create)
+        metadata={"user_id": "user-7"},
+        stop_sequences=["\n\n"],
+    )
+    message = raw.parse()
+    assert raw.headers["x-routeiq-served-model"] == "mock-toolargs"
+    assert raw.headers["x-routeiq-group"] == "auto"
+    assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
+    assert message.model == "mock-toolargs"
+    assert message.content[0].type == "text"
+    assert message.content[0].text.startswith("mock reply from mock-toolargs: What is the capital")
+    assert message.stop_reason == "end_turn" and message.stop_sequence is None
+    sent = _sent(upstream)
+    assert sent["messages"] == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    assert (sent["max_tokens"], sent["temperature"], sent["user"], sent["stop"]) == (
+        64,
+        0.5,
+        "user-7",
+        ["\n\n"],
+    )
+    # The mock counts words: 2 + 6 in the prompts, and its reply's words.
+    assert message.usage.input_tokens == 8
+    assert message.usage.output_tokens == len(message.content[0].text.split())
+
+
+def test_bearer_auth_and_image(client: anthropic.Anthropic, gateway: Gateway, upstream: MockUpstream) -> None:
+    bearer = anthropic.Anthropic(base_url=gateway.url, auth_token=MASTER_KEY, max_retries=0, timeout=20)
+    content: Any = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+        {"type": "text", "text": "Describe it"},
+    ]
+    message = bearer.messages.create(
+        model="auto", max_tokens=32, messages=[{"role": "user", "content": content}]
+    )
+    assert message.content[0].type == "text"
+    (user,) = _sent(upstream)["messages"]
+    assert user["content"] == [
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+        {"type": "text", "text": "Describe it"},
+    ]
+
+
+def test_tool_use_round_trip(client: anthropic.Anthropic, upstream: MockUpstream) -> None:
+    first = client.messages.create(
+        model="auto",
+        max_tokens=64,
+        messages=USER,
+        tools=[WEATHER],
+        tool_choice={"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
+    )
+    assert first.stop_reason == "tool_use"
+    (tool_use,) = first.content
+    assert tool_use.type == "tool_use" and tool_use.name == "get_weather"
+    assert tool_use.input == {"city": "mock-city"}
+    sent = _sent(upstream)
+    assert sent["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "parameters": WEATHER["input_schema"],
+            },
+        }
+    ]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent["parallel_tool_calls"] is False
+    upstream.clear()
+    history: Any = [
+        *USER,
+        {"role": "assistant", "content": [tool_use.model_dump()]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": tool_use.id, "content": "18 degrees"},
+                {"type": "text", "text": "And tomorrow?"},
+            ],
+        },
+    ]
+    second = client.messages.create(model="auto", max_tokens=64, messages=history)
+    assert second.stop_reason == "end_turn"
+    assert second.content[0].type == "text" and "And tomorrow?" in second.content[0].text
+    messages = _sent(upstream)["messages"]
+    assert messages[1] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": tool_use.id,
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"mock-city"}'},
+            }
+        ],
+    }
+    assert messages[2] == {"role": "tool", "tool_call_id": tool_use.id, "content": "18 degrees"}
+    assert messages[3] == {"role": "user", "content": "And tomorrow?"}
+
+
+def _events(gateway: Gateway, body: dict[str, Any]) -> list[str]:
+    headers = {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"}
+    with httpx.stream(
+        "POST", f"{gateway.url}/v1/messages", json=body, headers=headers, timeout=20
+    ) as response:
+        assert response.status_code == 200
+        return [line[len("event: ") :] for line in response.iter_lines() if line.startswith("event: ")]
+
+
+def test_streamed_text_usage_and_event_order(client: anthropic.Anthropic, gateway: Gateway) -> None:
+    with client.messages.stream(model="auto", max_tokens=64, messages=USER) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text.startswith("mock reply from mock-toolargs: What is the capital")
+    assert final.content[0].type == "text" and final.content[0].text == text
+    assert final.stop_reason == "end_turn"
+    # The real usage in message_delta (never zero), the mock's word counts.
+    assert final.usage.output_tokens == len(text.split())
+    assert final.usage.input_tokens == 6
+    events = _events(gateway, {"model": "auto", "max_tokens": 64, "messages": USER, "stream": True})
+    assert events[:3] == ["message_start", "ping", "content_block_start"]
+    assert set(events[3:-3]) == {"content_block_delta"}
+    assert events[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+
+
+def test_streamed_tool_use_keeps_its_arguments(client: anthropic.Anthropic) -> None:
+    with client.messages.stream(model="auto", max_tokens=64, messages=USER, tools=[WEATHER]) as stream:
+        deltas = [event.delta.partial_json for event in stream if event.type == "content_block_delta"]
+        final = stream.get_final_message()
+    assert len(deltas) > 1 and "".join(deltas) == '{"city": "mock-city"}'.replace(" ", "")
+    (tool_use,) = final.content
+    assert tool_use.type == "tool_use" and tool_use.input == {"city": "mock-city"}
+    assert tool_use.id.startswith("call_")
+    assert final.stop_reason == "tool_use"
+
+
+def test_failure_mid_stream_raises_in_the_sdk(client: anthropic.Anthropic) -> None:
+    stream = client.messages.stream(model="midstream", max_tokens=64, messages=USER)
+    with pytest.raises(anthropic.APIStatusError) as raised, stream as events:
+        for _ in events:
+            pass
+    assert raised.value.body == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "deployment midstream broke off its stream"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "auto", "messages": USER}, "max_tokens"),
+        (
+            {"model": "auto", "max_tokens": 8, "messages": [{"role": "system", "content": "x"}]},
+            "messages.0.role",
+        ),
+        (
+            {
+                "model": "auto",
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": [{"type": "video"}]}],
+            },
+            "messages.0.content.0.type",
+        ),
+    ],
+)
+def test_bad_input_is_a_400_in_anthropics_envelope(
+    client: anthropic.Anthropic, body: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.post("/v1/messages", body=body, cast_to=httpx.Response)
+    error = raised.value.body
+    assert isinstance(error, dict) and error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error"
+    assert f"'{param}'" in error["error"]["message"]
+
+
+def test_refusals_raise_the_sdks_exception_classes(client: anthropic.Anthropic, gateway: Gateway) -> None:
+    wrong_key = anthropic.Anthropic(base_url=gateway.url, api_key="sk-wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as unauthenticated:
+        wrong_key.messages.create(model="auto", max_tokens=8, messages=USER)
+    assert unauthenticated.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    with pytest.raises(anthropic.NotFoundError) as unknown:
+        client.messages.create(model="no-such-group", max_tokens=8, messages=USER)
+    assert unknown.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    with pytest.raises(anthropic.RateLimitError):
+        client.messages.create(model="limited", max_tokens=8, messages=USER)
+
+
+def test_openapi_documents_the_route(gateway: Gateway) -> None:
+    assert "/v1/messages" in httpx.get(f"{gateway.url}/openapi.json").json()["paths"]
