@@ -156,7 +156,7 @@ def _check_config(path: Path) -> int:
         print(f"routeiq: warning: {warning}", file=sys.stderr)
     if problems:
         raise ConfigError(problems)
-    table = DeploymentTable(settings.model_list)
+    table = DeploymentTable(settings.model_list, aliases=settings.model_aliases)
     passthrough = (
         sum(1 for deployment in table if deployment.speaks_openai) if settings.passthrough == "auto" else 0
     )

@@ -133,7 +133,9 @@ async def build_runtime(settings: Settings, gate: TrafficGate, tracing: Tracing 
     """Build every part, opening and starting each one inside an exit stack: should startup fail
     half-way, exactly what was opened is closed again (in reverse), nothing leaks."""
     plugins = PluginManager.from_configs(settings.plugins)  # bad plugin config fails before connecting
-    deployments = DeploymentTable(settings.model_list, model_facts=litellm_model_facts)
+    deployments = DeploymentTable(
+        settings.model_list, model_facts=litellm_model_facts, aliases=settings.model_aliases
+    )
     state = build_state_stores(settings)
     # First: a bad policy file stops startup before anything needs closing.
     policy = build_policy_engine(settings.policy, state.changes)

@@ -349,6 +349,11 @@ class Settings(BaseSettings):
     profile_group: str = Field(
         default="auto", description="The group served when a client asks for a profile name as its model."
     )
+    model_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Client model ids served by a routing group or profile, for clients that pin model ids "
+        "(Claude Code, Codex): `{claude-sonnet-4-5: auto, claude-haiku-4-5: eco}`.",
+    )
     session_ttl_seconds: float = Field(
         default=3600.0, gt=0, description="How long a session's tier floor lives after its last turn."
     )
@@ -435,6 +440,7 @@ class Settings(BaseSettings):
             spec = find_strategy(name)  # (unknown names were refused by RouterSettings already)
             if spec is not None and spec.algorithm is not None and spec.algorithm not in self.learned_routers:
                 problems.append(spec.missing_artifact())
+        problems += self._alias_problems(groups)
         unknown_quota_groups = sorted(set(self.quotas.groups) - groups)
         if unknown_quota_groups:
             problems.append(f"quotas.groups names unknown group(s) {unknown_quota_groups}")
@@ -448,6 +454,20 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _alias_problems(self, groups: set[str]) -> list[str]:
+        from routeiq.routing.profiles import PROFILES  # (routing imports settings' types)
+
+        problems = []
+        for alias, target in self.model_aliases.items():
+            if alias in groups:
+                problems.append(f"model_aliases: {alias!r} is a group's own name; an alias cannot hide it")
+            elif target not in groups and target.lower() not in PROFILES:
+                hint = did_you_mean(target, [*groups, *PROFILES])
+                problems.append(
+                    f"model_aliases.{alias} names {target!r}, which is neither a group nor a profile{hint}"
+                )
+        return problems
 
     def fallbacks_for(self, group: str) -> list[str]:
         for rule in self.router_settings.fallbacks:

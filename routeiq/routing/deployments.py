@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_type_hints
 
@@ -158,9 +158,16 @@ def litellm_model_list(model_list: list[DeploymentConfig]) -> list[dict[str, Any
 
 
 class DeploymentTable:
-    """Deployments by id and by group, in config order."""
+    """Deployments by id and by group, in config order; and the model aliases (``model_aliases``:
+    client model ids, such as ``claude-sonnet-4-5``, served by a group or a profile)."""
 
-    def __init__(self, model_list: list[DeploymentConfig], model_facts: ModelFacts | None = None) -> None:
+    def __init__(
+        self,
+        model_list: list[DeploymentConfig],
+        model_facts: ModelFacts | None = None,
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        self._aliases = dict(aliases or {})
         self._by_id: dict[str, Deployment] = {}
         self._by_group: dict[str, list[Deployment]] = {}
         for entry, deployment_id in zip(model_list, deployment_ids(model_list), strict=True):
@@ -176,6 +183,10 @@ class DeploymentTable:
 
     def has_group(self, name: str) -> bool:
         return name in self._by_group
+
+    def alias(self, model: str) -> str | None:
+        """The group or profile name an aliased model id stands for, else None."""
+        return self._aliases.get(model)
 
     @property
     def groups(self) -> list[str]:

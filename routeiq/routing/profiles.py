@@ -34,7 +34,12 @@ class Target:
 def resolve_target(model: str, deployments: DeploymentTable, profile_group: str) -> Target:
     """A group by its exact name; else a profile name, in any case (``premium``, ``AUTO``), served by
     ``profile_group``; else nothing. So ``premium``, ``eco`` and ``AUTO`` all count against ``auto``
-    (with the default ``profile_group``) wherever a group is counted or judged."""
+    (with the default ``profile_group``) wherever a group is counted or judged. A model alias is
+    resolved as the name it stands for, and stays the model as sent."""
+    aliased = deployments.alias(model)
+    if aliased is not None:
+        target = resolve_target(aliased, deployments, profile_group)
+        return Target(model, target.group, target.profile)
     if deployments.has_group(model):
         return Target(model, model, None)
     profile = model.lower()

@@ -39,6 +39,7 @@ def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) ->
             deployment("midstream", "gpt-midstream", api_base, id="midstream"),
         ],
         "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 1},
+        "routeiq": {"model_aliases": {"claude-sonnet-4-5": "auto", "claude-haiku-4-5": "eco"}},
     }
     env = {"ROUTEIQ_MASTER_KEY": MASTER_KEY}
     with Gateway(config, tmp_path_factory.mktemp("anthropic"), env) as running:
@@ -88,6 +89,19 @@ def test_text_message_with_system_and_headers(client: anthropic.Anthropic, upstr
     # The mock counts words: 2 + 6 in the prompts, and its reply's words.
     assert message.usage.input_tokens == 8
     assert message.usage.output_tokens == len(message.content[0].text.split())
+
+
+def test_pinned_model_ids_are_routed_by_their_aliases(client: anthropic.Anthropic) -> None:
+    sonnet = client.messages.with_raw_response.create(model="claude-sonnet-4-5", max_tokens=8, messages=USER)
+    assert sonnet.headers["x-routeiq-group"] == "auto"
+    assert sonnet.parse().model == "mock-toolargs"  # the model that answered, as the headers say
+    haiku = client.messages.with_raw_response.create(
+        model="claude-haiku-4-5",
+        max_tokens=8,
+        messages=USER,
+        extra_headers={"x-claude-code-session-id": "s-1"},
+    )
+    assert (haiku.headers["x-routeiq-group"], haiku.headers["x-routeiq-profile"]) == ("auto", "eco")
 
 
 def test_bearer_auth_and_image(client: anthropic.Anthropic, gateway: Gateway, upstream: MockUpstream) -> None:
