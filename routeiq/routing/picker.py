@@ -4,14 +4,16 @@ Health is LiteLLM's first: ``router.select(kind="healthy")`` leaves out cooled-d
 whether LiteLLM's own calls or the passthrough executor reported the failures. That call costs a
 few hundred microseconds, more than the rest of the passthrough path, so its answer is reused for
 ``HEALTHY_TTL_SECONDS`` per group and dropped at once when this worker sees a failure; a cooldown
-set by another worker is seen within that TTL. Deployments that already failed within this request
-are left out, so a retry never lands on the same one; then RouteIQ's circuit breakers (shared by
-the whole cluster) and the request's hard constraints (context window, vision, tools) have their
-say. Strategies see only what is left.
+set by another worker is seen within that TTL. Calls that find the answer stale together share one
+fetch: with Redis configured each fetch is a round trip, and a burst must not make one per request.
+Deployments that already failed within this request are left out, so a retry never lands on the
+same one; then RouteIQ's circuit breakers (shared by the whole cluster) and the request's hard
+constraints (context window, vision, tools) have their say. Strategies see only what is left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -39,7 +41,7 @@ class Picker:
         self._breakers = breakers
         self.default_strategy = default_strategy
         self.group_strategies: dict[str, RoutingStrategy] = {}
-        self._healthy: dict[str, tuple[float, list[str]]] = {}  # group -> (fetched at, ids)
+        self._healthy: dict[str, tuple[float, asyncio.Future[list[str]]]] = {}  # group -> (fetched at, ids)
 
     def strategy_for(self, group: str) -> RoutingStrategy:
         return self.group_strategies.get(group, self.default_strategy)
@@ -84,15 +86,27 @@ class Picker:
     async def _healthy_ids(self, group: str) -> list[str]:
         now = time.monotonic()
         cached = self._healthy.get(group)
-        if cached is not None and now - cached[0] < HEALTHY_TTL_SECONDS:
-            return cached[1]
+        if cached is None or now - cached[0] >= HEALTHY_TTL_SECONDS:
+            fetch = asyncio.ensure_future(self._fetch_healthy(group))
+            fetch.add_done_callback(_retrieve)
+            cached = self._healthy[group] = (now, fetch)
+        answer = cached[1]
+        if answer.done():
+            return answer.result()
+        return await asyncio.shield(answer)  # one caller's cancellation must not cancel the others'
+
+    async def _fetch_healthy(self, group: str) -> list[str]:
         try:
             healthy = await self._router.select(group, {"metadata": {}}, kind="healthy")
         except RouterRateLimitError as error:  # every deployment cooling down
             raise NoHealthyDeployment(group, retry_after=_cooldown_left(error)) from None
-        ids = [entry["model_info"]["id"] for entry in healthy]
-        self._healthy[group] = (now, ids)
-        return ids
+        return [entry["model_info"]["id"] for entry in healthy]
+
+
+def _retrieve(fetch: asyncio.Future[list[str]]) -> None:
+    """Mark the fetch's outcome seen: its waiters may all have been cancelled."""
+    if not fetch.cancelled():
+        fetch.exception()
 
 
 def _cooldown_left(error: RouterRateLimitError) -> float:
