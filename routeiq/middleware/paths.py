@@ -9,7 +9,7 @@
 - ``data``: everything else, the data plane. Shed, authenticated, judged, metered, plugged.
 
 A data-plane ``POST`` whose path ends like a model call (``/v1/chat/completions``, ``/completions``,
-``/embeddings``, Anthropic's ``/v1/messages``, also without ``/v1``)
+``/embeddings``, Anthropic's ``/v1/messages``, OpenAI's ``/v1/responses``, also without ``/v1``)
 carries a body of that kind; the dry run
 (``/v1/routeiq/route``) carries a chat body but calls no model, so it is not metered.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Literal
 
 PathKind = Literal["health", "docs", "metrics", "admin", "data"]
-BodyKind = Literal["chat", "completions", "embeddings", "messages"]
+BodyKind = Literal["chat", "completions", "embeddings", "messages", "responses"]
 
 HEALTH_PREFIX = "/_health/"
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
@@ -32,6 +32,7 @@ MODEL_CALLS: dict[str, BodyKind] = {
     "/embeddings": "embeddings",
     # Translated to a chat body when read (routeiq.translate), then governed and routed as chat.
     "/messages": "messages",
+    "/responses": "responses",
 }
 DRY_RUNS: dict[str, BodyKind] = {"/routeiq/route": "chat"}
 MODEL_CALL_SUFFIXES = tuple(MODEL_CALLS)

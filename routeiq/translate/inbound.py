@@ -8,9 +8,11 @@ from typing import Any
 from routeiq.api.requests import InvalidRequest, validate_body
 from routeiq.middleware.paths import BodyKind
 from routeiq.translate.anthropic_request import messages_to_chat
+from routeiq.translate.responses_request import responses_to_chat
 
 TRANSLATORS: dict[BodyKind, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "messages": messages_to_chat,
+    "responses": responses_to_chat,
 }
 TRANSLATED_KINDS = frozenset(TRANSLATORS)
 

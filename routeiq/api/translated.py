@@ -1,0 +1,83 @@
+"""Serving an API translated to chat completions (Anthropic Messages, OpenAI Responses).
+
+The body was validated and translated when first read (``routeiq.translate``), so policy, quotas,
+plugins and routing treat the call exactly as a chat completion, and the dispatcher serves it like
+one. What comes back is translated here, with the dispatcher's status and ``x-routeiq-*`` headers
+kept: a whole answer by ``translate``, a stream event by event through a feeder (``feed`` bytes in,
+events out; ``finish`` closes a stream the upstream ended without its last event).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
+
+import orjson
+from fastapi import Request
+from starlette.responses import Response, StreamingResponse
+
+from routeiq.api.openai import _routing_context
+from routeiq.api.runtime import runtime_of
+from routeiq.executors.base import Operation
+from routeiq.governance.call import current_call
+from routeiq.governance.identity import ANONYMOUS
+from routeiq.observability.ledger import current_trace
+from routeiq.routing.affinity import scoped_session_id
+from routeiq.routing.strategy import RoutingContext
+
+# Coding agents name their conversation in a header of their own: Claude Code, Codex.
+SESSION_HEADERS = ("x-claude-code-session-id", "session_id")
+REPLACED_HEADERS = frozenset({"content-length", "content-type"})
+
+
+class StreamTranslator(Protocol):
+    def feed(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+async def dispatch_chat(request: Request) -> tuple[Response, RoutingContext]:
+    """The translated call served like a chat completion; the response as the dispatcher made it."""
+    runtime = runtime_of(request)
+    context = await _routing_context(request, runtime)
+    call = current_call(request.scope)
+    session = next((request.headers[name] for name in SESSION_HEADERS if request.headers.get(name)), None)
+    if session:  # the agent's own conversation id, in the caller's namespace like any session
+        context.session_id = scoped_session_id((call.identity if call else ANONYMOUS).actor, session)
+    started = request.scope.get("state", {}).get("started", time.perf_counter())
+    trace = current_trace(request.scope)
+    response = await runtime.dispatcher.dispatch(Operation.CHAT, context, started, call, trace)
+    return response, context
+
+
+def source_body(request: Request) -> Mapping[str, Any]:
+    """The body as the client sent it, before translation."""
+    call = current_call(request.scope)
+    return call.source_body or {} if call is not None else {}
+
+
+async def _translated_events(
+    chat_events: AsyncIterable[str | bytes | memoryview], translator: StreamTranslator
+) -> AsyncIterator[bytes]:
+    async for events in chat_events:
+        out = translator.feed(events.encode() if isinstance(events, str) else bytes(events))
+        if out:
+            yield out
+    closing = translator.finish()
+    if closing:
+        yield closing
+
+
+def translated_response(
+    response: Response,
+    translate: Callable[[dict[str, Any]], dict[str, Any]],
+    stream: Callable[[], StreamTranslator],
+) -> Response:
+    """``response`` (the dispatcher's chat answer) in the client's API, same status and headers."""
+    if isinstance(response, StreamingResponse):
+        response.body_iterator = _translated_events(response.body_iterator, stream())
+        return response
+    body = orjson.dumps(translate(orjson.loads(response.body)))
+    headers = {name: value for name, value in response.headers.items() if name not in REPLACED_HEADERS}
+    return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
