@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from routeiq import __version__
 from routeiq.api import admin, anthropic, health, openai, responses
 from routeiq.api.errors import install_error_handlers
+from routeiq.api.fast_path import ModelCallRoutes
 from routeiq.config import CONFIG_PATH_ENV, load_settings
 from routeiq.middleware.anthropic_errors import AnthropicErrorMiddleware
 from routeiq.middleware.auth import AuthMiddleware
@@ -85,6 +86,9 @@ def middleware_stack(
         layer(PolicyMiddleware, "policy", runtime=runtime),
         layer(QuotaMiddleware, "quota", runtime=runtime),
         layer(PluginsMiddleware, "plugins", runtime=runtime),
+        # Innermost: model calls go straight to their handlers (api/fast_path.py). With tracing on
+        # they keep FastAPI's routing, whose instrumentation names the route on the server span.
+        *([] if tracing.enabled else [Middleware(ModelCallRoutes, routes=openai.MODEL_CALL_ROUTES)]),
     ]
 
 

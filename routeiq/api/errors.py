@@ -270,7 +270,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return bad_request(f"{param}: {first['msg']}" if param else str(first["msg"]), param=param).to_response()
 
 
-async def _store_error(request: Request, exc: Exception) -> Response:
+def store_error_response(exc: Exception) -> Response:
     """The durable store (keys, audit, spend) failed: 503 while it is unreachable, 409 on a conflict.
     Its messages name the driver's error class only, never SQL or a URL."""
     from routeiq.store.database import StoreConflict
@@ -280,6 +280,10 @@ async def _store_error(request: Request, exc: Exception) -> Response:
     return service_unavailable(
         f"the durable store cannot be reached: {exc}", code="store_unavailable", retry_after=5
     ).to_response()
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    return store_error_response(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -115,3 +115,15 @@ async def route_preview(request: Request) -> dict[str, Any]:
     if call is not None:  # what the key may not use is not a candidate here either
         context.excluded |= call.excluded_deployments
     return await preview(runtime, context)
+
+
+# The POST model calls answered by ``routeiq.api.fast_path`` without FastAPI's routing (same handlers).
+MODEL_CALL_ROUTES = {
+    f"{prefix}{path}": handler
+    for path, handler in (
+        ("/chat/completions", chat_completions),
+        ("/completions", completions),
+        ("/embeddings", embeddings),
+    )
+    for prefix in ("/v1", "")
+}

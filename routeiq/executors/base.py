@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import litellm
 import orjson
 
 from routeiq.api.errors import error_body
@@ -125,6 +124,8 @@ def error_object_detail(data: Any) -> str | None:
 def report_failure(health: Any, deployment: Deployment, error: UpstreamError) -> None:
     """Feed a failure LiteLLM did not see itself into its cooldown state (it counts only its own
     exception classes)."""
+    import litellm  # loaded by the runtime long before; kept out of create_app's imports
+
     exception_class = {429: litellm.RateLimitError, 504: litellm.Timeout}.get(
         error.status, litellm.InternalServerError
     )

@@ -35,6 +35,19 @@ def test_help_and_version_import_neither_litellm_nor_sqlalchemy() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_building_the_app_does_not_import_litellm() -> None:
+    """The app is built before its lifespan: LiteLLM's seconds of import belong to startup only."""
+    probe = (
+        "import sys\n"
+        "from routeiq.app import create_app\n"
+        "from routeiq.settings import Settings\n"
+        "create_app(Settings())\n"
+        "assert 'litellm' not in sys.modules, 'litellm was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def test_version_matches_package_metadata() -> None:
     result = run("version")
     assert result.returncode == 0
