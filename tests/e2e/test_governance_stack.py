@@ -88,12 +88,14 @@ def test_the_stack_is_declared_in_the_documented_order() -> None:
     assert classes == [
         "CORSMiddleware",
         RequestIdMiddleware.__name__,
+        "AnthropicErrorMiddleware",
         RequestLedgerMiddleware.__name__,
         BackpressureMiddleware.__name__,
         AuthMiddleware.__name__,
         PolicyMiddleware.__name__,
         QuotaMiddleware.__name__,
         PluginsMiddleware.__name__,
+        "ModelCallRoutes",
     ]
 
 
