@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from routeiq import __version__
-from routeiq.api import admin, anthropic, health, openai, responses
+from routeiq.api import admin, anthropic, count_tokens, health, openai, responses
 from routeiq.api.errors import install_error_handlers
 from routeiq.api.fast_path import ModelCallRoutes
 from routeiq.config import CONFIG_PATH_ENV, load_settings
@@ -144,6 +144,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
     app.include_router(health.router)
     app.include_router(openai.router)
     app.include_router(anthropic.router)
+    app.include_router(count_tokens.router)
     app.include_router(responses.router)
     app.include_router(admin.router)
     return app

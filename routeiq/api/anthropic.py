@@ -1,5 +1,8 @@
-"""Anthropic's Messages API (``POST /v1/messages``), served through the chat-completions path
-(``routeiq.api.translated``). Errors get Anthropic's envelope from
+"""Anthropic's Messages API (``POST /v1/messages``).
+
+A deployment that speaks the Anthropic wire gets the request as sent, and its answer goes back as
+bytes (``routeiq.executors.anthropic_wire``); any other is served through the chat-completions
+path (``routeiq.api.translated``). Errors get Anthropic's envelope from
 ``routeiq.middleware.anthropic_errors``; ``X-Claude-Code-Session-Id`` is the session for affinity.
 """
 
@@ -8,18 +11,47 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from routeiq.api.runtime import runtime_of
 from routeiq.api.translated import dispatch_chat, translated_response
+from routeiq.executors.anthropic_wire import MessagesCall
+from routeiq.governance.call import current_call, request_body
 from routeiq.governance.quota import prompt_tokens
 from routeiq.translate.anthropic_response import chat_to_message
 from routeiq.translate.anthropic_stream import AnthropicStream
+from routeiq.translate.inbound import to_chat_body
 
 router = APIRouter()
+
+
+async def native_call(request: Request) -> MessagesCall | None:
+    """The request as sent, for Anthropic-wire deployments; None when it may not go as sent: the
+    passthrough is off, or a plugin rewrote it (a redacting guardrail's change must reach the model,
+    so it is served from the rewritten chat body)."""
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    await request_body(request.scope, request.receive, settings.max_request_body_bytes)  # (read once)
+    call = current_call(request.scope)
+    if settings.passthrough != "auto" or call is None or call.source_body is None:
+        return None
+    if call.body != to_chat_body("messages", call.source_body):
+        return None
+    return MessagesCall(
+        runtime.http,
+        runtime.router.health(),
+        call.source_body,
+        request.headers,
+        settings.request_timeout_seconds,
+        settings.connect_timeout_seconds,
+    )
 
 
 async def messages(request: Request) -> Response:
     """Anthropic's Messages API: create a message (streaming with `stream: true`) on the deployment
     RouteIQ picks."""
-    response, context = await dispatch_chat(request)
+    native = await native_call(request)
+    response, context = await dispatch_chat(request, native)
+    if native is not None and native.answered:
+        return response  # Anthropic's own answer, as sent
     chat_body = context.body
     return translated_response(
         response,

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from routeiq.api.openai import _routing_context
 from routeiq.api.runtime import runtime_of
+from routeiq.executors.anthropic_wire import MessagesCall
 from routeiq.executors.base import Operation
 from routeiq.governance.call import current_call
 from routeiq.governance.identity import ANONYMOUS
@@ -37,8 +38,11 @@ class StreamTranslator(Protocol):
     def finish(self) -> bytes: ...
 
 
-async def dispatch_chat(request: Request) -> tuple[Response, RoutingContext]:
-    """The translated call served like a chat completion; the response as the dispatcher made it."""
+async def dispatch_chat(
+    request: Request, native: MessagesCall | None = None
+) -> tuple[Response, RoutingContext]:
+    """The translated call served like a chat completion, or as sent (``native``) by a deployment
+    that speaks its API; the response as the dispatcher made it."""
     runtime = runtime_of(request)
     context = await _routing_context(request, runtime)
     call = current_call(request.scope)
@@ -47,7 +51,7 @@ async def dispatch_chat(request: Request) -> tuple[Response, RoutingContext]:
         context.session_id = scoped_session_id((call.identity if call else ANONYMOUS).actor, session)
     started = request.scope.get("state", {}).get("started", time.perf_counter())
     trace = current_trace(request.scope)
-    response = await runtime.dispatcher.dispatch(Operation.CHAT, context, started, call, trace)
+    response = await runtime.dispatcher.dispatch(Operation.CHAT, context, started, call, trace, native)
     return response, context
 
 

@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from routeiq.errors import NoDeploymentAvailable, NoDeploymentCanServe, UpstreamFailed
+from routeiq.executors.anthropic_wire import MessagesCall
 from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
@@ -71,9 +72,12 @@ class Dispatcher:
         started: float,
         call: GovernedCall | None = None,
         trace: RequestTrace | None = None,
+        native: MessagesCall | None = None,
     ) -> Response:
         """Serve the request; ``call`` (the governance view of it) learns who answered and the usage,
-        ``trace`` (the request ledger's) what routing did, whether it worked or not."""
+        ``trace`` (the request ledger's) what routing did, whether it worked or not. ``native`` is
+        the request as sent in another API, for the deployments that speak it (their answer is then
+        in that API too: ``native.answered``)."""
         trace = trace if trace is not None else RequestTrace()
         trace.group, trace.context = context.group, context
         trace.strategy = self._picker.strategy_for(context.group).name
@@ -120,7 +124,7 @@ class Dispatcher:
                     self._tracing, self._metrics, operation, decision, body, len(trace.failures) + 1
                 )
                 try:
-                    outcome = await self._execute(operation, body, decision, context)
+                    outcome = await self._execute(operation, body, decision, context, native)
                 except UpstreamError as error:
                     telemetry.failed(error)
                     upstream_seconds += time.perf_counter() - call_started
@@ -199,9 +203,16 @@ class Dispatcher:
         return self._passthrough is not None and deployment.speaks_openai
 
     async def _execute(
-        self, operation: Operation, body: dict[str, Any], decision: RoutingChoice, context: RoutingContext
+        self,
+        operation: Operation,
+        body: dict[str, Any],
+        decision: RoutingChoice,
+        context: RoutingContext,
+        native: MessagesCall | None = None,
     ) -> Completed | Streaming:
         deployment = decision.deployment
+        if native is not None and native.serves(deployment):
+            return await native.execute(deployment)
         if self._passthrough is not None and deployment.speaks_openai:  # uses_passthrough, for mypy
             return await self._passthrough.execute(operation, body, deployment)
         return await self._litellm.execute(operation, body, deployment, context)

@@ -45,6 +45,9 @@ class Deployment:
     supports_tools: bool | None
     speaks_openai: bool  # can the passthrough executor forward to it?
     upstream_headers: dict[str, str] = field(repr=False)  # credentials live here; never logged
+    # Does it speak Anthropic's Messages wire (``anthropic/...``)? Then a Messages call it serves is
+    # forwarded as the client's bytes (routeiq.executors.anthropic_wire), not translated.
+    speaks_anthropic: bool = False
 
 
 def _split_provider(model: str) -> tuple[str, str]:
@@ -54,12 +57,14 @@ def _split_provider(model: str) -> tuple[str, str]:
     return provider, name
 
 
-def _upstream_headers(params: dict[str, Any]) -> dict[str, str]:
+def _upstream_headers(params: dict[str, Any], provider: str) -> dict[str, str]:
     # identity: the bytes go to the client as they come, so they must not be compressed
     headers = {"content-type": "application/json", "accept-encoding": "identity"}
     extra = params.get("extra_headers") or {}
     headers.update({str(key).lower(): str(value) for key, value in extra.items()})
-    if params.get("api_key"):
+    if params.get("api_key") and provider == "anthropic":  # Anthropic's own credential header
+        headers["x-api-key"] = str(params["api_key"])
+    elif params.get("api_key"):
         headers["authorization"] = f"Bearer {params['api_key']}"
     if params.get("organization"):
         headers["openai-organization"] = str(params["organization"])
@@ -132,7 +137,8 @@ def build_deployment(
         supports_vision=_flag(facts, "supports_vision"),
         supports_tools=_flag(facts, "supports_function_calling"),
         speaks_openai=speaks_openai,
-        upstream_headers=_upstream_headers(params),
+        upstream_headers=_upstream_headers(params, provider),
+        speaks_anthropic=provider == "anthropic" and "mock_response" not in params,
     )
 
 

@@ -1,5 +1,6 @@
-"""The official anthropic SDK against the real gateway's ``/v1/messages``, served by OpenAI-wire
-deployments (translated both ways): text, system prompt, images, tools, streaming, usage, errors."""
+"""The official anthropic SDK against the real gateway's ``/v1/messages``: served by OpenAI-wire
+deployments (translated both ways: text, system prompt, images, tools, streaming, usage, errors) and
+by Anthropic-wire deployments (forwarded as sent), and ``count_tokens`` for both."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ WEATHER = {
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
+def _anthropic(group: str, model: str, api_base: str) -> dict[str, Any]:
+    """An Anthropic-wire deployment on the mock's Anthropic side (tests/support/mock_anthropic.py)."""
+    params = {"model": f"anthropic/{model}", "api_base": api_base, "api_key": "sk-upstream"}
+    return {"model_name": group, "litellm_params": params, "model_info": {"id": group}}
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[MockUpstream]:
     with MockUpstream() as mock:
@@ -37,6 +44,9 @@ def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) ->
             deployment("auto", "mock-toolargs", api_base, id="alpha"),
             deployment("limited", "gpt-fail429", api_base, id="limited"),
             deployment("midstream", "gpt-midstream", api_base, id="midstream"),
+            _anthropic("claude", "claude-mock", api_base),
+            _anthropic("claude-limited", "claude-fail429", api_base),
+            _anthropic("claude-midstream", "claude-midstream", api_base),
         ],
         "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 1},
         "routeiq": {"model_aliases": {"claude-sonnet-4-5": "auto", "claude-haiku-4-5": "eco"}},
@@ -267,3 +277,79 @@ def test_refusals_raise_the_sdks_exception_classes(client: anthropic.Anthropic, 
 
 def test_openapi_documents_the_route(gateway: Gateway) -> None:
     assert "/v1/messages" in httpx.get(f"{gateway.url}/openapi.json").json()["paths"]
+
+
+# --- Anthropic-wire deployments: the request forwarded as sent ------------------------------------
+
+
+def _forwarded(upstream: MockUpstream) -> tuple[dict[str, Any], dict[str, str]]:
+    (request,) = [r for r in upstream.requests if r["path"].startswith("/v1/messages")]
+    return dict(request["body"]), request["headers"]
+
+
+def test_anthropic_wire_gets_the_request_as_sent(client: anthropic.Anthropic, upstream: MockUpstream) -> None:
+    raw = client.messages.with_raw_response.create(
+        model="claude",
+        max_tokens=64,
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        messages=USER,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        extra_body={"top_k": 5},
+        extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"},
+    )
+    message = raw.parse()
+    assert raw.headers["x-routeiq-served-model"] == "claude-mock"
+    assert raw.headers["x-routeiq-deployment-id"] == "claude"
+    assert message.content[0].type == "text"
+    assert message.content[0].text.startswith("mock reply from claude-mock: What is the capital")
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (
+        8,
+        len(message.content[0].text.split()),
+    )
+    body, headers = _forwarded(upstream)
+    # What translation would drop (thinking, top_k, cache_control) arrives: the body is the client's.
+    assert body["model"] == "claude-mock"
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024} and body["top_k"] == 5
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert headers["x-api-key"] == "sk-upstream"  # the deployment's key, not the caller's
+    assert headers["anthropic-version"] == raw.http_request.headers["anthropic-version"]  # the client's
+    assert headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    assert "authorization" not in headers
+
+
+def test_anthropic_wire_stream_and_tool_use(client: anthropic.Anthropic) -> None:
+    with client.messages.stream(model="claude", max_tokens=64, messages=USER) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text.startswith("mock reply from claude-mock") and final.usage.output_tokens == len(text.split())
+    with client.messages.stream(model="claude", max_tokens=64, messages=USER, tools=[WEATHER]) as stream:
+        final = stream.get_final_message()
+    (tool_use,) = final.content
+    assert tool_use.type == "tool_use" and tool_use.input == {"city": "mock-city"}
+    assert final.stop_reason == "tool_use"
+
+
+def test_anthropic_wire_failures(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.RateLimitError):
+        client.messages.create(model="claude-limited", max_tokens=8, messages=USER)
+    stream = client.messages.stream(model="claude-midstream", max_tokens=64, messages=USER)
+    with pytest.raises(anthropic.APIStatusError) as raised, stream as events:
+        for _ in events:
+            pass
+    assert "broke off" in str(raised.value.body)
+
+
+def test_count_tokens_is_exact_when_forwarded_and_says_when_estimated(
+    client: anthropic.Anthropic, upstream: MockUpstream
+) -> None:
+    exact = client.messages.with_raw_response.count_tokens(model="claude", messages=USER)
+    assert exact.headers["x-routeiq-token-count"] == "exact"
+    assert exact.parse().input_tokens == 6 + 3  # the mock's own count: words + 3
+    body, headers = _forwarded(upstream)
+    assert body["model"] == "claude-mock" and headers["x-api-key"] == "sk-upstream"
+    estimated = client.messages.with_raw_response.count_tokens(model="claude-sonnet-4-5", messages=USER)
+    assert estimated.headers["x-routeiq-token-count"] == "estimated"
+    assert estimated.headers["x-routeiq-token-count-model"] == "openai/mock-toolargs"
+    assert 6 <= estimated.parse().input_tokens < 30
+    with pytest.raises(anthropic.BadRequestError):
+        client.post("/v1/messages/count_tokens", body={"model": "auto"}, cast_to=httpx.Response)

@@ -27,6 +27,9 @@ understood anywhere in the model name (substring match, several may be combined)
 * ``llamaguard`` -- answer chat like a LlamaGuard model: ``unsafe\nS1`` when the last user message
   contains ``MODERATION_MARKER``, else ``safe``.
 
+``POST /v1/messages`` (and ``/v1/messages/count_tokens``) answer as Anthropic does, for
+Anthropic-wire deployments: see ``tests.support.mock_anthropic``.
+
 ``POST /v1/moderations`` answers OpenAI-style, flagging (category ``violence``) every input that
 contains ``MODERATION_MARKER``.
 
@@ -812,7 +815,9 @@ def create_app(state: MockState) -> web.Application:
     """Build the aiohttp application serving the mock API backed by ``state``."""
     app = web.Application(middlewares=[_record_and_auth])
     app[STATE_KEY] = state
-    app.add_routes([*_api_routes(), *_control_routes()])
+    from tests.support.mock_anthropic import anthropic_routes  # (it imports this module)
+
+    app.add_routes([*_api_routes(), *anthropic_routes(), *_control_routes()])
     return app
 
 

@@ -1,0 +1,261 @@
+"""The fast path for Anthropic's Messages API: a Messages call forwarded as sent to a deployment that
+speaks the Anthropic wire (``anthropic/...``), and its answer back as bytes.
+
+Only the model name and the credential change on the way up (the deployment's ``x-api-key``
+replaces the client's; ``anthropic-version`` and ``anthropic-beta`` are the client's). The answer
+is read for its usage alone (``message_start`` and ``message_delta`` of a stream), reported in chat
+terms (``prompt_tokens`` counts cache reads and writes too) so quotas, costs and the ledger settle
+the real usage. A stream is re-framed on event boundaries but never re-serialised; one that breaks
+off ends with Anthropic's ``event: error``.
+
+A ``MessagesCall`` is what the dispatcher's attempt loop asks (``NativeCall``): it serves the
+Anthropic-wire deployments the strategy picks; any other deployment gets the chat translation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from routeiq.executors.base import (
+    Completed,
+    Streaming,
+    UpstreamError,
+    invalid_answer,
+    report_failure,
+    upstream_error,
+    upstream_timeout,
+)
+from routeiq.routing.deployments import Deployment
+
+ANTHROPIC_BASE = "https://api.anthropic.com"
+DEFAULT_VERSION = "2023-06-01"
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+EVENT_END = b"\n\n"
+
+
+def messages_url(deployment: Deployment, suffix: str = "") -> str:
+    """The deployment's Messages endpoint (LiteLLM's reading of ``api_base``: a host, a ``/v1`` base
+    or the endpoint itself), plus ``suffix`` (``/count_tokens``)."""
+    base = (deployment.api_base or ANTHROPIC_BASE).rstrip("/")
+    if base.endswith("/v1/messages"):
+        return base + suffix
+    if base.endswith("/v1"):
+        return f"{base}/messages{suffix}"
+    return f"{base}/v1/messages{suffix}"
+
+
+def upstream_headers(deployment: Deployment, client_headers: Mapping[str, str]) -> dict[str, str]:
+    """The deployment's headers (its key) with the client's Anthropic version and betas."""
+    headers = dict(deployment.upstream_headers)
+    headers.setdefault("anthropic-version", DEFAULT_VERSION)
+    for name in FORWARDED_HEADERS:
+        value = client_headers.get(name)
+        if value:
+            headers[name] = value
+    return headers
+
+
+def chat_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """Anthropic usage in chat terms, as every other layer reads usage."""
+    cached = int(usage.get("cache_read_input_tokens") or 0)
+    written = int(usage.get("cache_creation_input_tokens") or 0)
+    prompt = int(usage.get("input_tokens") or 0) + cached + written
+    completion = int(usage.get("output_tokens") or 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+
+
+def error_event(message: str) -> bytes:
+    data = {"type": "error", "error": {"type": "api_error", "message": message}}
+    return b"event: error\ndata: " + orjson.dumps(data) + EVENT_END
+
+
+async def _error_from_response(response: aiohttp.ClientResponse, deployment: Deployment) -> UpstreamError:
+    try:
+        data = await response.read()
+    except (aiohttp.ClientError, TimeoutError):
+        data = b""
+    finally:
+        response.release()
+    message = f"deployment {deployment.id} answered {response.status}"
+    with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
+        message = f"{message}: {orjson.loads(data)['error']['message']}"
+    retry_after = response.headers.get("retry-after")
+    seconds = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+    return upstream_error(response.status, message, retry_after=seconds)
+
+
+class _Usage:
+    """The usage a Messages stream reports: input in ``message_start``, totals in ``message_delta``."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, Any] = {}
+        self.done = False
+        self.failed = False
+
+    def read(self, events: bytes) -> None:
+        for event in events.split(EVENT_END):
+            if event.startswith(b"event: error"):
+                self.failed = self.done = True
+            elif event.startswith(b"event: message_stop"):
+                self.done = True
+            elif event.startswith((b"event: message_start", b"event: message_delta")):
+                data = orjson.loads(event[event.index(b"data:") + 5 :])
+                usage = (data.get("message") or {}).get("usage") if "message" in data else data.get("usage")
+                if isinstance(usage, dict):
+                    self.seen.update({key: value for key, value in usage.items() if value is not None})
+
+    def chat(self) -> dict[str, Any] | None:
+        return chat_usage(self.seen) if self.seen else None
+
+
+class MessagesCall:
+    """One Messages request as the client sent it, for the Anthropic-wire deployments that may serve it."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        health: Any,
+        body: Mapping[str, Any],
+        client_headers: Mapping[str, str],
+        timeout_seconds: float,
+        connect_timeout_seconds: float,
+    ) -> None:
+        self._session = session
+        self._health = health  # the Router's health view: failures here cool deployments down there
+        self._body = body
+        self._client_headers = client_headers
+        self._timeout_seconds = timeout_seconds
+        self._connect_timeout_seconds = connect_timeout_seconds
+        self.answered = False  # by a deployment of its own wire: the answer is Anthropic's already
+
+    def serves(self, deployment: Deployment) -> bool:
+        return deployment.speaks_anthropic
+
+    async def execute(self, deployment: Deployment) -> Completed | Streaming:
+        try:
+            outcome = await self._execute(deployment)
+        except UpstreamError as error:
+            if error.retryable:
+                report_failure(self._health, deployment, error)
+            raise
+        self.answered = True
+        return outcome
+
+    async def _execute(self, deployment: Deployment) -> Completed | Streaming:
+        payload = {**self._body, "model": deployment.upstream_model}
+        payload.pop("routeiq", None)
+        streaming = bool(payload.get("stream"))
+        seconds = deployment.timeout or self._timeout_seconds
+        timeout = aiohttp.ClientTimeout(
+            total=None if streaming else seconds,
+            sock_connect=self._connect_timeout_seconds,
+            sock_read=seconds,
+        )
+        headers = upstream_headers(deployment, self._client_headers)
+        try:
+            response = await self._session.post(
+                messages_url(deployment), data=orjson.dumps(payload), headers=headers, timeout=timeout
+            )
+        except TimeoutError:
+            raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
+        except aiohttp.ClientError as error:
+            raise UpstreamError(
+                502,
+                f"deployment {deployment.id} is unreachable: {type(error).__name__}",
+                code="upstream_unreachable",
+                retryable=True,
+            ) from None
+        if response.status >= 400:
+            raise await _error_from_response(response, deployment)
+        if not streaming:
+            return await _whole(response, deployment)
+        return await _stream(response, deployment)
+
+
+async def _whole(response: aiohttp.ClientResponse, deployment: Deployment) -> Completed:
+    try:
+        data = await response.read()
+    except TimeoutError:
+        raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
+    except aiohttp.ClientError:
+        raise UpstreamError(
+            502, f"deployment {deployment.id} broke off its answer", code="upstream_error", retryable=True
+        ) from None
+    finally:
+        response.release()
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise invalid_answer(deployment, "a body that is not JSON") from None
+    if not isinstance(message, dict) or message.get("type") != "message":
+        raise invalid_answer(deployment, "a body that is not a message")
+    usage = message.get("usage")
+    return Completed(body=data, usage=chat_usage(usage) if isinstance(usage, dict) else None)
+
+
+async def _stream(response: aiohttp.ClientResponse, deployment: Deployment) -> Streaming:
+    usage = _Usage()
+    buffer = b""
+    content = response.content
+
+    async def next_events() -> bytes:
+        """The next whole events; b'' at the end of the upstream stream."""
+        nonlocal buffer
+        while True:
+            data = await content.readany()
+            if not data:
+                return b""
+            buffer += data
+            end = buffer.rfind(EVENT_END)
+            if end >= 0:
+                events, buffer = buffer[: end + 2], buffer[end + 2 :]
+                usage.read(events)
+                return events
+
+    async def close() -> None:
+        response.release()
+
+    try:
+        first = await next_events()
+    except (aiohttp.ClientError, TimeoutError):
+        await close()
+        raise UpstreamError(
+            502, f"deployment {deployment.id} broke off its stream", code="upstream_error", retryable=True
+        ) from None
+    if not first.startswith(b"event: message_start"):  # nothing sent yet: another deployment may answer
+        await close()
+        detail = "an error event" if usage.failed else "a stream that is not a message"
+        raise invalid_answer(deployment, detail)
+    return Streaming(
+        first=first, rest=_rest(next_events, usage, deployment, close), close=close, usage=usage.chat
+    )
+
+
+async def _rest(next_events: Any, usage: _Usage, deployment: Deployment, close: Any) -> AsyncIterator[bytes]:
+    try:
+        while not usage.done:
+            try:
+                events = await next_events()
+            except TimeoutError:
+                yield error_event(f"deployment {deployment.id} stalled mid-stream")
+                return
+            except (aiohttp.ClientError, asyncio.IncompleteReadError):
+                yield error_event(f"deployment {deployment.id} broke off its stream")
+                return
+            if not events:
+                yield error_event(f"deployment {deployment.id} ended its stream early")
+                return
+            yield events
+    finally:
+        await close()
