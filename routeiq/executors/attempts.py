@@ -42,6 +42,7 @@ from routeiq.settings import Settings
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 ERROR_EVENT_PREFIX = b'data: {"error"'  # how executors end a stream that broke (sse_error_event)
+ANTHROPIC_ERROR_EVENT = b"event: error\n"  # how an Anthropic-wire stream ends when it broke
 
 
 class Dispatcher:
@@ -187,7 +188,7 @@ class Dispatcher:
             # text when the upstream's usage chunk never came.
             usage = stream.usage() or meter.usage(context.body)
             _record_served(call, decision.deployment, usage)
-            if last.startswith(ERROR_EVENT_PREFIX):
+            if last.startswith(ERROR_EVENT_PREFIX) or _ends_anthropic_stream_with_error(last):
                 failure = _stream_failure(last)
             telemetry.stream_ended(model, usage, failure, text)  # the attempt's span ends with the stream
         if failure is not None:
@@ -294,6 +295,11 @@ def _exhausted(
     return UpstreamFailed(
         message, status, code, retry_after=min(waits) if waits else None, routing_headers=headers
     )
+
+
+def _ends_anthropic_stream_with_error(events: bytes) -> bool:
+    """An Anthropic ``event: error`` among the last events (a raw newline never occurs inside data)."""
+    return events.startswith(ANTHROPIC_ERROR_EVENT) or b"\n\n" + ANTHROPIC_ERROR_EVENT in events
 
 
 def _stream_failure(event: bytes) -> UpstreamError:

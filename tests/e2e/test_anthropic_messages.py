@@ -11,6 +11,7 @@ import anthropic
 import httpx
 import pytest
 
+from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
@@ -21,6 +22,7 @@ WEATHER = {
     "description": "Weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
+METERED = {"metric": "output_tokens", "window": "hour", "limit": 35}
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
@@ -47,9 +49,19 @@ def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) ->
             _anthropic("claude", "claude-mock", api_base),
             _anthropic("claude-limited", "claude-fail429", api_base),
             _anthropic("claude-midstream", "claude-midstream", api_base),
+            deployment("metered", "mock-metered", api_base, id="metered"),
+            _anthropic("claude-metered", "claude-metered", api_base),
         ],
         "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 1},
-        "routeiq": {"model_aliases": {"claude-sonnet-4-5": "auto", "claude-haiku-4-5": "eco"}},
+        "routeiq": {
+            "model_aliases": {"claude-sonnet-4-5": "auto", "claude-haiku-4-5": "eco"},
+            "plugins": [
+                {"name": "content_filter", "settings": {"categories": {"finance": ["insider trading"]}}}
+            ],
+            # 35 output tokens an hour: the mock answers these groups in 10 words (tokens), and a call
+            # reserves its max_tokens (20) until it settles to what it really used.
+            "quotas": {"groups": {group: [METERED] for group in ("metered", "claude-metered")}},
+        },
     }
     env = {"ROUTEIQ_MASTER_KEY": MASTER_KEY}
     with Gateway(config, tmp_path_factory.mktemp("anthropic"), env) as running:
@@ -329,7 +341,7 @@ def test_anthropic_wire_stream_and_tool_use(client: anthropic.Anthropic) -> None
     assert final.stop_reason == "tool_use"
 
 
-def test_anthropic_wire_failures(client: anthropic.Anthropic) -> None:
+def test_anthropic_wire_failures(client: anthropic.Anthropic, gateway: Gateway) -> None:
     with pytest.raises(anthropic.RateLimitError):
         client.messages.create(model="claude-limited", max_tokens=8, messages=USER)
     stream = client.messages.stream(model="claude-midstream", max_tokens=64, messages=USER)
@@ -337,6 +349,12 @@ def test_anthropic_wire_failures(client: anthropic.Anthropic) -> None:
         for _ in events:
             pass
     assert "broke off" in str(raised.value.body)
+
+    def failure_logged() -> bool:  # the break counts against the deployment like any stream's
+        lines = [line for line in gateway.log().splitlines() if "request failed" in line]
+        return any("claude-midstream" in line and "upstream_stream_interrupted" in line for line in lines)
+
+    eventually_sync(failure_logged)
 
 
 def test_count_tokens_is_exact_when_forwarded_and_says_when_estimated(
@@ -353,3 +371,36 @@ def test_count_tokens_is_exact_when_forwarded_and_says_when_estimated(
     assert 6 <= estimated.parse().input_tokens < 30
     with pytest.raises(anthropic.BadRequestError):
         client.post("/v1/messages/count_tokens", body={"model": "auto"}, cast_to=httpx.Response)
+
+
+# --- governance: the same plugins and quotas as chat completions, on both paths -------------------
+
+
+@pytest.mark.parametrize("group", ["metered", "claude-metered"])
+def test_quotas_settle_the_real_usage_streamed_or_not(client: anthropic.Anthropic, group: str) -> None:
+    """Reserved 20, used 10, twice: 20 of 35 used, so a third reservation of 20 is refused. Settled
+    to the reservation (or to nothing, as with a zero streamed usage) the second or third would
+    not be."""
+    first = client.messages.create(model=group, max_tokens=20, messages=USER)
+    assert first.usage.output_tokens == 10
+    with client.messages.stream(model=group, max_tokens=20, messages=USER) as stream:
+        assert stream.get_final_message().usage.output_tokens == 10
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        client.messages.create(model=group, max_tokens=20, messages=USER)
+    assert refused.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("group", ["auto", "claude"])
+def test_guardrails_see_the_text_on_both_paths(
+    client: anthropic.Anthropic, upstream: MockUpstream, group: str
+) -> None:
+    raw = client.messages.with_raw_response.create(model=group, max_tokens=8, messages=USER)
+    assert "content_filter" in raw.headers["x-routeiq-applied-guardrails"]
+    upstream.clear()
+    banned: Any = [{"role": "user", "content": [{"type": "text", "text": "Tips for insider trading?"}]}]
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        client.messages.create(model=group, max_tokens=8, messages=banned)
+    assert refused.value.status_code == 400
+    assert refused.value.body["type"] == "error"  # type: ignore[index]
+    assert "content filter" in refused.value.body["error"]["message"]  # type: ignore[index]
+    assert upstream.requests == []

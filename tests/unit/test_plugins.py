@@ -30,7 +30,7 @@ from routeiq.governance.call import GovernedCall, Served, new_call
 from routeiq.governance.identity import ANONYMOUS, Identity
 from routeiq.middleware.plugins import PluginsMiddleware, split_events
 from routeiq.plugins.base import CallResult, GuardrailBlocked, NoSettings, Plugin, PluginServices
-from routeiq.plugins.builtin.content_filter import ContentFilterPlugin, ContentFilterSettings
+from routeiq.plugins.builtin.content_filter import ContentFilterPlugin, ContentFilterSettings, answer_texts
 from routeiq.plugins.builtin.cost import CostSettings, CostTracker
 from routeiq.plugins.builtin.injection import InjectionPlugin, InjectionSettings, score
 from routeiq.plugins.builtin.moderation import ModerationPlugin, ModerationSettings, ModerationUnavailable
@@ -246,6 +246,20 @@ async def test_content_filter_builtin_categories_and_responses() -> None:
         await plugin.post_call(call, CallResult(200, streamed=False, body=orjson.dumps(answer)))
     clean = {"choices": [{"message": {"content": "hello"}}]}
     await plugin.post_call(call, CallResult(200, streamed=False, body=orjson.dumps(clean)))
+
+
+def test_content_filter_reads_anthropic_and_responses_answers() -> None:
+    anthropic = {
+        "type": "message",
+        "content": [{"type": "text", "text": "a"}, {"type": "tool_use", "input": {}}],
+    }
+    text = {"type": "output_text", "text": "b", "annotations": []}
+    responses = {
+        "object": "response",
+        "output": [{"type": "function_call"}, {"type": "message", "content": [text]}],
+    }
+    assert answer_texts(orjson.dumps(anthropic)) == ["a"]
+    assert answer_texts(orjson.dumps(responses)) == ["b"]
 
 
 def test_content_filter_needs_terms() -> None:

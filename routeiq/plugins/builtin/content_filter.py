@@ -8,7 +8,7 @@ names the category, never the matched term (the term is what the operator chose 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -89,13 +89,33 @@ def first_category(text: str, patterns: dict[str, re.Pattern[str]]) -> str | Non
     return None
 
 
+def _block_texts(blocks: Any, kind: str) -> list[str]:
+    """The texts of ``kind`` blocks in a list (Anthropic ``content``, a Responses message's ``content``)."""
+    items = blocks if isinstance(blocks, list) else []
+    return [
+        item["text"]
+        for item in items
+        if isinstance(item, dict) and item.get("type") == kind and isinstance(item.get("text"), str)
+    ]
+
+
 def answer_texts(body: bytes) -> list[str]:
-    """The choices' text of a chat or completion response body."""
+    """The answer's text: a chat or completion response's choices, an Anthropic message's text
+    blocks (``/v1/messages``), a Responses object's output messages (``/v1/responses``)."""
     try:
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:
         return []
-    choices = answer.get("choices") if isinstance(answer, dict) else None
+    if not isinstance(answer, dict):
+        return []
+    if answer.get("type") == "message":
+        return _block_texts(answer.get("content"), "text")
+    if answer.get("object") == "response":
+        output = answer.get("output")
+        items = output if isinstance(output, list) else []
+        messages = [item for item in items if isinstance(item, dict) and item.get("type") == "message"]
+        return [text for message in messages for text in _block_texts(message.get("content"), "output_text")]
+    choices = answer.get("choices")
     found: list[str] = []
     for choice in choices if isinstance(choices, list) else []:
         if not isinstance(choice, dict):
