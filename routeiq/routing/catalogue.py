@@ -15,7 +15,7 @@ from dataclasses import dataclass
 TIERS = ("free", "budget", "standard", "premium", "reasoning")
 
 # The algorithms ``routeiq train --algo`` fits; each serves as the strategy ``llmrouter-<algorithm>``.
-LEARNED_ALGORITHMS = ("knn", "svm", "mlp", "mf", "elo")
+LEARNED_ALGORITHMS = ("linear", "knn", "svm", "mlp", "mf", "elo")
 
 LEARNED_PREFIX = "llmrouter-"
 CENTROID_STRATEGY = "llmrouter-centroid"

@@ -6,6 +6,7 @@ from routeiq.routing.catalogue import LEARNED_ALGORITHMS
 from routeiq.routing.learned.algorithms.base import Algorithm, Pair, Params, Scorer
 from routeiq.routing.learned.algorithms.elo import Elo
 from routeiq.routing.learned.algorithms.knn import Knn
+from routeiq.routing.learned.algorithms.linear import Linear
 from routeiq.routing.learned.algorithms.mf import Mf
 from routeiq.routing.learned.algorithms.mlp import Mlp
 from routeiq.routing.learned.algorithms.svm import Svm
@@ -15,7 +16,14 @@ ALGORITHM_NAMES = LEARNED_ALGORITHMS  # named in the catalogue, built here
 
 def algorithm(name: str) -> Algorithm:
     """A fresh algorithm object for ``name`` (a ``ValueError`` lists the known ones)."""
-    factories: dict[str, type[Algorithm]] = {"knn": Knn, "svm": Svm, "mlp": Mlp, "mf": Mf, "elo": Elo}
+    factories: dict[str, type[Algorithm]] = {
+        "knn": Knn,
+        "svm": Svm,
+        "mlp": Mlp,
+        "mf": Mf,
+        "elo": Elo,
+        "linear": Linear,
+    }
     try:
         return factories[name]()
     except KeyError:
