@@ -12,6 +12,7 @@ from routeiq.routing.catalogue import find_strategy
 from routeiq.routing.learned import HashingEncoder, RoutingDataset, load_router, save_router, train_router
 from routeiq.routing.learned.algorithms import Pair, algorithm
 from routeiq.routing.learned.algorithms.linear import L2_GRID
+from routeiq.routing.learned.commands import as_trained
 from routeiq.routing.learned.dataset import BENCHMARKS_DIR, csv_files, stem
 
 
@@ -66,3 +67,10 @@ def test_every_vendored_mmlu_subject_is_in_exactly_one_group() -> None:
     assert len(subjects) == 57
     assert {mmlu_group(subject) for subject in subjects} == set(GROUPS)
     assert sum(len(group) for group in GROUPS.values()) == 57
+
+
+def test_cross_validation_in_train_searches_again_instead_of_reusing_the_chosen_l2() -> None:
+    trained = {"l2": 10.0, "cv": [{"l2": 1.0, "cv_auroc": 0.6}, {"l2": 10.0, "cv_auroc": 0.7}]}
+    assert as_trained(trained) == {}
+    assert as_trained({"l2": 3.0}) == {"l2": 3.0}  # given, not searched: kept
+    assert as_trained({"k": 8}) == {"k": 8}  # knn's adapted k: kept

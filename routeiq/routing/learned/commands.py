@@ -119,6 +119,15 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def as_trained(params: dict[str, Any]) -> dict[str, Any]:
+    """The trained router's parameters to re-fit each fold with: after any adaptation (knn's clamped
+    ``k``), but without what training itself chose by cross-validation (linear's ``l2``, listed in
+    ``params["cv"]``): each fold searches again on its own rows, so the held-out fold never picks it.
+    """
+    searched = {key for row in params.get("cv", ()) for key in row if key != "cv_auroc"}
+    return {key: value for key, value in params.items() if key != "cv" and key not in searched}
+
+
 def _cross_validate(
     args: argparse.Namespace,
     train: Any,
@@ -138,7 +147,7 @@ def _cross_validate(
             seed=args.seed,
             weak=router.info.weak,
             strong=router.info.strong,
-            params={**params, **router.info.params},  # as trained, after any adaptation
+            params={**params, **as_trained(router.info.params)},
             embeddings=vectors,
         )
     except DatasetError as error:
