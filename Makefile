@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint format docs bench bench-routing services clean
+.PHONY: run test lint format docs bench bench-messages bench-routing services clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ docs: $(STAMP)
 ## Throughput, latency, streaming and memory, as ratios to a floor measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+## The Messages API's CPU per request next to the OpenAI passthrough: translated and Anthropic-wire.
+bench-messages: $(STAMP)
+	$(BIN)/python -m benchmarks.messages $(ARGS)
 
 ## Routing quality (APGR, CPT, AUROC) on the vendored RouteLLM MMLU data, plus classify latency.
 ## ARGS=--quick skips the slow routers; ARGS="--data data/benchmarks/routellm-gsm8k-a" another domain.

@@ -35,6 +35,14 @@ from routeiq.settings import Settings
 logger = logging.getLogger("routeiq")
 
 
+# Every model call's POST route, for the fast path (api/fast_path.py).
+MODEL_CALL_ROUTES = {
+    **openai.MODEL_CALL_ROUTES,
+    **anthropic.MODEL_CALL_ROUTES,
+    **responses.MODEL_CALL_ROUTES,
+}
+
+
 def middleware_stack(
     settings: Settings, gate: TrafficGate, runtime: RuntimeHandle, tracing: Tracing | None = None
 ) -> list[Middleware]:
@@ -88,7 +96,7 @@ def middleware_stack(
         layer(PluginsMiddleware, "plugins", runtime=runtime),
         # Innermost: model calls go straight to their handlers (api/fast_path.py). With tracing on
         # they keep FastAPI's routing, whose instrumentation names the route on the server span.
-        *([] if tracing.enabled else [Middleware(ModelCallRoutes, routes=openai.MODEL_CALL_ROUTES)]),
+        *([] if tracing.enabled else [Middleware(ModelCallRoutes, routes=MODEL_CALL_ROUTES)]),
     ]
 
 

@@ -33,7 +33,8 @@ async def native_call(request: Request) -> MessagesCall | None:
     call = current_call(request.scope)
     if settings.passthrough != "auto" or call is None or call.source_body is None:
         return None
-    if call.body != to_chat_body("messages", call.source_body):
+    # Only a pre_call hook can have rewritten it; with none, no second translation to compare.
+    if runtime.plugins.pre_call and call.body != to_chat_body("messages", call.source_body):
         return None
     return MessagesCall(
         runtime.http,
@@ -62,3 +63,6 @@ async def messages(request: Request) -> Response:
 
 for _path in ("/v1/messages", "/messages"):
     router.add_api_route(_path, messages, methods=["POST"], include_in_schema=_path.startswith("/v1"))
+
+# Answered by ``routeiq.api.fast_path`` without FastAPI's routing, like the chat completions.
+MODEL_CALL_ROUTES = {f"{prefix}/messages": messages for prefix in ("/v1", "")}

@@ -28,3 +28,6 @@ async def create_response(request: Request) -> Response:
 
 for _path in ("/v1/responses", "/responses"):
     router.add_api_route(_path, create_response, methods=["POST"], include_in_schema=_path.startswith("/v1"))
+
+# Answered by ``routeiq.api.fast_path`` without FastAPI's routing, like the chat completions.
+MODEL_CALL_ROUTES = {f"{prefix}/responses": create_response for prefix in ("/v1", "")}
