@@ -12,6 +12,8 @@ what that configuration costs:
 ``master_governed``      master key, Redis, policy file, ``pii`` + ``prompt_injection`` + ``cost_tracker``
 ``vkey_redis``           virtual key with rpm/tpm/budget limits, Redis, no plugins
 ``vkey_governed``        virtual key with limits, Redis, policy file, the three plugins
+``routeiq_traced``       as ``routeiq_passthrough``, with OpenTelemetry tracing on: 10% of requests
+                         sampled, exported over OTLP/HTTP to the mock (which answers 200)
 ==================  =======================================================================
 
 Redis is one database (db 7 by default, which the test suite never uses), flushed before every
@@ -100,6 +102,7 @@ class Scenario:
     policy: bool = False
     plugins: bool = False
     virtual_key: bool = False
+    traced: bool = False  # OpenTelemetry tracing on, at TRACE_SAMPLE_RATIO
     limit: float | None = None  # the saturation ratio to the floor it must reach, if it has a target
 
 
@@ -129,6 +132,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         virtual_key=True,
         limit=0.45,
     ),
+    Scenario(
+        "routeiq_traced", "master key, nothing configured, OpenTelemetry traces sampled at 10%", traced=True
+    ),
 )
 BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}
 FULLY_GOVERNED = "vkey_governed"  # the configuration scaling, soak RSS and c=1 latency are measured on
@@ -138,7 +144,23 @@ SHORT_LABELS = {
     "master_governed": "RouteIQ master+gov",
     "vkey_redis": "RouteIQ vkey+Redis",
     "vkey_governed": "RouteIQ vkey+gov",
+    "routeiq_traced": "RouteIQ traced 10%",
 }
+TRACE_SAMPLE_RATIO = "0.1"
+
+
+def scenario_env(scenario: Scenario, mock_port: int) -> dict[str, str]:
+    """The environment a scenario adds: for tracing, the standard OTEL_* variables (the mock takes
+    the OTLP exports, so the export's cost is in the figure too)."""
+    if not scenario.traced:
+        return {}
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{HOST}:{mock_port}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": TRACE_SAMPLE_RATIO,
+        "OTEL_SERVICE_NAME": "routeiq-bench",
+    }
 
 
 def config_yaml(scenario: Scenario, mock_port: int, redis_url: str) -> str:

@@ -242,6 +242,8 @@ class MockProtocol(asyncio.Protocol):
             self._write(self._get(path), close)
         elif method == b"POST" and path == b"/v1/moderations":
             self._write(MODERATION_RESPONSE, close)
+        elif method == b"POST" and path == b"/v1/traces":  # OTLP/HTTP: the traced scenario's exports
+            self._write(http_response(200, b"", b"application/x-protobuf"), close)
         elif method == b"POST" and path == b"/_bench/config":
             self._write(self._configure(body), close)
         else:

@@ -377,6 +377,7 @@ def routeiq_targets(bench: Bench, env: dict[str, str]) -> list[Target]:
     targets = []
     for key in keys:
         key_env = {**base, "ROUTEIQ_PASSTHROUGH": "off"} if key == "routeiq_litellm" else base
+        key_env = {**key_env, **governed.scenario_env(scenarios[key], bench.mock_port)}
         spec = routeiq_spec(
             key,
             scenarios[key],

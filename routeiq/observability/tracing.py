@@ -4,7 +4,9 @@ the one object the parts that make spans are handed.
 Off unless the environment asks for it (an exporter or an OTLP endpoint named, see
 ``tracer_provider_from_environment``), and then nothing on the request path creates a span, attaches
 a context or wraps a layer: every span site gets the shared ``NOT_RECORDING`` span and checks
-``is_recording()`` before computing an attribute. ``create_app`` builds one ``Tracing`` per app;
+``is_recording()`` before computing an attribute. When on, RouteIQ's spans only continue a trace
+that is being recorded (the HTTP server span's, which the sampler decided on): a request the
+sampler left out makes no spans of RouteIQ's at all. ``create_app`` builds one ``Tracing`` per app;
 nothing is global, so two apps in one process never share a provider unless the user installed a
 global one themselves (``opentelemetry-instrument`` or their own code), which is then used.
 
@@ -79,8 +81,9 @@ class Tracing:
         self, name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: Mapping[str, Any] | None = None
     ) -> AbstractContextManager[Span]:
         """A span that is current inside the ``with`` block (a child of the current one), ended on
-        exit with the exception, if any, recorded; the shared no-op span when tracing is off."""
-        if self._tracer is None:
+        exit with the exception, if any, recorded; the shared no-op span when tracing is off or the
+        request is not sampled."""
+        if self._tracer is None or not trace.get_current_span().is_recording():
             return _NO_SPAN
         return self._tracer.start_as_current_span(name, kind=kind, attributes=attributes)
 
@@ -89,7 +92,7 @@ class Tracing:
     ) -> Span:
         """A child of the current span that is not made current; the caller ends it (an upstream
         attempt whose stream outlives the call that started it)."""
-        if self._tracer is None:
+        if self._tracer is None or not trace.get_current_span().is_recording():
             return NOT_RECORDING
         return self._tracer.start_span(name, kind=kind, attributes=attributes)
 
@@ -252,7 +255,8 @@ class TracedLayer:
             raise
         finally:
             otel_context.detach(token)
-            span.end()  # a no-op when it ended at the hand-over
+            if span.is_recording():  # not ended at the hand-over: the layer answered itself
+                span.end()
 
     async def _hand_on(self, scope: Scope, receive: Receive, send: Send) -> None:
         entry = scope.get("state", {}).pop(self._key, None)

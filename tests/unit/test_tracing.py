@@ -97,7 +97,9 @@ def one(spans: list[ReadableSpan], name: str) -> ReadableSpan:
 
 
 def children(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:
-    return [span for span in spans if span.parent is not None and span.parent.span_id == parent.context.span_id]
+    return [
+        span for span in spans if span.parent is not None and span.parent.span_id == parent.context.span_id
+    ]
 
 
 def attempts(spans: list[ReadableSpan]) -> list[ReadableSpan]:
@@ -196,7 +198,9 @@ async def test_prompt_and_completion_text_are_absent_by_default(traced: Traced) 
     assert "gen_ai.input.messages" not in dumped and "gen_ai.output.messages" not in dumped
 
 
-async def test_content_capture_puts_the_text_on_the_attempt_span(tmp_path: Path, upstream: MockUpstream) -> None:
+async def test_content_capture_puts_the_text_on_the_attempt_span(
+    tmp_path: Path, upstream: MockUpstream
+) -> None:
     async for app in traced_app(tmp_path, upstream, trace_message_content=True):
         answer = (await app.chat("solo")).json()["choices"][0]["message"]["content"]
         streamed = await app.chat("slow", stream=True)
