@@ -62,8 +62,16 @@ class Leases:
         return spare
 
     def restore(self, slot: Slot, units: int) -> None:
+        """A reservation that was to hand ``units`` back failed: they are this process's again."""
         if units:
             self._entry(slot, 0.0, 0.0).granted += units
+
+    def restore_handed(self, slot: Slot, units: int) -> None:
+        """A hand-back (``to_hand_back``) failed: the units, and the shared count, are as before."""
+        entry = self._entry(slot, 0.0, 0.0)
+        entry.granted += units
+        if entry.count is not None:
+            entry.count += units
 
     def granted(self, slot: Slot, at: float, ends_at: float, units: int, used: int, count: int) -> int:
         """The shared store granted ``units`` (``used`` of them by the call); returns the call's count."""
@@ -90,6 +98,8 @@ class Leases:
             spare = entry.spare
             if spare:
                 entry.granted -= spare
+                if entry.count is not None:  # as the shared counter will be once it takes them
+                    entry.count -= spare
                 out.append((slot, spare, WindowAdjustment(slot[0], slot[1], -spare, entry.at)))
         return out
 

@@ -443,7 +443,8 @@ class Quotas:
         try:
             await self._store.window_adjust([adjustment for _, _, adjustment in handed])
         except StateUnavailable as error:  # kept, and tried again next time
-            self._restore([slot for slot, _, _ in handed], [units for _, units, _ in handed])
+            for slot, units, _ in handed:
+                self._leases.restore_handed(slot, units)
             logger.warning("could not hand quota units back yet: %s", error)
 
     def _restore(self, slots: Sequence[Slot], units: Sequence[int]) -> None:

@@ -295,3 +295,17 @@ async def test_near_a_limit_no_lease_is_granted_so_n_allowed_is_exactly_n(store:
     assert all(
         isinstance(outcome, QuotaExceeded) for outcome in outcomes if isinstance(outcome, BaseException)
     )
+
+
+async def test_the_counts_a_lease_reports_stay_exact_across_a_flush(store: StateStore) -> None:
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("total_tokens", "day", 100_000)), None)
+    first = await quotas.reserve(limits, Estimate(2, 500))  # leases room for later calls
+    assert quotas.headers(first)["x-ratelimit-remaining-tokens"] == str(100_000 - 502)
+    quotas.settle(first, usage_of(True, {"prompt_tokens": 1, "completion_tokens": 9}, None))
+    await quotas.flush()  # the lease and the 492 given back go to the shared counter
+    assert await count(store, limits[0], first.reserved_at) == 10
+    second = await quotas.reserve(limits, Estimate(2, 100))
+    assert quotas.headers(second)["x-ratelimit-remaining-tokens"] == str(100_000 - 10 - 102)
+    third = await quotas.reserve(limits, Estimate(2, 100))  # from the new lease
+    assert quotas.headers(third)["x-ratelimit-remaining-tokens"] == str(100_000 - 10 - 204)
