@@ -132,7 +132,7 @@ def litellm_model_facts(model: str) -> dict[str, Any]:
 async def build_runtime(settings: Settings, gate: TrafficGate, tracing: Tracing | None = None) -> Runtime:
     """Build every part, opening and starting each one inside an exit stack: should startup fail
     half-way, exactly what was opened is closed again (in reverse), nothing leaks."""
-    plugins = PluginManager.from_configs(settings.plugins)  # bad plugin config fails before connecting
+    plugins = PluginManager.from_configs(settings.plugins, tracing)  # bad config fails before connecting
     deployments = DeploymentTable(
         settings.model_list, model_facts=litellm_model_facts, aliases=settings.model_aliases
     )

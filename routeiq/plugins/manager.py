@@ -33,6 +33,7 @@ from starlette.responses import Response
 from routeiq.config import ConfigError
 from routeiq.errors import GatewayError, GuardrailBlocked, GuardrailScanLimit, PluginFailed
 from routeiq.governance.call import GovernedCall
+from routeiq.observability.tracing import Tracing
 from routeiq.plugins.base import (
     GROUP,
     HOOKS,
@@ -158,8 +159,9 @@ def load_plugins(configs: list[PluginConfig]) -> list[LoadedPlugin]:
 class PluginManager:
     """The plugins in priority order (lower first), and per hook only those that implement it."""
 
-    def __init__(self, plugins: list[LoadedPlugin]) -> None:
+    def __init__(self, plugins: list[LoadedPlugin], tracing: Tracing | None = None) -> None:
         self.plugins = sorted(plugins, key=lambda loaded: loaded.priority)
+        self._tracing = tracing if tracing is not None else Tracing.off()
         # Threads start only when a plugin first uses run_cpu.
         self.cpu_executor = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="routeiq-plugin-cpu")
         for loaded in self.plugins:
@@ -176,8 +178,8 @@ class PluginManager:
         self.reads_response_body = any(p.plugin.reads_response_body for p in self.post_call + self.on_error)
 
     @classmethod
-    def from_configs(cls, configs: list[PluginConfig]) -> PluginManager:
-        return cls(load_plugins(configs))
+    def from_configs(cls, configs: list[PluginConfig], tracing: Tracing | None = None) -> PluginManager:
+        return cls(load_plugins(configs), tracing)
 
     # Lifecycle -----------------------------------------------------------------------------
 
@@ -281,6 +283,17 @@ class PluginManager:
                 logger.warning("plugin %s refused in on_error; the original error stands", loaded.name)
 
     async def _run(self, loaded: LoadedPlugin, call: GovernedCall, hook: str, work: Awaitable[T]) -> T | None:
+        """One hook, with a span of its own when traced (not per stream event: one per chunk would
+        drown the trace); a refusal shows as the span's error."""
+        if not self._tracing.enabled or hook == "on_stream_chunk":
+            return await self._guarded(loaded, call, hook, work)
+        attributes = {"routeiq.plugin.name": loaded.name, "routeiq.plugin.hook": hook}
+        with self._tracing.span(f"routeiq.plugin {loaded.name} {hook}", attributes=attributes):
+            return await self._guarded(loaded, call, hook, work)
+
+    async def _guarded(
+        self, loaded: LoadedPlugin, call: GovernedCall, hook: str, work: Awaitable[T]
+    ) -> T | None:
         applied = len(call.guardrails)
         try:
             async with asyncio.timeout(loaded.timeout_seconds):
