@@ -32,7 +32,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -143,18 +143,19 @@ class RuleMatch(BaseModel):
         return self._patterns.get("served_model")
 
     def mismatch(self, request: PolicyRequest) -> str | None:
-        """The first field (other than ``served_model``) this request does not match, or None."""
-        subject: dict[str, Iterable[str | None]] = {
-            "team": (request.team,),
-            "user": (request.user,),
-            "key_id": (request.key_id,),
-            "group": request.groups,
-            "route": (request.route,),
-            "method": (request.method,),
-        }
-        for name, values in subject.items():
-            pattern = self._patterns.get(name)
-            if pattern is not None and not any(v is not None and pattern.match(v) for v in values):
+        """The first field (other than ``served_model``) this request does not match, or None.
+
+        Judged on every governed request for every rule: only the fields the rule names are looked
+        at, and nothing is built per call."""
+        for name, pattern in self._patterns.items():
+            if name == "served_model":
+                continue
+            if name == "group":
+                if not any(pattern.match(group) for group in request.groups):
+                    return name
+                continue
+            value = getattr(request, name)
+            if value is None or not pattern.match(value):
                 return name
         if self._networks:
             address = request.address
