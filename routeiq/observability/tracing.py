@@ -15,8 +15,6 @@ Prompt and completion text is never put on a span unless ``trace_message_content
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -24,13 +22,9 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
-
-__all__ = ["NOT_RECORDING", "TracedLayer", "TracerProvider", "Tracing", "build_tracing", "instrument_app"]
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routeiq import __version__
-
-logger = logging.getLogger("routeiq.tracing")
 
 NOT_RECORDING: Span = INVALID_SPAN  # what every span site gets while tracing is off: a shared no-op
 INSTRUMENTATION_NAME = "routeiq"
@@ -85,7 +79,7 @@ class Tracing:
         request is not sampled."""
         if self._tracer is None or not trace.get_current_span().is_recording():
             return _NO_SPAN
-        return self._tracer.start_as_current_span(name, kind=kind, attributes=attributes)
+        return _current_span(self._tracer, name, kind, attributes)
 
     def start(
         self, name: str, kind: SpanKind = SpanKind.INTERNAL, attributes: Mapping[str, Any] | None = None
@@ -249,9 +243,7 @@ class TracedLayer:
         try:
             await self._layer(scope, receive, answered)
         except BaseException as error:
-            if span.is_recording():
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            mark_failed(span, error)
             raise
         finally:
             otel_context.detach(token)
@@ -273,18 +265,24 @@ class TracedLayer:
 
 
 @contextmanager
-def current(span: Span) -> Iterator[None]:
-    """Make ``span`` current inside the block (for a span started with ``Tracing.start``)."""
+def _current_span(
+    tracer: Tracer, name: str, kind: SpanKind, attributes: Mapping[str, Any] | None
+) -> Iterator[Span]:
+    with tracer.start_as_current_span(
+        name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False
+    ) as span:
+        try:
+            yield span
+        except BaseException as error:
+            mark_failed(span, error)
+            raise
+
+
+def mark_failed(span: Span, error: BaseException) -> None:
+    """An exception ended the span: its class and error code, not its message (a plugin's message
+    may quote what it found in the prompt)."""
     if not span.is_recording():
-        yield
         return
-    token = otel_context.attach(trace.set_span_in_context(span))
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
-
-
-def environment() -> Mapping[str, str]:
-    """The process environment, which is where the standard puts these variables."""
-    return os.environ
+    code = getattr(error, "code", None)
+    span.set_attribute("error.type", code if isinstance(code, str) else type(error).__qualname__)
+    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
