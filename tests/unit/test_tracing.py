@@ -235,7 +235,9 @@ async def test_plugins_have_spans_and_a_refusal_marks_its_layer(
         layer = one(spans, "routeiq.plugins")
         assert layer.status.status_code is StatusCode.ERROR
         assert (layer.attributes or {})["http.response.status_code"] == 400
-        assert one(spans, "routeiq.plugin prompt_injection pre_call").status.status_code is StatusCode.ERROR
+        hook = one(spans, "routeiq.plugin prompt_injection pre_call")
+        assert hook.status.status_code is StatusCode.ERROR
+        assert (hook.attributes or {})["error.type"] == "prompt_injection"
         assert attempts(spans) == [] and [s for s in spans if s.name == "routeiq.route"] == []
         request = one(spans, "routeiq.request")
         assert (request.attributes or {})["routeiq.outcome"] == "rejected"
