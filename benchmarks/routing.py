@@ -36,9 +36,11 @@ import numpy as np
 from benchmarks.routing_domains import mmlu_group
 from routeiq.routing import quality
 from routeiq.routing.learned.algorithms import ALGORITHM_NAMES
+from routeiq.routing.learned.answers import load_answers
 from routeiq.routing.learned.dataset import BENCHMARKS_DIR, RoutingDataset, load_dataset, split_by_hash
 from routeiq.routing.learned.encoder import Encoder, EncoderUnavailable, HashingEncoder, embed_in_batches
 from routeiq.routing.learned.train import fold_of, train_router
+from routeiq.routing.learned.verifier import out_of_fold, verifier_auroc
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = BENCHMARKS_DIR / "routellm-mmlu"  # vendored in the repository (data/benchmarks)
@@ -47,6 +49,10 @@ QUICK_SKIP = ("svm", "mf")  # the slowest to train
 GSM8K_FOLDS = 5
 TARGET_GSM8K_CV_APGR = 0.66
 TARGET_TRANSFER_APGR = 0.60
+CASCADE_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
+# Price of a cheap call relative to a strong one, for the cascade's cost (its cheap call is always
+# paid). Mixtral-8x7B against GPT-4-1106-preview list prices is about 1/20; an assumption, stated.
+WEAK_COST_RATIO = 0.05
 DEFAULT_JSON = REPO_ROOT / "benchmarks" / "results" / "routing.json"
 SEED = 0
 LATENCY_PROMPTS = 1000
@@ -117,7 +123,8 @@ def run(data: Path, quick: bool) -> dict[str, Any]:
         notes += [f"{algo}: {warning}" for warning in router.info.training.get("warnings", [])]
 
     latency = _latency(classifier, list(test.prompts[:LATENCY_PROMPTS])) if classifier is not None else None
-    domains = domain_table(classifier, encoder, quick)
+    domains, gsm8k_scores = domain_table(classifier, encoder, quick)
+    cascade = cascade_table(domains["gsm8k-a (cv)"], gsm8k_scores)
     return {
         "data": str(data),
         "encoder": {"id": encoder.id, "dimension": encoder.dimension},
@@ -125,6 +132,7 @@ def run(data: Path, quick: bool) -> dict[str, Any]:
         "models": {"weak": weak_name, "strong": strong_name},
         "results": rows,
         "domains": domains,
+        "cascade": cascade,
         "classify_latency": latency,
         "notes": notes,
         "seconds": time.perf_counter() - started,
@@ -168,11 +176,14 @@ def _judge(scores: dict[str, np.ndarray], test: RoutingDataset, pair: tuple[str,
     return {name: quality.evaluate(values, weak, strong).as_dict() for name, values in scores.items()}
 
 
-def domain_table(classifier: Any, encoder: Encoder, quick: bool) -> dict[str, dict[str, Any]]:
+def domain_table(
+    classifier: Any, encoder: Encoder, quick: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Per-domain quality: MMLU groups and GSM8K half A held out one at a time, plus GSM8K by CV.
 
     Learned routers never see the domain they are judged on (``gsm8k-a (cv)`` excepted, where each
-    prompt is judged by a router trained on the other folds of the same domain).
+    prompt is judged by a router trained on the other folds of the same domain). Also returns the
+    out-of-fold GSM8K scores of every router, for the cascade's comparison.
     """
     mmlu, gsm8k = load_dataset(BENCHMARKS_DIR / "routellm-mmlu"), load_dataset(GSM8K_DATA)
     if mmlu.models != gsm8k.models:
@@ -215,7 +226,53 @@ def domain_table(classifier: Any, encoder: Encoder, quick: bool) -> dict[str, di
         for algo, values in fold_scores.items():
             scores[algo][held] = values
     table["gsm8k-a (cv)"] = _judge(scores, gsm8k, pair)
-    return table
+    return table, scores
+
+
+def _pgr_at(scores: np.ndarray, weak: np.ndarray, strong: np.ndarray, share: float) -> float:
+    """PGR when the top ``share`` of prompts by ``scores`` get the strong model's answer."""
+    fractions, pgr = quality.pgr_curve(scores, weak, strong)
+    return float(np.interp(share, fractions, pgr))
+
+
+def cascade_table(prompt_only: dict[str, Any], router_scores: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The cascade on GSM8K half A, offline: the cheap model always answers, the verifier (trained out of
+    fold, its L2 search inside the training folds) decides which answers escalate to the strong model.
+
+    Compared with the best prompt-only router of ``gsm8k-a (cv)`` at the same strong-model share; the
+    cascade's cost counts the cheap call it always makes (``WEAK_COST_RATIO`` of a strong call).
+    """
+    answers = load_answers(GSM8K_DATA)
+    gsm8k = load_dataset(GSM8K_DATA)
+    if answers.prompts != gsm8k.prompts:
+        raise ValueError("the GSM8K answers and outcomes are not the same prompts in the same order")
+    pair = (answers.model, next(model for model in gsm8k.models if model != answers.model))
+    weak, strong = gsm8k.column(pair[0]), gsm8k.column(pair[1])
+    p_correct = out_of_fold(answers.prompts, answers.answers, answers.correct, folds=GSM8K_FOLDS, seed=SEED)
+    escalate = 1.0 - p_correct  # the least likely to be right go to the strong model first
+    learned = {
+        name: row for name, row in prompt_only.items() if name in ALGORITHM_NAMES or name == "prompt_length"
+    }
+    best = max(learned, key=lambda name: learned[name]["apgr"])
+    curve = []
+    for share in CASCADE_SHARES:
+        curve.append(
+            {
+                "strong_share": share,
+                "cascade_pgr": _pgr_at(escalate, weak, strong, share),
+                "router_pgr": _pgr_at(router_scores[best], weak, strong, share),
+                "cascade_cost": WEAK_COST_RATIO + share,
+                "router_cost": share + (1.0 - share) * WEAK_COST_RATIO,
+            }
+        )
+    return {
+        "verifier_auroc": verifier_auroc(p_correct, answers.correct),
+        "cascade": quality.evaluate(escalate, weak, strong).as_dict(),
+        "best_prompt_only": best,
+        "best_prompt_only_quality": learned[best],
+        "curve": curve,
+        "weak_cost_ratio": WEAK_COST_RATIO,
+    }
 
 
 def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -243,6 +300,16 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         centroid, length = table["centroid"]["apgr"], table["prompt_length"]["apgr"]
         status = "PASS" if centroid >= length else "FAIL"
         out.append((f"centroid APGR >= prompt length ({domain})", status, f"{centroid:.4f} vs {length:.4f}"))
+    cascade = report["cascade"]
+    beaten = all(point["cascade_pgr"] > point["router_pgr"] for point in cascade["curve"])
+    out.append(
+        (
+            "cascade recovers more than the best prompt-only router at every strong share",
+            "PASS" if beaten else "FAIL",
+            f"APGR {cascade['cascade']['apgr']:.4f} vs {cascade['best_prompt_only']} "
+            f"{cascade['best_prompt_only_quality']['apgr']:.4f}",
+        )
+    )
     latency = report["classify_latency"]
     if latency:
         p50 = latency["p50_ms"]
@@ -281,6 +348,20 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"{domain:<16} {name:<16} {row['apgr']:7.4f} {cpts} {row['auroc']:7.4f} {row['n']:6d}"
             )
+    cascade = report["cascade"]
+    lines += [
+        "",
+        f"cascade on gsm8k-a (5-fold; verifier AUROC {cascade['verifier_auroc']:.4f}, cascade APGR "
+        f"{cascade['cascade']['apgr']:.4f}; cost in strong calls, a cheap call costs "
+        f"{cascade['weak_cost_ratio']})",
+        f"{'strong share':>12} {'cascade PGR':>12} {cascade['best_prompt_only'] + ' PGR':>16} "
+        f"{'cascade cost':>13} {'router cost':>12}",
+    ]
+    for point in cascade["curve"]:
+        lines.append(
+            f"{point['strong_share']:12.0%} {point['cascade_pgr']:12.4f} {point['router_pgr']:16.4f} "
+            f"{point['cascade_cost']:13.3f} {point['router_cost']:12.3f}"
+        )
     lines.append("")
     lines += [f"{status:<5} {target}: {detail}" for target, status, detail in verdicts(report)]
     lines += [f"note: {note}" for note in report["notes"]]

@@ -24,8 +24,8 @@ from routeiq.routing.catalogue import (
     CENTROID_STRATEGY,
     CLASSIFIER_STRATEGIES,
     DEFAULT_STRATEGY,
-    LEARNED_ALGORITHMS,
     STRATEGIES,
+    TRAINABLE,
 )
 from routeiq.settings import Settings
 
@@ -74,7 +74,9 @@ def _cv_folds(value: str) -> int:
 def _add_learned_commands(commands: Any) -> None:
     """``train`` and ``classify``: argparse only here; their bodies live in routeiq.routing.learned."""
     train = commands.add_parser("train", help="train a learned router from prompts with per-model outcomes")
-    train.add_argument("--algo", required=True, choices=LEARNED_ALGORITHMS, help="router algorithm")
+    train.add_argument(
+        "--algo", required=True, choices=TRAINABLE, help="router algorithm, or the cascade's answer verifier"
+    )
     train.add_argument("--data", required=True, type=Path, help="RouteLLM-style CSV folder/file or JSONL")
     train.add_argument("--out", required=True, type=Path, help="artifact directory to write (atomically)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -17,6 +17,10 @@ TIERS = ("free", "budget", "standard", "premium", "reasoning")
 # The algorithms ``routeiq train --algo`` fits; each serves as the strategy ``llmrouter-<algorithm>``.
 LEARNED_ALGORITHMS = ("linear", "knn", "svm", "mlp", "mf", "elo")
 
+# ``routeiq train --algo verifier`` fits the answer verifier a cascade asks (not a routing strategy).
+ANSWER_VERIFIER = "verifier"
+TRAINABLE = (*LEARNED_ALGORITHMS, ANSWER_VERIFIER)
+
 LEARNED_PREFIX = "llmrouter-"
 CENTROID_STRATEGY = "llmrouter-centroid"
 DEFAULT_STRATEGY = CENTROID_STRATEGY

@@ -123,14 +123,14 @@ def save_router(
             (staging / HMAC_FILE).write_text(hmac_hex(manifest, hmac_key) + "\n")
         if ed25519_private_key is not None:
             (staging / ED25519_FILE).write_text(_ed25519_sign(manifest, ed25519_private_key) + "\n")
-        _replace_directory(staging, target)
+        replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
 
 
-def _replace_directory(staging: Path, target: Path) -> None:
+def replace_directory(staging: Path, target: Path) -> None:
     """Rename ``staging`` to ``target``; an old artifact is moved aside first and removed after.
 
     Between the two renames ``target`` briefly does not exist: a concurrent loader then fails with an
@@ -181,7 +181,7 @@ def _read_manifest(directory: Path) -> tuple[bytes, dict[str, Any]]:
     return raw, manifest
 
 
-def _verify_signatures(
+def verify_signatures(
     directory: Path, raw: bytes, hmac_key: bytes | str | None, ed25519_public_key: bytes | None
 ) -> None:
     if hmac_key is not None:
@@ -199,7 +199,7 @@ def _verify_signatures(
         _ed25519_verify(raw, path.read_text().strip(), ed25519_public_key)
 
 
-def _verify_files(directory: Path, manifest: dict[str, Any]) -> None:
+def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
     files = manifest.get("files")
     if not isinstance(files, dict) or WEIGHTS not in files:
         raise ArtifactError(f"{directory}: the manifest lists no {WEIGHTS} hash")
@@ -211,7 +211,7 @@ def _verify_files(directory: Path, manifest: dict[str, Any]) -> None:
             raise ArtifactError(f"{path}: sha256 mismatch (the file was modified or corrupted)")
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -260,8 +260,8 @@ def load_router(
     """
     path = Path(directory)
     raw, manifest = _read_manifest(path)
-    _verify_signatures(path, raw, hmac_key, ed25519_public_key)
-    _verify_files(path, manifest)
+    verify_signatures(path, raw, hmac_key, ed25519_public_key)
+    verify_files(path, manifest)
     info = _info(manifest)
     if info.algo not in ALGORITHM_NAMES:
         raise ArtifactError(f"{path}: unknown algorithm {info.algo!r}")
@@ -271,7 +271,7 @@ def load_router(
         raise ArtifactError(
             f"{path}: weak/strong labels {info.weak!r}/{info.strong!r} are not among the models"
         )
-    arrays = _read_arrays(path / WEIGHTS)
+    arrays = read_arrays(path / WEIGHTS)
     scorer_arrays = {
         k.removeprefix(SCORER_PREFIX): v for k, v in arrays.items() if k.startswith(SCORER_PREFIX)
     }

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from routeiq.routing.catalogue import CENTROID_STRATEGY
+from routeiq.routing.catalogue import ANSWER_VERIFIER, CENTROID_STRATEGY
 from routeiq.routing.learned.artifacts import ArtifactError, hmac_key_from_env, load_router, save_router
 from routeiq.routing.learned.dataset import DatasetError, load_dataset, split_by_hash
 from routeiq.routing.learned.encoder import EncoderUnavailable, embed_in_batches, encoder_by_name
@@ -46,6 +46,10 @@ def run_train(args: argparse.Namespace) -> int:
     the held-out metrics (when the test side has a gap to recover) and the k-fold AUROC on the train
     side, which exists even when the test side is too small to say anything.
     """
+    if args.algo == ANSWER_VERIFIER:
+        from routeiq.routing.learned.verifier_command import run_train_verifier
+
+        return run_train_verifier(args)
     try:
         hmac_key = hmac_key_from_env(args.hmac_key_env) if args.hmac_key_env else None
         params = parse_params(args.param or [])

@@ -109,7 +109,7 @@ def prompts_digest(prompts: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def _score(value: str, where: str) -> float:
+def score_value(value: str, where: str) -> float:
     text = value.strip().lower()
     if text in TRUE_WORDS:
         return 1.0
@@ -142,7 +142,7 @@ def stem(path: Path) -> str:
     return name.rsplit(".", 1)[0] if "." in name else name
 
 
-def _contamination_file(folder: Path) -> Path:
+def contamination_file(folder: Path) -> Path:
     plain = folder / CONTAMINATED_FILE
     gzipped = folder / f"{CONTAMINATED_FILE}.gz"
     return gzipped if gzipped.exists() and not plain.exists() else plain
@@ -184,7 +184,7 @@ def load_csv_folder(folder: Path, *, drop_contaminated: bool = True) -> RoutingD
         raise DatasetError(f"{folder}: no CSV files")
     if csv.field_size_limit() < CSV_FIELD_LIMIT:
         csv.field_size_limit(CSV_FIELD_LIMIT)
-    contaminated = read_contaminated(_contamination_file(folder)) if drop_contaminated else frozenset()
+    contaminated = read_contaminated(contamination_file(folder)) if drop_contaminated else frozenset()
     models: tuple[str, ...] | None = None
     prompts: list[str] = []
     rows: list[list[float]] = []
@@ -207,7 +207,7 @@ def load_csv_folder(folder: Path, *, drop_contaminated: bool = True) -> RoutingD
                 if row[0] in contaminated:
                     continue
                 prompts.append(row[0])
-                rows.append([_score(row[i], f"{path}:{number}: {header[i]}") for i in columns])
+                rows.append([score_value(row[i], f"{path}:{number}: {header[i]}") for i in columns])
                 sources.append(stem(path))
     assert models is not None
     return RoutingDataset(tuple(prompts), models, _matrix(rows, len(models)), tuple(sources))
@@ -237,7 +237,7 @@ def load_jsonl(path: Path) -> RoutingDataset:
         elif line_models != models:
             raise DatasetError(f"{where}: scores models {line_models} differ from {models}")
         prompts.append(record["prompt"])
-        rows.append([_score(str(scores[model]), f"{where}: {model}") for model in models])
+        rows.append([score_value(str(scores[model]), f"{where}: {model}") for model in models])
     if models is None:
         raise DatasetError(f"{path}: no records")
     return RoutingDataset(tuple(prompts), models, _matrix(rows, len(models)), (stem(path),) * len(prompts))
