@@ -4,6 +4,7 @@ The upstream is the mock OpenAI server, on loopback."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,9 @@ async def test_genai_metrics_are_exported_beside_routeiq_ones(traced: Traced) ->
     assert all("metrics" not in span.name for span in traced.spans())
 
 
-def test_tracing_is_off_without_otel_variables(tmp_path: Path) -> None:
+def test_tracing_is_off_without_otel_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
     assert tracing_module.tracer_provider_from_environment({}) is None
     assert tracing_module.tracer_provider_from_environment({"OTEL_SERVICE_NAME": "x"}) is None
     assert tracing_module.tracer_provider_from_environment({"OTEL_TRACES_EXPORTER": "none"}) is None
