@@ -74,3 +74,13 @@ def test_cross_validation_in_train_searches_again_instead_of_reusing_the_chosen_
     assert as_trained(trained) == {}
     assert as_trained({"l2": 3.0}) == {"l2": 3.0}  # given, not searched: kept
     assert as_trained({"k": 8}) == {"k": 8}  # knn's adapted k: kept
+
+
+def test_knn_chooses_k_by_cross_validation_unless_given() -> None:
+    features, scores = noisy_problem(900, seed=6)
+    scorer = algorithm("knn").fit(features / np.r_[100.0, 1, 1, 1, 1, 0.01], scores, Pair(0, 1), 0, {})
+    params = scorer.params()
+    assert [row["k"] for row in params["cv"]] == [16, 32, 64, 128]  # 256 > a quarter of a fold's rows
+    assert params["k"] == max(params["cv"], key=lambda row: (row["cv_auroc"], row["k"]))["k"]
+    assert algorithm("knn").fit(features, scores, Pair(0, 1), 0, {"k": 8}).params() == {"k": 8}
+    assert as_trained(params) == {}  # training-side CV searches k again in every fold

@@ -3,15 +3,21 @@
 No training beyond storing the (normalised) training features and their targets; prediction is the
 mean target of the ``k`` most cosine-similar training prompts. Strong when the serving traffic looks
 like the training data, and a useful sanity baseline for the parametric routers.
+
+Unless ``--param k=...`` fixes it, ``k`` is chosen by cross-validation on the training rows only:
+each fold's rows are scored by their neighbours among the other folds for every candidate ``k`` at
+once (one similarity pass, then running means over the sorted neighbours), and the ``k`` with the best
+out-of-fold AUROC of the routed column wins; every candidate's score is kept in ``params["cv"]``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from routeiq.routing import quality
 from routeiq.routing.learned.algorithms.base import Pair, Params, check_parameters, require, with_pair_column
 
 BATCH = 1024  # query rows per similarity block: bounds memory at BATCH x n_train floats
@@ -19,6 +25,8 @@ DEFAULT_K = 64
 # A neighbourhood wider than this share of the training rows averages away what sets prompts apart;
 # at k = every row, every prompt gets the same score.
 MAX_K_FRACTION = 0.25
+K_GRID = (16, 32, 64, 128, 256)
+CV_FOLDS = 3
 
 
 def _unit_rows(features: np.ndarray) -> np.ndarray:
@@ -32,6 +40,7 @@ class KnnScorer:
     points: np.ndarray  # (n_train, d) unit rows
     targets: np.ndarray  # (n_train, outputs)
     k: int
+    search: tuple[dict[str, Any], ...] = ()
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         queries = _unit_rows(features)
@@ -47,11 +56,46 @@ class KnnScorer:
         return {"points": self.points, "targets": self.targets}
 
     def params(self) -> Params:
-        return {"k": self.k}
+        out: Params = {"k": self.k}
+        if self.search:
+            out["cv"] = list(self.search)
+        return out
 
 
 def max_k(rows: int) -> int:
     return max(1, int(rows * MAX_K_FRACTION))
+
+
+def choose_k(points: np.ndarray, target: np.ndarray, seed: int) -> tuple[int, list[dict[str, Any]]]:
+    """The grid's ``k`` (those a fold's training rows allow) with the best out-of-fold AUROC."""
+    n = len(points)
+    assignment = np.empty(n, dtype=np.int64)
+    assignment[np.random.default_rng(seed).permutation(n)] = np.arange(n) % CV_FOLDS
+    limit = max_k(int(n * (CV_FOLDS - 1) / CV_FOLDS))
+    grid = [k for k in K_GRID if k <= limit] or [limit]
+    widest = max(grid)
+    scores = np.empty((len(grid), n))
+    for fold in range(CV_FOLDS):
+        held, kept = np.flatnonzero(assignment == fold), np.flatnonzero(assignment != fold)
+        for start in range(0, held.size, BATCH):
+            rows = held[start : start + BATCH]
+            similarity = points[rows] @ points[kept].T
+            nearest = np.argpartition(-similarity, widest - 1, axis=1)[:, :widest]
+            order = np.argsort(-np.take_along_axis(similarity, nearest, axis=1), axis=1)
+            ranked = target[kept][np.take_along_axis(nearest, order, axis=1)]
+            running = np.cumsum(ranked, axis=1)
+            for index, k in enumerate(grid):
+                scores[index, rows] = running[:, k - 1] / k
+    labels = target > 0.5
+    search = [
+        {
+            "k": k,
+            "cv_auroc": round(float(quality.auroc(scores[i], labels)), 4) if 0 < labels.sum() < n else 0.5,
+        }
+        for i, k in enumerate(grid)
+    ]
+    best = max(search, key=lambda row: (row["cv_auroc"], row["k"]))
+    return int(best["k"]), search
 
 
 class Knn:
@@ -60,6 +104,10 @@ class Knn:
 
     def adapt(self, params: Params, rows: int) -> tuple[Params, list[str]]:
         check_parameters(self.name, params, self.parameters)
+        if "k" not in params and rows < 4 * CV_FOLDS * min(K_GRID):
+            params = {**params, "k": DEFAULT_K}  # too few rows to cross-validate k: the default, clamped
+        if "k" not in params:
+            return dict(params), []
         k, limit = int(params.get("k", DEFAULT_K)), max_k(rows)
         if k <= limit:
             return dict(params), []
@@ -73,14 +121,20 @@ class Knn:
         self, features: np.ndarray, scores: np.ndarray, pair: Pair | None, seed: int, params: Params
     ) -> KnnScorer:
         check_parameters(self.name, params, self.parameters)
-        k = int(params.get("k", DEFAULT_K))
+        targets = with_pair_column(scores, pair).astype(np.float32)
+        points = _unit_rows(features)
+        search: list[dict[str, Any]] = []
+        if "k" in params:
+            k = int(params["k"])
+        else:
+            k, search = choose_k(points, targets[:, -1], seed)
         if k < 1:
             raise ValueError("k must be at least 1")
-        targets = with_pair_column(scores, pair).astype(np.float32)
-        return KnnScorer(_unit_rows(features), targets, k)
+        return KnnScorer(points, targets, k, tuple(search))
 
     def restore(self, arrays: dict[str, np.ndarray], params: Params) -> KnnScorer:
         points, targets = require(arrays, "points", "targets")
         if points.shape[0] != targets.shape[0]:
             raise ValueError("knn points and targets disagree on the number of rows")
-        return KnnScorer(points.astype(np.float32), targets.astype(np.float32), int(params["k"]))
+        search = tuple(params.get("cv", ()))
+        return KnnScorer(points.astype(np.float32), targets.astype(np.float32), int(params["k"]), search)
