@@ -70,6 +70,11 @@ class ModelInfo(BaseModel):
     )
     supports_vision: bool | None = Field(default=None, description="Takes image inputs.")
     supports_function_calling: bool | None = Field(default=None, description="Takes `tools`.")
+    responses_api: bool | None = Field(
+        default=None,
+        description="Serves OpenAI's Responses API itself, so `/v1/responses` calls are forwarded as sent "
+        "(default: only `api.openai.com`); otherwise they are translated to chat completions.",
+    )
 
     @field_validator("tier")
     @classmethod

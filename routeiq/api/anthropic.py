@@ -12,34 +12,26 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from routeiq.api.runtime import runtime_of
-from routeiq.api.translated import dispatch_chat, translated_response
+from routeiq.api.translated import dispatch_chat, sendable_body, translated_response
 from routeiq.executors.anthropic_wire import MessagesCall
-from routeiq.governance.call import current_call, request_body
 from routeiq.governance.quota import prompt_tokens
 from routeiq.translate.anthropic_response import chat_to_message
 from routeiq.translate.anthropic_stream import AnthropicStream
-from routeiq.translate.inbound import to_chat_body
 
 router = APIRouter()
 
 
 async def native_call(request: Request) -> MessagesCall | None:
-    """The request as sent, for Anthropic-wire deployments; None when it may not go as sent: the
-    passthrough is off, or a plugin rewrote it (a redacting guardrail's change must reach the model,
-    so it is served from the rewritten chat body)."""
+    """The request as sent, for Anthropic-wire deployments (None: only its translation may go)."""
+    body = await sendable_body(request)
+    if body is None:
+        return None
     runtime = runtime_of(request)
     settings = runtime.settings
-    await request_body(request.scope, request.receive, settings.max_request_body_bytes)  # (read once)
-    call = current_call(request.scope)
-    if settings.passthrough != "auto" or call is None or call.source_body is None:
-        return None
-    # Only a pre_call hook can have rewritten it; with none, no second translation to compare.
-    if runtime.plugins.pre_call and call.body != to_chat_body("messages", call.source_body):
-        return None
     return MessagesCall(
         runtime.http,
         runtime.router.health(),
-        call.source_body,
+        body,
         request.headers,
         settings.request_timeout_seconds,
         settings.connect_timeout_seconds,

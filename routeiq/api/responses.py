@@ -1,12 +1,15 @@
-"""OpenAI's Responses API (``POST /v1/responses``), stateless, served through the chat-completions
-path (``routeiq.api.translated``); errors keep the OpenAI envelope, as that API's are."""
+"""OpenAI's Responses API (``POST /v1/responses``), stateless. A deployment that serves that API
+itself gets the request as sent (``routeiq.executors.responses_wire``); any other is served through
+the chat-completions path (``routeiq.api.translated``). Errors keep the OpenAI envelope."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from routeiq.api.translated import dispatch_chat, source_body, translated_response
+from routeiq.api.runtime import runtime_of
+from routeiq.api.translated import dispatch_chat, sendable_body, source_body, translated_response
+from routeiq.executors.responses_wire import ResponsesCall
 from routeiq.governance.quota import prompt_tokens
 from routeiq.translate.responses_response import chat_to_response
 from routeiq.translate.responses_stream import ResponsesStream
@@ -14,10 +17,29 @@ from routeiq.translate.responses_stream import ResponsesStream
 router = APIRouter()
 
 
+async def native_call(request: Request) -> ResponsesCall | None:
+    """The request as sent, for deployments serving the Responses API (None: only its translation)."""
+    body = await sendable_body(request)
+    if body is None:
+        return None
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    return ResponsesCall(
+        runtime.http,
+        runtime.router.health(),
+        body,
+        settings.request_timeout_seconds,
+        settings.connect_timeout_seconds,
+    )
+
+
 async def create_response(request: Request) -> Response:
     """OpenAI's Responses API, stateless: create a response (streaming with `stream: true`) on the
     deployment RouteIQ picks. `previous_response_id` is refused: send the whole conversation."""
-    response, context = await dispatch_chat(request)
+    native = await native_call(request)
+    response, context = await dispatch_chat(request, native)
+    if native is not None and native.answered:
+        return response  # the deployment's own Responses answer, as sent
     chat_body, request_body = context.body, source_body(request)
     return translated_response(
         response,

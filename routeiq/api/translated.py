@@ -19,13 +19,14 @@ from starlette.responses import Response, StreamingResponse
 
 from routeiq.api.openai import _routing_context
 from routeiq.api.runtime import runtime_of
-from routeiq.executors.anthropic_wire import MessagesCall
 from routeiq.executors.base import Operation
-from routeiq.governance.call import current_call
+from routeiq.executors.native import NativeCall
+from routeiq.governance.call import current_call, request_body
 from routeiq.governance.identity import ANONYMOUS
 from routeiq.observability.ledger import current_trace
 from routeiq.routing.affinity import scoped_session_id
 from routeiq.routing.strategy import RoutingContext
+from routeiq.translate.inbound import to_chat_body
 
 # Coding agents name their conversation in a header of their own: Claude Code, Codex.
 SESSION_HEADERS = ("x-claude-code-session-id", "session_id")
@@ -39,7 +40,7 @@ class StreamTranslator(Protocol):
 
 
 async def dispatch_chat(
-    request: Request, native: MessagesCall | None = None
+    request: Request, native: NativeCall | None = None
 ) -> tuple[Response, RoutingContext]:
     """The translated call served like a chat completion, or as sent (``native``) by a deployment
     that speaks its API; the response as the dispatcher made it."""
@@ -53,6 +54,22 @@ async def dispatch_chat(
     trace = current_trace(request.scope)
     response = await runtime.dispatcher.dispatch(Operation.CHAT, context, started, call, trace, native)
     return response, context
+
+
+async def sendable_body(request: Request) -> Mapping[str, Any] | None:
+    """The body as the client sent it, when a deployment speaking its API may get it as sent; None
+    when the passthrough is off, or a plugin rewrote the call (a redacting guardrail's change must
+    reach the model, so the rewritten chat body is served instead)."""
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    await request_body(request.scope, request.receive, settings.max_request_body_bytes)  # (read once)
+    call = current_call(request.scope)
+    if settings.passthrough != "auto" or call is None or call.source_body is None or call.kind is None:
+        return None
+    # Only a pre_call hook can have rewritten it; with none, no second translation to compare.
+    if runtime.plugins.pre_call and call.body != to_chat_body(call.kind, call.source_body):
+        return None
+    return call.source_body
 
 
 def source_body(request: Request) -> Mapping[str, Any]:

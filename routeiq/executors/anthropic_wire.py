@@ -80,7 +80,7 @@ def error_event(message: str) -> bytes:
     return b"event: error\ndata: " + orjson.dumps(data) + EVENT_END
 
 
-async def _error_from_response(response: aiohttp.ClientResponse, deployment: Deployment) -> UpstreamError:
+async def error_from_response(response: aiohttp.ClientResponse, deployment: Deployment) -> UpstreamError:
     try:
         data = await response.read()
     except (aiohttp.ClientError, TimeoutError):
@@ -177,7 +177,7 @@ class MessagesCall:
                 retryable=True,
             ) from None
         if response.status >= 400:
-            raise await _error_from_response(response, deployment)
+            raise await error_from_response(response, deployment)
         if not streaming:
             return await _whole(response, deployment)
         return await _stream(response, deployment)

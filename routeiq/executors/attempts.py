@@ -15,9 +15,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from routeiq.errors import NoDeploymentAvailable, NoDeploymentCanServe, UpstreamFailed
-from routeiq.executors.anthropic_wire import MessagesCall
 from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
 from routeiq.executors.litellm_router import LiteLLMExecutor
+from routeiq.executors.native import NativeCall
 from routeiq.executors.passthrough import PassthroughExecutor
 from routeiq.governance.access import reachable_fallbacks
 from routeiq.governance.call import GovernedCall, Served
@@ -42,7 +42,7 @@ from routeiq.settings import Settings
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 ERROR_EVENT_PREFIX = b'data: {"error"'  # how executors end a stream that broke (sse_error_event)
-ANTHROPIC_ERROR_EVENT = b"event: error\n"  # how an Anthropic-wire stream ends when it broke
+ANTHROPIC_ERROR_EVENT = b"event: error\n"  # how an Anthropic or Responses stream sent as is breaks off
 
 
 class Dispatcher:
@@ -73,7 +73,7 @@ class Dispatcher:
         started: float,
         call: GovernedCall | None = None,
         trace: RequestTrace | None = None,
-        native: MessagesCall | None = None,
+        native: NativeCall | None = None,
     ) -> Response:
         """Serve the request; ``call`` (the governance view of it) learns who answered and the usage,
         ``trace`` (the request ledger's) what routing did, whether it worked or not. ``native`` is
@@ -209,7 +209,7 @@ class Dispatcher:
         body: dict[str, Any],
         decision: RoutingChoice,
         context: RoutingContext,
-        native: MessagesCall | None = None,
+        native: NativeCall | None = None,
     ) -> Completed | Streaming:
         deployment = decision.deployment
         if native is not None and native.serves(deployment):

@@ -23,7 +23,7 @@ OPENAI_WIRE_PROVIDERS = frozenset({"openai", "hosted_vllm", "lm_studio", "llamaf
 
 # model_info keys that belong to RouteIQ. LiteLLM validates model_info with its own schema (its
 # `tier` means free/paid), so these are taken out before the Router sees them.
-ROUTEIQ_MODEL_INFO_KEYS = frozenset({"tier"})
+ROUTEIQ_MODEL_INFO_KEYS = frozenset({"tier", "responses_api"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,8 @@ class Deployment:
     # Does it speak Anthropic's Messages wire (``anthropic/...``)? Then a Messages call it serves is
     # forwarded as the client's bytes (routeiq.executors.anthropic_wire), not translated.
     speaks_anthropic: bool = False
+    # Does it serve OpenAI's Responses API itself? Then a Responses call goes to it as sent.
+    speaks_responses: bool = False
 
 
 def _split_provider(model: str) -> tuple[str, str]:
@@ -139,6 +141,12 @@ def build_deployment(
         speaks_openai=speaks_openai,
         upstream_headers=_upstream_headers(params, provider),
         speaks_anthropic=provider == "anthropic" and "mock_response" not in params,
+        speaks_responses=speaks_openai
+        and (
+            entry.model_info.responses_api
+            if entry.model_info.responses_api is not None
+            else api_base == DEFAULT_OPENAI_BASE
+        ),
     )
 
 
@@ -214,6 +222,7 @@ ROUTEIQ_INFO_KEYS = (
     "max_input_tokens",
     "supports_vision",
     "supports_function_calling",
+    "responses_api",
 )
 ROUTEIQ_PARAM_KEYS = ("weight",)  # LiteLLM reads it too (weighted shuffle), but does not declare it
 

@@ -1,5 +1,6 @@
 """The official openai SDK's Responses API (``client.responses.create`` / ``.stream``) against the
-real gateway, served by an OpenAI-wire deployment through chat completions, stateless."""
+real gateway, stateless: served by an OpenAI-wire deployment through chat completions, and forwarded
+as sent to a deployment that serves the Responses API itself."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) ->
         "model_list": [
             deployment("auto", "mock-toolargs", upstream.base_url, id="alpha"),
             deployment("midstream", "gpt-midstream", upstream.base_url, id="midstream"),
+            deployment("native", "gpt-native", upstream.base_url, id="native", responses_api=True),
+            deployment("native-midstream", "gpt-midstream", upstream.base_url, id="nm", responses_api=True),
         ],
         "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 1},
         "routeiq": {"model_aliases": {"gpt-5-codex": "auto"}},
@@ -192,3 +195,35 @@ def test_bad_or_stateful_input_is_a_400(client: openai.OpenAI, body: dict[str, A
     assert raised.value.param == param
     if param == "previous_response_id":
         assert "stateless" in raised.value.message
+
+
+# --- a deployment that serves the Responses API itself: the request forwarded as sent -------------
+
+
+def test_native_deployment_gets_the_request_as_sent_never_stored(
+    client: openai.OpenAI, upstream: MockUpstream
+) -> None:
+    raw = client.responses.with_raw_response.create(
+        model="native", input=QUESTION, include=["reasoning.encrypted_content"], store=True
+    )
+    response = raw.parse()
+    assert raw.headers["x-routeiq-served-model"] == "gpt-native"
+    assert response.id.startswith("resp_mock")  # the deployment's own answer, as sent
+    assert response.output_text == "native reply from gpt-native: What is the capital of France?"
+    assert response.usage is not None and response.usage.output_tokens == len(response.output_text.split())
+    (sent,) = [r for r in upstream.requests if r["path"] == "/v1/responses"]
+    assert sent["body"]["model"] == "gpt-native" and sent["body"]["input"] == QUESTION
+    assert sent["body"]["include"] == ["reasoning.encrypted_content"]
+    assert sent["body"]["store"] is False  # stateless: nothing left on the provider
+    assert sent["headers"]["authorization"] == "Bearer sk-upstream"
+
+
+def test_native_stream_and_its_failure(client: openai.OpenAI) -> None:
+    with client.responses.stream(model="native", input=QUESTION) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert final.output_text.startswith("native reply from gpt-native")
+    broken = list(client.responses.create(model="native-midstream", input=QUESTION, stream=True))
+    assert [event.type for event in broken[-2:]] == ["error", "response.failed"]
+    assert [event.sequence_number for event in broken] == list(range(len(broken)))

@@ -28,7 +28,8 @@ understood anywhere in the model name (substring match, several may be combined)
   contains ``MODERATION_MARKER``, else ``safe``.
 
 ``POST /v1/messages`` (and ``/v1/messages/count_tokens``) answer as Anthropic does, for
-Anthropic-wire deployments: see ``tests.support.mock_anthropic``.
+Anthropic-wire deployments: see ``tests.support.mock_anthropic``. ``POST /v1/responses`` answers as OpenAI's
+native Responses API does: see ``tests.support.mock_responses``.
 
 ``POST /v1/moderations`` answers OpenAI-style, flagging (category ``violence``) every input that
 contains ``MODERATION_MARKER``.
@@ -815,9 +816,10 @@ def create_app(state: MockState) -> web.Application:
     """Build the aiohttp application serving the mock API backed by ``state``."""
     app = web.Application(middlewares=[_record_and_auth])
     app[STATE_KEY] = state
-    from tests.support.mock_anthropic import anthropic_routes  # (it imports this module)
+    from tests.support.mock_anthropic import anthropic_routes  # (these import this module)
+    from tests.support.mock_responses import responses_routes
 
-    app.add_routes([*_api_routes(), *anthropic_routes(), *_control_routes()])
+    app.add_routes([*_api_routes(), *anthropic_routes(), *responses_routes(), *_control_routes()])
     return app
 
 

@@ -204,3 +204,31 @@ def test_stream_failure_ends_with_error_then_response_failed() -> None:
         "message": "broke off",
     }
     assert failed["output"][0]["status"] == "incomplete"
+
+
+def test_which_deployments_serve_the_responses_api_themselves() -> None:
+    from routeiq.routing.deployments import DeploymentTable
+    from routeiq.settings import DeploymentConfig
+
+    def entry(model: str, api_base: str | None, **info: Any) -> DeploymentConfig:
+        params = {"model": model, "api_base": api_base, "api_key": "k"}
+        return DeploymentConfig.model_validate(
+            {"model_name": "g", "litellm_params": params, "model_info": info}
+        )
+
+    table = DeploymentTable(
+        [
+            entry("openai/gpt-5", None),  # api.openai.com
+            entry("openai/local", "http://vllm:8000/v1"),
+            entry("openai/local", "http://vllm:8000/v1", responses_api=True),
+            entry("openai/gpt-5", None, responses_api=False),
+            entry("anthropic/claude", None, responses_api=True),  # not an OpenAI-wire deployment
+        ]
+    )
+    assert [deployment.speaks_responses for deployment in table.group("g")] == [
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
