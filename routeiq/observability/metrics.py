@@ -6,6 +6,8 @@ circuit states are cluster-wide already, since every worker mirrors the shared b
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -57,6 +59,11 @@ class Metrics:
             registry=self.registry,
         )
         self._response_models: set[str] = set()
+        # The labelled children per label set: prometheus_client's labels() costs microseconds a call,
+        # and these are observed on every upstream call. Bounded as the labels are.
+        self._genai_durations: dict[tuple[str, ...], Any] = {}  # by labels and error type
+        self._genai_tokens: dict[tuple[str, ...], tuple[Any, Any]] = {}  # input, output
+        self._genai_first_tokens: dict[tuple[str, ...], Any] = {}  # streams only
         self.requests = Counter(
             "routeiq_requests",
             "Requests answered by a deployment, by group, deployment and outcome.",
@@ -148,13 +155,29 @@ class Metrics:
         first_token_seconds: float | None = None,
     ) -> None:
         """One upstream call: ``labels`` are operation, provider, request model, response model."""
-        self.genai_request_duration.labels(*labels, error_type).observe(seconds)
-        if input_tokens is not None:
-            self.genai_token_usage.labels(*labels, "input").observe(input_tokens)
-        if output_tokens is not None:
-            self.genai_token_usage.labels(*labels, "output").observe(output_tokens)
+        key = (*labels, error_type)
+        duration = self._genai_durations.get(key)
+        if duration is None:
+            duration = self._genai_durations[key] = self.genai_request_duration.labels(*key)
+        duration.observe(seconds)
+        if input_tokens is not None or output_tokens is not None:
+            tokens = self._genai_tokens.get(labels)
+            if tokens is None:
+                tokens = self._genai_tokens[labels] = (
+                    self.genai_token_usage.labels(*labels, "input"),
+                    self.genai_token_usage.labels(*labels, "output"),
+                )
+            if input_tokens is not None:
+                tokens[0].observe(input_tokens)
+            if output_tokens is not None:
+                tokens[1].observe(output_tokens)
         if first_token_seconds is not None:
-            self.genai_time_to_first_token.labels(*labels).observe(first_token_seconds)
+            first_token = self._genai_first_tokens.get(labels)
+            if first_token is None:
+                first_token = self._genai_first_tokens[labels] = self.genai_time_to_first_token.labels(
+                    *labels
+                )
+            first_token.observe(first_token_seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
