@@ -50,6 +50,8 @@ def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) ->
             _anthropic("claude-limited", "claude-fail429", api_base),
             _anthropic("claude-midstream", "claude-midstream", api_base),
             deployment("metered", "mock-metered", api_base, id="metered"),
+            deployment("tiered", "mock-budget", api_base, id="tiered-budget", tier="budget"),
+            deployment("tiered", "mock-premium", api_base, id="tiered-premium", tier="premium"),
             _anthropic("claude-metered", "claude-metered", api_base),
         ],
         "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 1},
@@ -124,6 +126,29 @@ def test_pinned_model_ids_are_routed_by_their_aliases(client: anthropic.Anthropi
         extra_headers={"x-claude-code-session-id": "s-1"},
     )
     assert (haiku.headers["x-routeiq-group"], haiku.headers["x-routeiq-profile"]) == ("auto", "eco")
+
+
+def test_claude_codes_session_header_keeps_a_hard_conversation_on_the_strong_tier(
+    client: anthropic.Anthropic,
+) -> None:
+    hard = [
+        {
+            "role": "user",
+            "content": "Design a sharded ledger with exactly-once semantics and proofs of correctness",
+        }
+    ]
+    session = {"x-claude-code-session-id": "conversation-1"}
+    first = client.messages.with_raw_response.create(
+        model="tiered", max_tokens=8, messages=hard, extra_headers=session
+    )
+    assert first.headers["x-routeiq-served-model"] == "mock-premium"
+    alone = client.messages.with_raw_response.create(model="tiered", max_tokens=8, messages=USER)
+    assert alone.headers["x-routeiq-served-model"] == "mock-budget"
+    again = client.messages.with_raw_response.create(
+        model="tiered", max_tokens=8, messages=USER, extra_headers=session
+    )
+    assert again.headers["x-routeiq-served-model"] == "mock-premium"
+    assert "session already at premium" in again.headers["x-routeiq-reason"]
 
 
 def test_bearer_auth_and_image(client: anthropic.Anthropic, gateway: Gateway, upstream: MockUpstream) -> None:
