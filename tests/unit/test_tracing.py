@@ -68,6 +68,7 @@ class Traced:
 
 
 async def traced_app(tmp_path: Path, upstream: MockUpstream, **routeiq: Any) -> AsyncIterator[Traced]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config(upstream, **routeiq)))
     settings = load_settings(
@@ -245,6 +246,18 @@ async def test_plugins_have_spans_and_a_refusal_marks_its_layer(
         recorded = [dict(span.attributes or {}) for span in spans]
         recorded += [dict(event.attributes or {}) for span in spans for event in span.events]
         assert "previous instructions" not in orjson.dumps(recorded).decode().lower()
+
+
+async def test_two_apps_in_one_process_keep_their_spans_apart(tmp_path: Path, upstream: MockUpstream) -> None:
+    async for first in traced_app(tmp_path / "first", upstream):
+        async for second in traced_app(tmp_path / "second", upstream):
+            assert (await first.chat("solo")).status_code == 200
+            assert [span for span in second.spans() if span.name == "routeiq.request"] == []
+            assert (await second.chat("backup")).status_code == 200
+        (in_first,) = attempts(first.spans())
+        (in_second,) = attempts(second.spans())
+        assert (in_first.name, in_second.name) == ("chat gpt-solo", "chat gpt-backup")
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 async def test_genai_metrics_are_exported_beside_routeiq_ones(traced: Traced) -> None:
