@@ -136,6 +136,9 @@ class Dispatcher:
                     failed.append(decision.deployment.id)
                     context.excluded.add(decision.deployment.id)
                     continue
+                except BaseException as error:  # a bug or a cancellation: the span still ends
+                    telemetry.crashed(error)
+                    raise
                 trace.served = True
                 upstream_seconds += time.perf_counter() - call_started
                 overhead_ms = max(0.0, (time.perf_counter() - started - upstream_seconds) * 1000)

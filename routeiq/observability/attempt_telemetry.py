@@ -17,7 +17,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from routeiq.executors.base import Operation, UpstreamError
 from routeiq.observability import genai
 from routeiq.observability.metrics import Metrics
-from routeiq.observability.tracing import NOT_RECORDING, Tracing
+from routeiq.observability.tracing import NOT_RECORDING, Tracing, mark_failed
 from routeiq.routing.strategy import RoutingChoice
 
 
@@ -72,6 +72,13 @@ class AttemptTelemetry:
             span.set_attributes({"error.type": error.code, "http.response.status_code": error.status})
             span.set_status(Status(StatusCode.ERROR, error.message))
             span.end()
+
+    def crashed(self, error: BaseException) -> None:
+        """The attempt ended in something other than an upstream failure (a bug, a cancellation):
+        the span ends marked with its class; no GenAI metric, since no upstream outcome is known."""
+        if self.span.is_recording():
+            mark_failed(self.span, error)
+            self.span.end()
 
     def answered(self, body: bytes, usage: Mapping[str, Any] | None) -> None:
         """A whole answer: response model, usage, finish reasons (and its text when captured)."""

@@ -67,10 +67,15 @@ class Traced:
         return list(self.exporter.get_finished_spans())
 
 
-async def traced_app(tmp_path: Path, upstream: MockUpstream, **routeiq: Any) -> AsyncIterator[Traced]:
+def write_config(tmp_path: Path, upstream: MockUpstream, **routeiq: Any) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config(upstream, **routeiq)))
+    return path
+
+
+async def traced_app(tmp_path: Path, upstream: MockUpstream, **routeiq: Any) -> AsyncIterator[Traced]:
+    path = write_config(tmp_path, upstream, **routeiq)
     settings = load_settings(
         path, environ={"ROUTEIQ_MASTER_KEY": MASTER_KEY, "ROUTEIQ_DATA_DIR": str(tmp_path / "data")}
     )
@@ -171,6 +176,20 @@ async def test_failed_then_fallback_shows_both_attempts(traced: Traced) -> None:
     assert {failed.parent.span_id, served.parent.span_id} == {request.context.span_id}  # type: ignore[union-attr]
     assert (request.attributes or {})["routeiq.fallback_groups"] == ("backup",)
     assert len((request.attributes or {})["routeiq.attempted_deployments"]) == 2
+
+
+async def test_an_attempt_that_crashes_still_ends_its_span(
+    traced: Traced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in an executor")
+
+    monkeypatch.setattr(traced.app.state.runtime.get().dispatcher, "_execute", crash)
+    assert (await traced.chat("solo")).status_code == 500
+    (attempt,) = attempts(traced.spans())
+    assert attempt.status.status_code is StatusCode.ERROR
+    assert (attempt.attributes or {})["error.type"] == "RuntimeError"
+    assert "a bug in an executor" not in str(attempt.status.description)
 
 
 async def test_a_stream_ends_its_attempt_span_at_the_last_chunk(traced: Traced) -> None:
