@@ -17,6 +17,10 @@ data (``data/benchmarks``), a per-domain table (``benchmarks/routing_domains.py`
 - ``gsm8k-a (cv)``: GSM8K half A in-domain, by 5-fold cross-validation (each prompt scored by a router
   trained on the other folds; hyper-parameters chosen inside each training fold only), pooled.
 
+Then the cascade, offline on GSM8K half A: an answer verifier (``routeiq train --algo verifier``)
+trained out of fold on the weak model's answers decides which escalate; its AUROC and the gap
+recovered against the best prompt-only router at the same strong-model share, with costs.
+
 The held-back GSM8K half B is not here and never reconstructed: half A's cross-validation stands in.
 Targets are printed as PASS/FAIL and never change the exit code: only a harness that cannot run
 exits non-zero.
@@ -276,7 +280,8 @@ def cascade_table(prompt_only: dict[str, Any], router_scores: dict[str, np.ndarr
 
 
 def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(target, PASS/FAIL/SKIP, detail) for the three targets."""
+    """(target, PASS/FAIL/SKIP, detail) for each target: learned routers in-domain, on GSM8K by CV and
+    trained on MMLU only; the centroid against prompt length in every domain; the cascade; latency."""
     rows = report["results"]
     learned = {name: rows[name]["apgr"] for name in ALGORITHM_NAMES if name in rows}
     best = max(learned, key=lambda name: learned[name])
