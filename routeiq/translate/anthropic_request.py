@@ -24,6 +24,7 @@ A bad request is refused here with ``InvalidRequest`` naming the client's field
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -43,6 +44,11 @@ def _kind(value: Any) -> str:
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}.get(
         type(value), "an object" if isinstance(value, dict) else type(value).__name__
     )
+
+
+def _among(value: Any, names: Collection[str]) -> bool:
+    """``value`` is one of ``names`` (a client's odd JSON, an array say, is simply not)."""
+    return isinstance(value, str) and value in names
 
 
 def _expect(ok: bool, expected: str, value: Any, *path: str | int) -> None:
@@ -78,7 +84,7 @@ def _image_part(block: dict[str, Any], *path: str | int) -> dict[str, Any]:
     kind = source.get("type")
     if kind == "base64":
         media_type, data = source.get("media_type"), source.get("data")
-        if media_type not in IMAGE_MEDIA_TYPES:
+        if not _among(media_type, IMAGE_MEDIA_TYPES):
             raise InvalidRequest(f"{media_type!r} is not one of {sorted(IMAGE_MEDIA_TYPES)}", *path, "source")
         _expect(isinstance(data, str), "a string", data, *path, "source", "data")
         return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
@@ -140,7 +146,7 @@ def _user_messages(content: Any, index: int) -> list[dict[str, Any]]:
     for position, block in enumerate(_blocks(content, "messages", index, "content")):
         path = ("messages", index, "content", position)
         kind = block.get("type")
-        if kind not in USER_BLOCKS:
+        if not _among(kind, USER_BLOCKS):
             raise InvalidRequest(f"unknown content block type {kind!r} in a user message", *path, "type")
         if kind == "text":
             parts.append({"type": "text", "text": _text_of(block, *path)})
@@ -168,7 +174,7 @@ def _assistant_message(content: Any, index: int) -> dict[str, Any]:
     for position, block in enumerate(_blocks(content, "messages", index, "content")):
         path = ("messages", index, "content", position)
         kind = block.get("type")
-        if kind not in ASSISTANT_BLOCKS:
+        if not _among(kind, ASSISTANT_BLOCKS):
             raise InvalidRequest(
                 f"unknown content block type {kind!r} in an assistant message", *path, "type"
             )
@@ -236,7 +242,7 @@ def _tool_choice(choice: Any, chat: dict[str, Any]) -> None:
         name = choice.get("name")
         _expect(isinstance(name, str) and bool(name), "a tool name", name, "tool_choice", "name")
         chat["tool_choice"] = {"type": "function", "function": {"name": name}}
-    elif kind in TOOL_CHOICES:
+    elif _among(kind, TOOL_CHOICES):
         chat["tool_choice"] = TOOL_CHOICES[kind]
     else:
         raise InvalidRequest(f"{kind!r} is not one of ['any', 'auto', 'none', 'tool']", "tool_choice", "type")
@@ -262,7 +268,7 @@ def messages_to_chat(body: dict[str, Any]) -> dict[str, Any]:
     for index, message in enumerate(messages):
         _expect(isinstance(message, dict), "a message object", message, "messages", index)
         role = message.get("role")
-        if role not in ROLES:
+        if not _among(role, ROLES):
             raise InvalidRequest(f"{role!r} is not one of ['assistant', 'user']", "messages", index, "role")
         if role == "user":
             chat_messages.extend(_user_messages(message.get("content"), index))

@@ -21,13 +21,23 @@ STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use", "function_call
 STOP_REASONS["content_filter"] = "refusal"
 
 
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: an upstream's odd shapes read as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects in ``value`` if it is an array, else none."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def message_id() -> str:
     return "msg_" + secrets.token_hex(12)
 
 
 def stop_reason(finish_reason: Any, choice: dict[str, Any], stops: list[str]) -> tuple[str, str | None]:
     """(``stop_reason``, ``stop_sequence``) for a chat choice's ``finish_reason``."""
-    if finish_reason in STOP_REASONS:
+    if isinstance(finish_reason, str) and finish_reason in STOP_REASONS:
         return STOP_REASONS[finish_reason], None
     matched = choice.get("stop_reason")  # vLLM and compatible servers: the stop string that matched
     if isinstance(matched, str) and matched in stops:
@@ -66,9 +76,8 @@ def stops_of(chat_body: Mapping[str, Any]) -> list[str]:
 
 def chat_to_message(answer: dict[str, Any], chat_body: Mapping[str, Any]) -> dict[str, Any]:
     """The Messages response for a chat completion (its first choice)."""
-    choices = answer.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    message = choice.get("message") or {}
+    choice = next(iter(objects(answer.get("choices"))), {})
+    message = obj(choice.get("message"))
     content: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
@@ -76,8 +85,8 @@ def chat_to_message(answer: dict[str, Any], chat_body: Mapping[str, Any]) -> dic
     text = message.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    for call in objects(message.get("tool_calls")):
+        function = obj(call.get("function"))
         content.append(
             {
                 "type": "tool_use",

@@ -20,6 +20,8 @@ import orjson
 from routeiq.translate.anthropic_response import (
     anthropic_usage,
     message_id,
+    obj,
+    objects,
     stop_reason,
     stops_of,
 )
@@ -90,8 +92,8 @@ class AnthropicStream:
         self._started = True
         if isinstance(chunk.get("usage"), dict):
             self._usage = chunk["usage"]
-        choices = chunk.get("choices")
-        if choices and isinstance(choices[0], dict):
+        choices = objects(chunk.get("choices"))
+        if choices:
             out.append(self._on_choice(choices[0]))
         return b"".join(out)
 
@@ -113,7 +115,7 @@ class AnthropicStream:
 
     def _on_choice(self, choice: dict[str, Any]) -> bytes:
         out: list[bytes] = []
-        delta = choice.get("delta") or {}
+        delta = obj(choice.get("delta"))
         reasoning = delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
             out.append(self._ensure_block("thinking", {"type": "thinking", "thinking": "", "signature": ""}))
@@ -124,7 +126,7 @@ class AnthropicStream:
             out.append(self._ensure_block("text", {"type": "text", "text": ""}))
             out.append(self._delta({"type": "text_delta", "text": text}))
             self._streamed_chars += len(text)
-        for call in delta.get("tool_calls") or []:
+        for call in objects(delta.get("tool_calls")):
             out.append(self._on_tool_call(call))
         if choice.get("finish_reason"):
             self._finish_reason = choice["finish_reason"]
@@ -134,8 +136,9 @@ class AnthropicStream:
     def _on_tool_call(self, call: dict[str, Any]) -> bytes:
         self.saw_tool_call = True
         out: list[bytes] = []
-        index = call.get("index", 0)
-        function = call.get("function") or {}
+        raw_index = call.get("index")
+        index = raw_index if isinstance(raw_index, int) else 0
+        function = obj(call.get("function"))
         if index not in self._tool_blocks:
             out.append(self._stop_block())
             self._tool_blocks[index] = self._blocks

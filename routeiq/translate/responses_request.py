@@ -23,6 +23,7 @@ What maps:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from routeiq.api.requests import InvalidRequest
@@ -45,6 +46,11 @@ def _kind(value: Any) -> str:
     return names.get(type(value), "an object" if isinstance(value, dict) else type(value).__name__)
 
 
+def _among(value: Any, names: Collection[str]) -> bool:
+    """``value`` is one of ``names`` (a client's odd JSON, an array say, is simply not)."""
+    return isinstance(value, str) and value in names
+
+
 def _expect(ok: bool, expected: str, value: Any, *path: str | int) -> None:
     if not ok:
         raise InvalidRequest(f"expected {expected}, got {_kind(value)}", *path)
@@ -54,7 +60,7 @@ def _part(part: Any, *path: str | int) -> dict[str, Any]:
     if not isinstance(part, dict):
         raise InvalidRequest(f"expected a content part object, got {_kind(part)}", *path)
     kind = part.get("type")
-    if kind in TEXT_PARTS:
+    if _among(kind, TEXT_PARTS):
         _expect(isinstance(part.get("text"), str), "a string", part.get("text"), *path, "text")
         return {"type": "text", "text": part["text"]}
     if kind == "refusal":
@@ -82,7 +88,7 @@ def _content(content: Any, *path: str | int) -> str | list[dict[str, Any]]:
 
 def _message(item: dict[str, Any], index: int) -> dict[str, Any]:
     role = item.get("role")
-    if role not in MESSAGE_ROLES:
+    if not _among(role, MESSAGE_ROLES):
         raise InvalidRequest(f"{role!r} is not one of {sorted(MESSAGE_ROLES)}", "input", index, "role")
     content = _content(item.get("content"), "input", index, "content")
     if role == "assistant" and not isinstance(content, str):  # an assistant turn is text in chat
@@ -242,7 +248,7 @@ def responses_to_chat(body: dict[str, Any]) -> dict[str, Any]:
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
         effort = reasoning["effort"]
-        if effort not in EFFORTS:
+        if not _among(effort, EFFORTS):
             raise InvalidRequest(f"{effort!r} is not one of {sorted(EFFORTS)}", "reasoning", "effort")
         chat["reasoning_effort"] = effort
     stream = body.get("stream")

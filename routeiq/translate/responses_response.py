@@ -14,6 +14,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from routeiq.translate.anthropic_response import obj, objects
+
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -56,7 +58,11 @@ class ResponseShell:
         error: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         request = self.request
-        reason = INCOMPLETE.get(finish_reason) if status == "completed" else None
+        reason = (
+            INCOMPLETE.get(finish_reason)
+            if status == "completed" and isinstance(finish_reason, str)
+            else None
+        )
         if reason is not None:
             status = "incomplete"
         asked = request.get("reasoning")
@@ -106,15 +112,14 @@ def function_call_item(item_id: str, call_id: str, name: str, arguments: str, st
 
 def chat_to_response(answer: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
     """The Responses object for a chat completion (its first choice)."""
-    choices = answer.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    message = choice.get("message") or {}
+    choice = next(iter(objects(answer.get("choices"))), {})
+    message = obj(choice.get("message"))
     output: list[dict[str, Any]] = []
     text = message.get("content")
     if isinstance(text, str) and text:
         output.append(message_item(new_id("msg"), text))
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    for call in objects(message.get("tool_calls")):
+        function = obj(call.get("function"))
         call_id = str(call.get("id") or new_id("call"))
         arguments = function.get("arguments")
         output.append(

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from routeiq.translate.anthropic_response import obj, objects
 from routeiq.translate.responses_response import (
     ResponseShell,
     function_call_item,
@@ -108,14 +109,14 @@ class ResponsesStream:
             return b"".join(out)
         if isinstance(chunk.get("usage"), dict):
             self._usage = chunk["usage"]
-        choices = chunk.get("choices")
-        if choices and isinstance(choices[0], dict):
+        choices = objects(chunk.get("choices"))
+        if choices:
             out.append(self._on_choice(choices[0]))
         return b"".join(out)
 
     def _on_choice(self, choice: dict[str, Any]) -> bytes:
         out: list[bytes] = []
-        delta = choice.get("delta") or {}
+        delta = obj(choice.get("delta"))
         text = delta.get("content")
         if isinstance(text, str) and text:
             if self._open is None or self._open.kind != "message":
@@ -132,7 +133,7 @@ class ResponsesStream:
                     logprobs=[],
                 )
             )
-        for call in delta.get("tool_calls") or []:
+        for call in objects(delta.get("tool_calls")):
             out.append(self._on_tool_call(call))
         if choice.get("finish_reason"):
             self._finish_reason = choice["finish_reason"]
@@ -144,8 +145,9 @@ class ResponsesStream:
 
     def _on_tool_call(self, call: dict[str, Any]) -> bytes:
         out: list[bytes] = []
-        index = call.get("index", 0)
-        function = call.get("function") or {}
+        raw_index = call.get("index")
+        index = raw_index if isinstance(raw_index, int) else 0
+        function = obj(call.get("function"))
         item = self._tools.get(index)
         if item is None:
             call_id = str(call.get("id") or new_id("call"))
