@@ -61,12 +61,17 @@ def upstream_headers(deployment: Deployment, client_headers: Mapping[str, str]) 
     return headers
 
 
+def token_count(value: Any) -> int:
+    """A token count as reported, or 0 for anything that is not one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def chat_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     """Anthropic usage in chat terms, as every other layer reads usage."""
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    prompt = int(usage.get("input_tokens") or 0) + cached + written
-    completion = int(usage.get("output_tokens") or 0)
+    cached = token_count(usage.get("cache_read_input_tokens"))
+    written = token_count(usage.get("cache_creation_input_tokens"))
+    prompt = token_count(usage.get("input_tokens")) + cached + written
+    completion = token_count(usage.get("output_tokens"))
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -110,10 +115,17 @@ class _Usage:
             elif event.startswith(b"event: message_stop"):
                 self.done = True
             elif event.startswith((b"event: message_start", b"event: message_delta")):
-                data = orjson.loads(event[event.index(b"data:") + 5 :])
-                usage = (data.get("message") or {}).get("usage") if "message" in data else data.get("usage")
-                if isinstance(usage, dict):
-                    self.seen.update({key: value for key, value in usage.items() if value is not None})
+                self._read_usage(event)
+
+    def _read_usage(self, event: bytes) -> None:
+        try:  # the bytes go on as they are; an event that cannot be read just reports no usage
+            data = orjson.loads(event[event.index(b"data:") + 5 :])
+        except (ValueError, orjson.JSONDecodeError):
+            return
+        holder = data.get("message") if isinstance(data, dict) and "message" in data else data
+        usage = holder.get("usage") if isinstance(holder, dict) else None
+        if isinstance(usage, dict):
+            self.seen.update({key: value for key, value in usage.items() if isinstance(value, int)})
 
     def chat(self) -> dict[str, Any] | None:
         return chat_usage(self.seen) if self.seen else None

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from routeiq.executors.anthropic_wire import error_from_response
+from routeiq.executors.anthropic_wire import error_from_response, token_count
 from routeiq.executors.base import (
     Completed,
     Streaming,
@@ -38,10 +38,10 @@ SEQUENCE = re.compile(rb'"sequence_number":(\d+)')
 
 def chat_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     """Responses usage in chat terms, as every other layer reads usage."""
-    prompt = int(usage.get("input_tokens") or 0)
-    completion = int(usage.get("output_tokens") or 0)
+    prompt = token_count(usage.get("input_tokens"))
+    completion = token_count(usage.get("output_tokens"))
     details = usage.get("input_tokens_details")
-    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    cached = token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -65,9 +65,17 @@ class _Progress:
         for event in events.split(EVENT_END):
             if event.startswith(TERMINAL):
                 self.done = True
-                response = orjson.loads(event[event.index(b"data:") + 5 :]).get("response") or {}
-                if isinstance(response.get("usage"), dict):
-                    self.usage = chat_usage(response["usage"])
+                self._read_usage(event)
+
+    def _read_usage(self, event: bytes) -> None:
+        try:  # the bytes go on as they are; an event that cannot be read just reports no usage
+            data = orjson.loads(event[event.index(b"data:") + 5 :])
+        except (ValueError, orjson.JSONDecodeError):
+            return
+        response = data.get("response") if isinstance(data, dict) else None
+        usage = response.get("usage") if isinstance(response, dict) else None
+        if isinstance(usage, dict):
+            self.usage = chat_usage(usage)
 
     def failure(self, code: str, message: str) -> bytes:
         """``error`` then ``response.failed``, numbered after the last event sent."""
