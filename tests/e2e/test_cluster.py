@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -78,8 +77,11 @@ class Cluster:
         return eventually_sync(applied_everywhere)
 
 
-@pytest.fixture(params=["4-workers", "2-replicas"])
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+@pytest.fixture(scope="module", params=["4-workers", "2-replicas"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster per shape for the module's tests (they use separate groups and counters, and the
+    strategy test is the only one that changes the strategy, after the counter test has run)."""
+    tmp_path = tmp_path_factory.mktemp("cluster")
     redis.Redis.from_url(REDIS_URL).flushdb()
     suffix = uuid.uuid4().hex[:8]
     env = {"ROUTEIQ_REDIS_URL": REDIS_URL, "ROUTEIQ_ADMIN_KEYS": "sk-admin"}
