@@ -15,7 +15,6 @@ Anthropic-wire deployments the strategy picks; any other deployment gets the cha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -28,9 +27,8 @@ from routeiq.executors.base import (
     UpstreamError,
     invalid_answer,
     report_failure,
-    upstream_error,
-    upstream_timeout,
 )
+from routeiq.executors.upstream_http import client_timeout, post, read_whole
 from routeiq.routing.deployments import Deployment
 
 ANTHROPIC_BASE = "https://api.anthropic.com"
@@ -83,21 +81,6 @@ def chat_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
 def error_event(message: str) -> bytes:
     data = {"type": "error", "error": {"type": "api_error", "message": message}}
     return b"event: error\ndata: " + orjson.dumps(data) + EVENT_END
-
-
-async def error_from_response(response: aiohttp.ClientResponse, deployment: Deployment) -> UpstreamError:
-    try:
-        data = await response.read()
-    except (aiohttp.ClientError, TimeoutError):
-        data = b""
-    finally:
-        response.release()
-    message = f"deployment {deployment.id} answered {response.status}"
-    with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
-        message = f"{message}: {orjson.loads(data)['error']['message']}"
-    retry_after = response.headers.get("retry-after")
-    seconds = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-    return upstream_error(response.status, message, retry_after=seconds)
 
 
 class _Usage:
@@ -168,44 +151,17 @@ class MessagesCall:
         payload = {**self._body, "model": deployment.upstream_model}
         payload.pop("routeiq", None)
         streaming = bool(payload.get("stream"))
-        seconds = deployment.timeout or self._timeout_seconds
-        timeout = aiohttp.ClientTimeout(
-            total=None if streaming else seconds,
-            sock_connect=self._connect_timeout_seconds,
-            sock_read=seconds,
-        )
+        timeout = client_timeout(deployment, self._timeout_seconds, self._connect_timeout_seconds, streaming)
         headers = upstream_headers(deployment, self._client_headers)
-        try:
-            response = await self._session.post(
-                messages_url(deployment), data=orjson.dumps(payload), headers=headers, timeout=timeout
-            )
-        except TimeoutError:
-            raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
-        except aiohttp.ClientError as error:
-            raise UpstreamError(
-                502,
-                f"deployment {deployment.id} is unreachable: {type(error).__name__}",
-                code="upstream_unreachable",
-                retryable=True,
-            ) from None
-        if response.status >= 400:
-            raise await error_from_response(response, deployment)
+        data = orjson.dumps(payload)
+        response = await post(self._session, deployment, messages_url(deployment), data, headers, timeout)
         if not streaming:
             return await _whole(response, deployment)
         return await _stream(response, deployment)
 
 
 async def _whole(response: aiohttp.ClientResponse, deployment: Deployment) -> Completed:
-    try:
-        data = await response.read()
-    except TimeoutError:
-        raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
-    except aiohttp.ClientError:
-        raise UpstreamError(
-            502, f"deployment {deployment.id} broke off its answer", code="upstream_error", retryable=True
-        ) from None
-    finally:
-        response.release()
+    data = await read_whole(response, deployment)
     try:
         message = orjson.loads(data)
     except orjson.JSONDecodeError:

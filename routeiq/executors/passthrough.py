@@ -26,9 +26,9 @@ from routeiq.executors.base import (
     invalid_answer,
     report_failure,
     sse_error_event,
-    upstream_error,
     upstream_timeout,
 )
+from routeiq.executors.upstream_http import client_timeout, post, read_whole
 from routeiq.routing.deployments import Deployment
 
 DONE_EVENT = b"data: [DONE]"
@@ -67,62 +67,14 @@ class PassthroughExecutor:
         client_wants_usage = streaming and bool((body.get("stream_options") or {}).get("include_usage"))
         if streaming and not client_wants_usage:
             payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        seconds = deployment.timeout or self._timeout_seconds
-        timeout = aiohttp.ClientTimeout(
-            total=None if streaming else seconds,
-            sock_connect=self._connect_timeout_seconds,
-            sock_read=seconds,
-        )
+        timeout = client_timeout(deployment, self._timeout_seconds, self._connect_timeout_seconds, streaming)
         url = f"{deployment.api_base}{operation.path}"
-        try:
-            response = await self._session.post(
-                url, data=orjson.dumps(payload), headers=deployment.upstream_headers, timeout=timeout
-            )
-        except TimeoutError:
-            raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
-        except aiohttp.ClientError as error:
-            raise UpstreamError(
-                502,
-                f"deployment {deployment.id} is unreachable: {type(error).__name__}",
-                code="upstream_unreachable",
-                retryable=True,
-            ) from None
-        if response.status >= 400:
-            raise await _error_from_response(response, deployment)
+        data = orjson.dumps(payload)
+        response = await post(self._session, deployment, url, data, deployment.upstream_headers, timeout)
         if not streaming:
-            try:
-                data = await response.read()
-            except TimeoutError:
-                raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
-            except aiohttp.ClientError:
-                raise UpstreamError(
-                    502,
-                    f"deployment {deployment.id} broke off its answer",
-                    code="upstream_error",
-                    retryable=True,
-                ) from None
-            finally:
-                response.release()
-            return Completed(body=data, usage=_answer_usage(data, deployment))
+            answer = await read_whole(response, deployment)
+            return Completed(body=answer, usage=_answer_usage(answer, deployment))
         return await _open_stream(response, deployment, keep_usage=client_wants_usage)
-
-
-async def _error_from_response(response: aiohttp.ClientResponse, deployment: Deployment) -> UpstreamError:
-    try:
-        data = await response.read()
-    except (aiohttp.ClientError, TimeoutError):
-        data = b""
-    finally:
-        response.release()
-    message = f"deployment {deployment.id} answered {response.status}"
-    try:
-        detail = orjson.loads(data)["error"]["message"]
-        message = f"{message}: {detail}"
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        pass
-    retry_after = response.headers.get("retry-after")
-    seconds = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-    return upstream_error(response.status, message, retry_after=seconds)
 
 
 def _answer_usage(data: bytes, deployment: Deployment) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from routeiq.executors.anthropic_wire import error_from_response, token_count
+from routeiq.executors.anthropic_wire import token_count
 from routeiq.executors.base import (
     Completed,
     Streaming,
@@ -27,8 +27,8 @@ from routeiq.executors.base import (
     error_object_detail,
     invalid_answer,
     report_failure,
-    upstream_timeout,
 )
+from routeiq.executors.upstream_http import client_timeout, post, read_whole
 from routeiq.routing.deployments import Deployment
 
 EVENT_END = b"\n\n"
@@ -131,46 +131,17 @@ class ResponsesCall:
         payload = {**self._body, "model": deployment.upstream_model, "store": False}
         payload.pop("routeiq", None)
         streaming = bool(payload.get("stream"))
-        seconds = deployment.timeout or self._timeout_seconds
-        timeout = aiohttp.ClientTimeout(
-            total=None if streaming else seconds,
-            sock_connect=self._connect_timeout_seconds,
-            sock_read=seconds,
-        )
-        try:
-            response = await self._session.post(
-                f"{deployment.api_base}/responses",
-                data=orjson.dumps(payload),
-                headers=deployment.upstream_headers,
-                timeout=timeout,
-            )
-        except TimeoutError:
-            raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
-        except aiohttp.ClientError as error:
-            raise UpstreamError(
-                502,
-                f"deployment {deployment.id} is unreachable: {type(error).__name__}",
-                code="upstream_unreachable",
-                retryable=True,
-            ) from None
-        if response.status >= 400:
-            raise await error_from_response(response, deployment)
+        timeout = client_timeout(deployment, self._timeout_seconds, self._connect_timeout_seconds, streaming)
+        url = f"{deployment.api_base}/responses"
+        data = orjson.dumps(payload)
+        response = await post(self._session, deployment, url, data, deployment.upstream_headers, timeout)
         if not streaming:
             return await _whole(response, deployment)
         return await _stream(response, deployment)
 
 
 async def _whole(response: aiohttp.ClientResponse, deployment: Deployment) -> Completed:
-    try:
-        data = await response.read()
-    except TimeoutError:
-        raise upstream_timeout(f"deployment {deployment.id} did not answer in time") from None
-    except aiohttp.ClientError:
-        raise UpstreamError(
-            502, f"deployment {deployment.id} broke off its answer", code="upstream_error", retryable=True
-        ) from None
-    finally:
-        response.release()
+    data = await read_whole(response, deployment)
     try:
         answer = orjson.loads(data)
     except orjson.JSONDecodeError:
