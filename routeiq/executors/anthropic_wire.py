@@ -28,13 +28,19 @@ from routeiq.executors.base import (
     invalid_answer,
     report_failure,
 )
-from routeiq.executors.upstream_http import client_timeout, post, read_whole
+from routeiq.executors.upstream_http import (
+    EVENT_END,
+    client_timeout,
+    first_events,
+    post,
+    read_whole,
+    whole_events,
+)
 from routeiq.routing.deployments import Deployment
 
 ANTHROPIC_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
-EVENT_END = b"\n\n"
 
 
 def messages_url(deployment: Deployment, suffix: str = "") -> str:
@@ -174,33 +180,12 @@ async def _whole(response: aiohttp.ClientResponse, deployment: Deployment) -> Co
 
 async def _stream(response: aiohttp.ClientResponse, deployment: Deployment) -> Streaming:
     usage = _Usage()
-    buffer = b""
-    content = response.content
-
-    async def next_events() -> bytes:
-        """The next whole events; b'' at the end of the upstream stream."""
-        nonlocal buffer
-        while True:
-            data = await content.readany()
-            if not data:
-                return b""
-            buffer += data
-            end = buffer.rfind(EVENT_END)
-            if end >= 0:
-                events, buffer = buffer[: end + 2], buffer[end + 2 :]
-                usage.read(events)
-                return events
+    next_events = whole_events(response, usage.read)
 
     async def close() -> None:
         response.release()
 
-    try:
-        first = await next_events()
-    except (aiohttp.ClientError, TimeoutError):
-        await close()
-        raise UpstreamError(
-            502, f"deployment {deployment.id} broke off its stream", code="upstream_error", retryable=True
-        ) from None
+    first = await first_events(next_events, response, deployment)
     if not first.startswith(b"event: message_start"):  # nothing sent yet: another deployment may answer
         await close()
         detail = "an error event" if usage.failed else "a stream that is not a message"

@@ -28,11 +28,10 @@ from routeiq.executors.base import (
     sse_error_event,
     upstream_timeout,
 )
-from routeiq.executors.upstream_http import client_timeout, post, read_whole
+from routeiq.executors.upstream_http import EVENT_END, client_timeout, first_events, post, read_whole
 from routeiq.routing.deployments import Deployment
 
 DONE_EVENT = b"data: [DONE]"
-EVENT_END = b"\n\n"
 
 
 class PassthroughExecutor:
@@ -181,13 +180,7 @@ async def _open_stream(
     async def close() -> None:
         response.release()
 
-    try:
-        first = await next_events()
-    except (aiohttp.ClientError, TimeoutError):
-        await close()
-        raise UpstreamError(
-            502, f"deployment {deployment.id} broke off its stream", code="upstream_error", retryable=True
-        ) from None
+    first = await first_events(next_events, response, deployment)
     if framer.error is not None:  # nothing has reached the client yet: another deployment may answer
         await close()
         raise invalid_answer(deployment, framer.error)

@@ -28,10 +28,16 @@ from routeiq.executors.base import (
     invalid_answer,
     report_failure,
 )
-from routeiq.executors.upstream_http import client_timeout, post, read_whole
+from routeiq.executors.upstream_http import (
+    EVENT_END,
+    client_timeout,
+    first_events,
+    post,
+    read_whole,
+    whole_events,
+)
 from routeiq.routing.deployments import Deployment
 
-EVENT_END = b"\n\n"
 TERMINAL = (b"event: response.completed", b"event: response.incomplete", b"event: response.failed")
 SEQUENCE = re.compile(rb'"sequence_number":(\d+)')
 
@@ -155,32 +161,12 @@ async def _whole(response: aiohttp.ClientResponse, deployment: Deployment) -> Co
 
 async def _stream(response: aiohttp.ClientResponse, deployment: Deployment) -> Streaming:
     progress = _Progress()
-    buffer = b""
-    content = response.content
-
-    async def next_events() -> bytes:
-        nonlocal buffer
-        while True:
-            data = await content.readany()
-            if not data:
-                return b""
-            buffer += data
-            end = buffer.rfind(EVENT_END)
-            if end >= 0:
-                events, buffer = buffer[: end + 2], buffer[end + 2 :]
-                progress.read(events)
-                return events
+    next_events = whole_events(response, progress.read)
 
     async def close() -> None:
         response.release()
 
-    try:
-        first = await next_events()
-    except (aiohttp.ClientError, TimeoutError):
-        await close()
-        raise UpstreamError(
-            502, f"deployment {deployment.id} broke off its stream", code="upstream_error", retryable=True
-        ) from None
+    first = await first_events(next_events, response, deployment)
     if not first.startswith(b"event: response.created"):
         await close()
         raise invalid_answer(deployment, "a stream that does not open with response.created")

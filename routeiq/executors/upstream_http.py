@@ -5,7 +5,7 @@ answer into an ``UpstreamError`` in RouteIQ's words."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 import orjson
@@ -78,3 +78,43 @@ async def error_from_response(response: aiohttp.ClientResponse, deployment: Depl
     retry_after = response.headers.get("retry-after")
     seconds = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
     return upstream_error(response.status, message, retry_after=seconds)
+
+
+EVENT_END = b"\n\n"
+
+
+def whole_events(
+    response: aiohttp.ClientResponse, seen: Callable[[bytes], None]
+) -> Callable[[], Awaitable[bytes]]:
+    """A reader of a server-sent-event stream that returns whole events only (``seen`` looks at
+    each batch first); b'' at the end of the upstream stream."""
+    content = response.content
+    buffer = b""
+
+    async def next_events() -> bytes:
+        nonlocal buffer
+        while True:
+            data = await content.readany()
+            if not data:
+                return b""
+            buffer += data
+            end = buffer.rfind(EVENT_END)
+            if end >= 0:
+                events, buffer = buffer[: end + 2], buffer[end + 2 :]
+                seen(events)
+                return events
+
+    return next_events
+
+
+async def first_events(
+    next_events: Callable[[], Awaitable[bytes]], response: aiohttp.ClientResponse, deployment: Deployment
+) -> bytes:
+    """A stream's opening; one broken before it (nothing reached the client) may be retried."""
+    try:
+        return await next_events()
+    except (aiohttp.ClientError, TimeoutError):
+        response.release()
+        raise UpstreamError(
+            502, f"deployment {deployment.id} broke off its stream", code="upstream_error", retryable=True
+        ) from None
