@@ -25,8 +25,8 @@ from routeiq.translate.anthropic_response import (
     stop_reason,
     stops_of,
 )
+from routeiq.translate.chat_events import EVENT_END, ChatEventReader
 
-EVENT_END = b"\n\n"
 DONE = b"[DONE]"
 ERROR_TYPES = {429: "rate_limit_error", 504: "timeout_error"}
 
@@ -39,7 +39,7 @@ def error_event(error_type: str, message: str) -> bytes:
     return sse("error", {"type": "error", "error": {"type": error_type, "message": message}})
 
 
-class AnthropicStream:
+class AnthropicStream(ChatEventReader):
     """Feed it the chat stream's bytes in order; it returns the Anthropic events they complete."""
 
     def __init__(self, chat_body: Mapping[str, Any], input_estimate: int) -> None:
@@ -57,19 +57,6 @@ class AnthropicStream:
         self._usage: dict[str, Any] | None = None
         self.saw_tool_call = False
         self._streamed_chars = 0
-
-    def feed(self, data: bytes) -> bytes:
-        self._buffer += data
-        end = self._buffer.rfind(EVENT_END)
-        if end < 0 or self._finished:
-            return b""
-        complete, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-        out: list[bytes] = []
-        for event in complete.split(EVENT_END):
-            for line in event.split(b"\n"):
-                if line.startswith(b"data:") and not self._finished:
-                    out.append(self._on_data(line[5:].strip()))
-        return b"".join(out)
 
     def finish(self) -> bytes:
         """The closing events, if the stream has not ended yet (an upstream that sent no [DONE])."""

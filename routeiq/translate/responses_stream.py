@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from routeiq.translate.anthropic_response import obj, objects
+from routeiq.translate.chat_events import EVENT_END, ChatEventReader
 from routeiq.translate.responses_response import (
     ResponseShell,
     function_call_item,
@@ -26,7 +27,6 @@ from routeiq.translate.responses_response import (
     responses_usage,
 )
 
-EVENT_END = b"\n\n"
 DONE = b"[DONE]"
 
 
@@ -50,7 +50,7 @@ class _Item:
         return function_call_item(self.id, self.call_id, self.name, self.text, status)
 
 
-class ResponsesStream:
+class ResponsesStream(ChatEventReader):
     """Feed it the chat stream's bytes in order; it returns the Responses events they complete."""
 
     def __init__(self, request: Mapping[str, Any], chat_body: Mapping[str, Any], input_estimate: int) -> None:
@@ -65,19 +65,6 @@ class ResponsesStream:
         self._tools: dict[int, _Item] = {}  # chat tool-call index -> its item
         self._finish_reason: Any = None
         self._usage: dict[str, Any] | None = None
-
-    def feed(self, data: bytes) -> bytes:
-        self._buffer += data
-        end = self._buffer.rfind(EVENT_END)
-        if end < 0 or self._finished:
-            return b""
-        complete, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-        out: list[bytes] = []
-        for event in complete.split(EVENT_END):
-            for line in event.split(b"\n"):
-                if line.startswith(b"data:") and not self._finished:
-                    out.append(self._on_data(line[5:].strip()))
-        return b"".join(out)
 
     def finish(self) -> bytes:
         """The closing events, if the stream has not ended yet."""
