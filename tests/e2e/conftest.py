@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
+from tests.support.windows import wait_clear_of_hour_rollover
 
 MASTER_KEY = "sk-test-master"
 ADMIN_KEY = "sk-test-admin"
@@ -48,6 +49,16 @@ def gateway_config(api_base: str) -> dict[str, Any]:
         },
         "routeiq": {"max_request_body_bytes": 65536},
     }
+
+
+# Longer than any test that counts calls in an hour window takes, even on a loaded machine.
+HOUR_TEST_MARGIN_SECONDS = 90
+
+
+@pytest.fixture
+def clear_of_hour_rollover() -> None:
+    """For tests that count calls in an hour window (``pytestmark`` of their module)."""
+    wait_clear_of_hour_rollover(HOUR_TEST_MARGIN_SECONDS)
 
 
 @dataclass

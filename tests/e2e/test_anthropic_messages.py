@@ -15,6 +15,8 @@ from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
+pytestmark = pytest.mark.usefixtures("clear_of_hour_rollover")  # counts calls in hour windows
+
 MASTER_KEY = "sk-test-master"
 USER = [{"role": "user", "content": "What is the capital of France?"}]
 WEATHER = {

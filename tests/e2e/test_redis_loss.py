@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 
 from tests.support.eventually import eventually_sync
@@ -17,6 +18,8 @@ from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 from tests.support.redis_store import RedisServer
 from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.usefixtures("clear_of_hour_rollover")  # counts calls in hour windows
 
 CHAT = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
 ADMIN = {"authorization": "Bearer sk-admin"}

@@ -20,6 +20,8 @@ from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
+pytestmark = pytest.mark.usefixtures("clear_of_hour_rollover")  # counts calls in hour windows
+
 MASTER = "sk-validation-master"
 ADMIN_KEY = "sk-validation-admin"
 GUARDRAILS = "x-routeiq-applied-guardrails"
