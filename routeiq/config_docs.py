@@ -14,6 +14,7 @@ from pydantic_core import PydanticUndefined
 from routeiq.config import ENV_PREFIX
 from routeiq.governance.limits import Limit, QuotaSettings
 from routeiq.settings import (
+    AdminSettings,
     CircuitBreakerSettings,
     DeploymentConfig,
     LiteLLMParams,
@@ -89,6 +90,13 @@ def render() -> str:
     parts = [INTRO]
     parts.append(
         _table("`routeiq:` section", "RouteIQ's own settings.", _rows(Settings, "routeiq.", ENV_PREFIX))
+    )
+    parts.append(
+        _table(
+            "`routeiq.admin`",
+            "The control plane (`/admin`) and the admin UI (docs/admin.md).",
+            _rows(AdminSettings, "routeiq.admin.", f"{ENV_PREFIX}ADMIN__"),
+        )
     )
     parts.append(
         _table(

@@ -207,6 +207,22 @@ class PolicySettings(BaseModel):
     )
 
 
+class AdminSettings(BaseModel):
+    """The control plane (`/admin`) and the admin UI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics_stream_seconds: float = Field(
+        default=2.0, ge=0.5, le=60, description="How often `/admin/metrics/stream` sends the metrics."
+    )
+    login_failures_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Failed `POST /admin/auth/verify` attempts a source address may make per minute "
+        "(cluster-wide) before it gets 429.",
+    )
+
+
 class PluginConfig(BaseModel):
     """One enabled plugin: a built-in name or a third-party one found through an entry point."""
 
@@ -264,6 +280,9 @@ class Settings(BaseSettings):
         default="open",
         description="Who may read /metrics: `open` (no key: Prometheus scraping inside the cluster), "
         "`admin` (an admin key), `data` (an admin key or any key the data plane accepts).",
+    )
+    admin: AdminSettings = Field(
+        default_factory=AdminSettings, description="The control plane and admin UI (next table)."
     )
 
     # Protection
