@@ -13,6 +13,7 @@ import os
 import re
 import typing
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,6 +56,31 @@ class ConfigError(Exception):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         self.partial = partial
         super().__init__(format_problems(self.problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config document, where it is: ``path`` in the document's own terms
+    (``routeiq.port``, ``model_list.0.litellm_params.model``; ``""`` for the whole document),
+    ``line`` for YAML syntax errors."""
+
+    path: str
+    message: str
+    line: int | None = None
+    separator: str = ": "  # between the path and the message, when written as one line
+
+    def text(self, source: str) -> str:
+        if not self.path:
+            return f"{source}: {self.message}"
+        return f"{source}: {self.path}{self.separator}{self.message}"
+
+
+class DocumentInvalid(Exception):
+    """A config document (``PUT /admin/config``) cannot be used; ``problems`` says every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__(format_problems([problem.text("config") for problem in problems]))
 
 
 def format_problems(problems: list[str]) -> str:
@@ -108,6 +134,60 @@ def load_settings(
     if problems:
         raise ConfigError(problems, settings)
     return settings
+
+
+def settings_from_document(text: str, base_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from a config document given as text (``PUT /admin/config``), with the startup
+    precedence: the document in the file's place, under the same ``ROUTEIQ_*`` environment (which
+    holds the command-line flags too: ``routeiq serve`` hands them to its workers there).
+    Raises ``DocumentInvalid`` with every problem, each with its path in the document."""
+    environ = settings_environment(os.environ if environ is None else environ)
+    problems: list[Problem] = []
+    file_values = document_values(text, base_dir, environ, problems)
+    sources = (_EnvironmentSource(environ), InitSettingsSource(Settings, file_values))
+    try:
+        settings = Settings(_build_sources=(sources, {}))  # type: ignore[call-arg]  # pydantic-settings init option
+    except ValidationError as error:
+        raise DocumentInvalid(problems + _located(error, environ)) from None
+    if problems:
+        raise DocumentInvalid(problems)
+    return settings
+
+
+def _located(error: ValidationError, environ: Mapping[str, str]) -> list[Problem]:
+    """pydantic's errors in RouteIQ's words, each at its path in the document (or naming the
+    environment variable that set the value)."""
+    env_names = {name.upper() for name in environ}
+    problems = []
+    for item in error.errors():
+        loc = tuple(str(part) for part in item["loc"])
+        env_name = _env_name(loc, env_names) if loc else None
+        for message in _message(item):
+            unknown = _UNKNOWN_KEY_MESSAGE.match(message)
+            if env_name:
+                problems.append(Problem(f"environment variable {env_name}", message))
+            elif unknown and loc:
+                problems.append(
+                    Problem(f"{_yaml_key(loc)}.{unknown['key']}", f"unknown key{unknown['rest']}")
+                )
+            elif loc:
+                problems.append(Problem(_yaml_key(loc), message))
+            else:  # a check across sections: its message names the place first ("quotas.groups names ...")
+                problems.append(Problem(_leading_path(message), message))
+    return problems
+
+
+_LEADING_PATH = re.compile(r"^(?P<path>[A-Za-z_][\w.]*)[: ]")
+
+
+def _leading_path(message: str) -> str:
+    match = _LEADING_PATH.match(message)
+    if match is None:
+        return ""
+    path = match["path"]
+    if path.split(".", 1)[0] in Settings.model_fields:
+        return _yaml_key(tuple(path.split(".")))
+    return ""
 
 
 # Sections whose own checks (files, plugins, artifacts) can run while other sections are invalid.
@@ -169,36 +249,52 @@ def read_config_file(path: str | Path, environ: Mapping[str, str] | None = None)
 def _read_config_file(path: Path, environ: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
     """Like ``read_config_file``, adding what is wrong to ``problems`` and going on where it can."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         problems.append(f"{path}: cannot read config file: {error.strerror}")
         return {}
+    found: list[Problem] = []
+    values = document_values(text, path.resolve().parent, environ, found)
+    problems.extend(problem.text(str(path)) for problem in found)
+    return values
+
+
+def document_values(
+    text: str, base_dir: Path, environ: Mapping[str, str], problems: list[Problem]
+) -> dict[str, Any]:
+    """A config document's values flattened into Settings' shape (``os.environ/NAME`` resolved,
+    directories relative to ``base_dir``), adding what is wrong to ``problems``."""
+    try:
+        document = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        problems.append(f"{path}: not valid YAML: {error}")
+        mark = getattr(error, "problem_mark", None)
+        problems.append(Problem("", f"not valid YAML: {error}", mark.line + 1 if mark is not None else None))
         return {}
     if document is None:
         return {}
     if not isinstance(document, dict):
-        problems.append(f"{path}: the top level must be a mapping, not {type(document).__name__}")
+        problems.append(Problem("", f"the top level must be a mapping, not {type(document).__name__}"))
         return {}
     for key in sorted(set(document) - TOP_LEVEL_KEYS, key=str):
         problems.append(
-            f"{path}: {key}: unknown top-level key{did_you_mean(str(key), TOP_LEVEL_KEYS)}; "
-            f"allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}"
+            Problem(
+                str(key),
+                f"unknown top-level key{did_you_mean(str(key), TOP_LEVEL_KEYS)}; "
+                f"allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}",
+            )
         )
     routeiq_section = document.get("routeiq") or {}
     if not isinstance(routeiq_section, dict):
-        problems.append(f"{path}: routeiq: must be a mapping of settings")
+        problems.append(Problem("routeiq", "must be a mapping of settings"))
         routeiq_section = {}
     values = {key: document[key] for key in LITELLM_SECTIONS if document.get(key) is not None}
     values.update(routeiq_section)
-    _resolve_relative_paths(values, path)
-    return _resolve_secrets(values, path, environ, (), problems)
+    _resolve_relative_paths(values, base_dir)
+    return _resolve_secrets(values, environ, (), problems)
 
 
-def _resolve_relative_paths(values: dict[str, Any], path: Path) -> None:
+def _resolve_relative_paths(values: dict[str, Any], base: Path) -> None:
     """Directories named in the file are relative to the file, wherever ``serve`` is started from."""
-    base = path.resolve().parent
 
     def resolve(value: Any) -> Any:
         if isinstance(value, str) and value and not value.startswith(SECRET_REFERENCE):
@@ -215,23 +311,19 @@ def _resolve_relative_paths(values: dict[str, Any], path: Path) -> None:
 
 
 def _resolve_secrets(
-    value: Any, path: Path, environ: Mapping[str, str], trail: tuple[str, ...], problems: list[str]
+    value: Any, environ: Mapping[str, str], trail: tuple[str, ...], problems: list[Problem]
 ) -> Any:
     if isinstance(value, dict):
         return {
-            key: _resolve_secrets(item, path, environ, (*trail, str(key)), problems)
-            for key, item in value.items()
+            key: _resolve_secrets(item, environ, (*trail, str(key)), problems) for key, item in value.items()
         }
     if isinstance(value, list):
-        return [
-            _resolve_secrets(item, path, environ, (*trail, str(i)), problems) for i, item in enumerate(value)
-        ]
+        return [_resolve_secrets(item, environ, (*trail, str(i)), problems) for i, item in enumerate(value)]
     if isinstance(value, str) and value.startswith(SECRET_REFERENCE):
         name = value[len(SECRET_REFERENCE) :]
         if name not in environ:
-            problems.append(
-                f"{path}: {_yaml_key(trail)} refers to environment variable {name}, which is unset"
-            )
+            message = f"refers to environment variable {name}, which is unset"
+            problems.append(Problem(_yaml_key(trail), message, separator=" "))
             return value  # left as written, so the rest of the file is still checked
         return environ[name]
     return value

@@ -35,6 +35,7 @@ OTHER = "_OTHER"
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._live: _LiveCollector | None = None
         self.genai_token_usage = Histogram(
             "gen_ai_client_token_usage",
             "GenAI token usage per upstream call (gen_ai.client.token.usage), by token type.",
@@ -128,8 +129,12 @@ class Metrics:
         )
 
     def watch(self, gate: TrafficGate, breakers: CircuitBreakers | None, state_health: StateHealth) -> None:
-        """Report values that live elsewhere, read at scrape time."""
-        self.registry.register(_LiveCollector(gate, breakers, state_health))
+        """Report values that live elsewhere, read at scrape time. Called again by a config apply's
+        new runtime (new breakers): the new collector replaces the old one."""
+        if self._live is not None:
+            self.registry.unregister(self._live)
+        self._live = _LiveCollector(gate, breakers, state_health)
+        self.registry.register(self._live)
         state_health.on_fallback = lambda feature: self.state_fallbacks.labels(feature).inc()
 
     def response_model_label(self, model: str | None, requested: str) -> str:

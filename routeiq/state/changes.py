@@ -8,6 +8,12 @@ notice arrives. Notices can be lost (pub/sub is fire-and-forget, connections dro
 also compares every subject's version with what it applied, in one round trip, every
 ``resync_seconds`` and as soon as its notice connection is back after a drop.
 
+A config apply rebuilds the runtime around the same ``LiveChanges``: between ``begin_rebuild`` and
+``commit_rebuild`` the new runtime's parts register their watches aside; at the commit they take
+over the subjects (keeping the versions applied, and handed the current value), subjects nobody
+watches any more are dropped, and new ones catch up. Subjects watched with ``lasting=True`` (the
+config itself) are not the runtime's and survive every rebuild.
+
 A process knows itself by an instance id unique across replicas (in containers every server is
 pid 1 and its workers get the same small pids, so a pid says nothing). Each process reports what it
 applied, and what it could not apply and why, under that id; ``GET /admin/changes`` lists every
@@ -82,6 +88,7 @@ class _Subject:
     value: dict[str, Any] | None = None  # the shared value applied (what heals a store that lost it)
     failure: str | None = None
     local_only: bool = False  # changed here alone while the shared state was away
+    lasting: bool = False  # not a runtime part's: kept through every rebuild
 
 
 class LiveChanges:
@@ -101,16 +108,70 @@ class LiveChanges:
         self._subjects: dict[str, _Subject] = {}
         self._first_sync_done = False
         self._task: asyncio.Task[None] | None = None
+        self._staged: dict[str, _Subject] | None = None  # a rebuild's watches, until committed
 
-    def watch(self, subject: str, apply: Applier, *, catch_up: bool = True) -> None:
+    def watch(self, subject: str, apply: Applier, *, catch_up: bool = True, lasting: bool = False) -> None:
         """Call ``apply`` with every new version of ``subject`` (before ``start``).
 
         ``catch_up=False`` is for subjects whose startup state is already newer than anything stored
         (a file read at startup, an empty cache): what the store holds at the first sync counts as
-        applied, and only later versions are applied."""
+        applied, and only later versions are applied. ``lasting`` subjects outlive rebuilds."""
+        if self._staged is not None and not lasting:
+            if subject in self._staged:
+                raise ValueError(f"subject {subject!r} is already watched")
+            self._staged[subject] = _Subject(apply, catch_up, asyncio.Lock())
+            return
         if subject in self._subjects:
             raise ValueError(f"subject {subject!r} is already watched")
-        self._subjects[subject] = _Subject(apply, catch_up, asyncio.Lock())
+        self._subjects[subject] = _Subject(apply, catch_up, asyncio.Lock(), lasting=lasting)
+
+    def begin_rebuild(self) -> None:
+        """From now until ``commit_rebuild`` (or ``abort_rebuild``), ``watch`` registers a new
+        runtime's subjects aside; the running runtime's keep being applied meanwhile."""
+        if self._staged is not None:
+            raise RuntimeError("a rebuild is already under way")
+        self._staged = {}
+
+    def abort_rebuild(self) -> None:
+        """The new runtime was not built: forget what it registered."""
+        self._staged = None
+
+    async def commit_rebuild(self) -> None:
+        """The new runtime's watches replace the old runtime's.
+
+        A subject watched before keeps its applied version; a catch-up subject's new applier is
+        handed the value applied so far (the new part starts from the configured value, so it must
+        learn what the cluster changed since). Subjects nobody watches now are dropped; new ones
+        catch up with the store (a non-catch-up one counts what is stored as applied)."""
+        staged, self._staged = self._staged or {}, None
+        try:
+            stored = await self._store.versions(RECORDS)
+        except StateUnavailable:
+            stored = {}
+        fresh = []
+        for subject, entry in staged.items():
+            previous = self._subjects.get(subject)
+            if previous is None:
+                if not entry.catch_up:
+                    entry.applied = stored.get(subject, 0)
+                self._subjects[subject] = entry
+                fresh.append(subject)
+                continue
+            async with previous.lock:  # no notice is applied to the old part while handing over
+                entry.lock = previous.lock
+                entry.applied, entry.value = previous.applied, previous.value
+                entry.failure, entry.local_only = previous.failure, previous.local_only
+                self._subjects[subject] = entry
+                if entry.catch_up and entry.value is not None:
+                    await self._apply(entry, Change(subject, entry.applied, entry.value, 0))
+        for subject in [name for name, entry in self._subjects.items() if name not in staged]:
+            if not self._subjects[subject].lasting:
+                del self._subjects[subject]
+        # Only the new subjects: this runs inside the config subject's applier, whose lock is held.
+        with contextlib.suppress(StateUnavailable):  # the periodic resync catches up when Redis is back
+            for subject in fresh:
+                if stored.get(subject, 0) != self._subjects[subject].applied:
+                    await self._sync(subject)
 
     def applied(self) -> dict[str, int]:
         return {subject: entry.applied for subject, entry in self._subjects.items()}
@@ -158,7 +219,7 @@ class LiveChanges:
         stored = await self._store.versions(RECORDS)
         first = not self._first_sync_done
         self._first_sync_done = True
-        for subject, entry in self._subjects.items():
+        for subject, entry in list(self._subjects.items()):  # (a rebuild may change them meanwhile)
             version = stored.get(subject)
             if first and not entry.catch_up:
                 entry.applied = version or 0
@@ -197,8 +258,11 @@ class LiveChanges:
     async def _sync(self, subject: str) -> None:
         """Apply the subject's stored version if it is newer than the one applied here; put ours
         back if the store holds an older one or none (it lost its data)."""
-        entry = self._subjects[subject]
+        entry = self._subjects.get(subject)
+        if entry is None:  # dropped by a rebuild
+            return
         async with entry.lock:
+            entry = self._subjects.get(subject, entry)  # a rebuild may have handed it over meanwhile
             stored = await self._store.get_version(RECORDS, subject)
             version, value = stored if stored is not None else (0, None)
             if version > entry.applied or (entry.local_only and stored is not None):
