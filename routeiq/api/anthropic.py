@@ -14,20 +14,22 @@ from starlette.responses import Response
 from routeiq.api.runtime import runtime_of
 from routeiq.api.translated import dispatch_chat, sendable_body, translated_response
 from routeiq.executors.anthropic_wire import MessagesCall
+from routeiq.governance.call import current_call
 from routeiq.governance.quota import prompt_tokens
 from routeiq.translate.anthropic_response import chat_to_message
 from routeiq.translate.anthropic_stream import AnthropicStream
+from routeiq.translate.chat_targets import DROPPED_HEADER, ChatExtras
 
 router = APIRouter()
 
 
-async def native_call(request: Request) -> MessagesCall | None:
-    """The request as sent, for Anthropic-wire deployments (None: only its translation may go)."""
+async def messages_call(request: Request) -> MessagesCall:
+    """The request as sent, for Anthropic-wire deployments (unless only its translation may go),
+    and what its translation carries that not every chat deployment takes."""
     body = await sendable_body(request)
-    if body is None:
-        return None
     runtime = runtime_of(request)
     settings = runtime.settings
+    call = current_call(request.scope)
     return MessagesCall(
         runtime.http,
         runtime.router.health(),
@@ -35,16 +37,19 @@ async def native_call(request: Request) -> MessagesCall | None:
         request.headers,
         settings.request_timeout_seconds,
         settings.connect_timeout_seconds,
+        ChatExtras.of(call.body if call is not None and call.body is not None else {}),
     )
 
 
 async def messages(request: Request) -> Response:
     """Anthropic's Messages API: create a message (streaming with `stream: true`) on the deployment
     RouteIQ picks."""
-    native = await native_call(request)
+    native = await messages_call(request)
     response, context = await dispatch_chat(request, native)
-    if native is not None and native.answered:
+    if native.answered:
         return response  # Anthropic's own answer, as sent
+    if native.dropped:  # what the deployment that answered could not take, said rather than failed
+        response.headers[DROPPED_HEADER] = ",".join(native.dropped)
     chat_body = context.body
     return translated_response(
         response,

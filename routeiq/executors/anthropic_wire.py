@@ -9,7 +9,8 @@ the real usage. A stream is re-framed on event boundaries but never re-serialise
 off ends with Anthropic's ``event: error``.
 
 A ``MessagesCall`` is what the dispatcher's attempt loop asks (``NativeCall``): it serves the
-Anthropic-wire deployments the strategy picks; any other deployment gets the chat translation.
+Anthropic-wire deployments the strategy picks; any other deployment gets the chat translation,
+fitted to it (``routeiq.translate.chat_targets``: ``thinking`` only to a model that reasons...).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from routeiq.executors.upstream_http import (
     whole_events,
 )
 from routeiq.routing.deployments import Deployment
+from routeiq.translate.chat_targets import ChatExtras, fit_chat_body
 
 ANTHROPIC_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
@@ -121,16 +123,18 @@ class _Usage:
 
 
 class MessagesCall:
-    """One Messages request as the client sent it, for the Anthropic-wire deployments that may serve it."""
+    """One Messages request: as the client sent it, for the Anthropic-wire deployments that may
+    serve it (``body``; None when only the translation may go), and its chat translation's extras."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         health: Any,
-        body: Mapping[str, Any],
+        body: Mapping[str, Any] | None,
         client_headers: Mapping[str, str],
         timeout_seconds: float,
         connect_timeout_seconds: float,
+        chat_extras: ChatExtras,
     ) -> None:
         self._session = session
         self._health = health  # the Router's health view: failures here cool deployments down there
@@ -138,10 +142,18 @@ class MessagesCall:
         self._client_headers = client_headers
         self._timeout_seconds = timeout_seconds
         self._connect_timeout_seconds = connect_timeout_seconds
+        self._chat_extras = chat_extras
         self.answered = False  # by a deployment of its own wire: the answer is Anthropic's already
+        self.dropped: tuple[str, ...] = ()  # what the last translated attempt's deployment could not take
 
     def serves(self, deployment: Deployment) -> bool:
-        return deployment.speaks_anthropic
+        return self._body is not None and deployment.speaks_anthropic
+
+    def chat_body_for(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
+        if not self._chat_extras.any and deployment.supports_reasoning is not True:
+            return body
+        fitted, self.dropped = fit_chat_body(body, self._chat_extras, deployment)
+        return fitted
 
     async def execute(self, deployment: Deployment) -> Completed | Streaming:
         try:
@@ -154,6 +166,7 @@ class MessagesCall:
         return outcome
 
     async def _execute(self, deployment: Deployment) -> Completed | Streaming:
+        assert self._body is not None  # (serves() said so)
         payload = {**self._body, "model": deployment.upstream_model}
         payload.pop("routeiq", None)
         streaming = bool(payload.get("stream"))

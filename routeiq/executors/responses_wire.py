@@ -123,6 +123,9 @@ class ResponsesCall:
     def serves(self, deployment: Deployment) -> bool:
         return deployment.speaks_responses
 
+    def chat_body_for(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
+        return body  # the chat translation of a Responses call suits every chat deployment as it is
+
     async def execute(self, deployment: Deployment) -> Completed | Streaming:
         try:
             outcome = await self._execute(deployment)

@@ -50,6 +50,9 @@ class Deployment:
     speaks_anthropic: bool = False
     # Does it serve OpenAI's Responses API itself? Then a Responses call goes to it as sent.
     speaks_responses: bool = False
+    # Does it reason on request (``thinking``/``reasoning_effort``), take PDF file parts? (None: unknown)
+    supports_reasoning: bool | None = None
+    supports_pdf_input: bool | None = None
 
 
 def _split_provider(model: str) -> tuple[str, str]:
@@ -147,6 +150,8 @@ def build_deployment(
             if entry.model_info.responses_api is not None
             else api_base == DEFAULT_OPENAI_BASE
         ),
+        supports_reasoning=_flag(facts, "supports_reasoning"),
+        supports_pdf_input=_flag(facts, "supports_pdf_input"),
     )
 
 

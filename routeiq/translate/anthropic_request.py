@@ -8,13 +8,21 @@ What maps, field by field:
   ``tool_use`` blocks -> ``tool_calls`` (``input`` serialised as the arguments); a user's
   ``tool_result`` blocks -> ``tool`` messages placed first, right after the assistant turn that
   called (``is_error`` results are prefixed ``Error:``, images in results follow as a user message);
-  ``thinking`` blocks are the model's own and are not sent back to a chat upstream.
+  ``document`` blocks: plain text (a ``text`` source, or a ``content`` source's text and images) ->
+  text (and image) parts, a base64 PDF -> a ``file`` part (``file_data`` as a data URL, the
+  ``title`` as its file name), a PDF by URL or a Files API id -> a 400 (no chat equivalent);
+  ``citations`` are dropped (no chat upstream cites);
+  an assistant's ``thinking``/``redacted_thinking`` blocks -> its ``thinking_blocks`` (LiteLLM's
+  name; ``chat_targets`` keeps them only for the Claude models that need them back).
 - ``max_tokens`` (required), ``temperature``, ``top_p``, ``stop_sequences`` -> ``stop``,
   ``metadata.user_id`` -> ``user``, ``stream`` (usage always requested, for ``message_delta``).
 - ``tools`` (custom tools) -> function tools; ``tool_choice`` auto/any/tool/none -> auto/required/the
   named function/none; ``disable_parallel_tool_use`` -> ``parallel_tool_calls: false``.
-- Not translatable and dropped: ``top_k``, ``thinking`` (both are honoured by deployments that speak
-  the Anthropic wire, which get the request as sent), ``cache_control`` markers, ``service_tier``.
+- ``thinking`` (enabled, with its ``budget_tokens``) -> ``thinking``, which ``chat_targets`` turns
+  into what each deployment takes (``reasoning_effort``, or nothing for a model that does not reason);
+  disabled thinking is simply no ``thinking``.
+- Not translatable and dropped: ``top_k`` (honoured by deployments that speak the Anthropic wire,
+  which get the request as sent), ``cache_control`` markers, ``service_tier``.
   RouteIQ's own ``routeiq`` options pass through.
 
 A bad request is refused here with ``InvalidRequest`` naming the client's field
@@ -36,6 +44,7 @@ USER_BLOCKS = frozenset({"text", "image", "tool_result", "document"})
 ASSISTANT_BLOCKS = frozenset({"text", "tool_use", "thinking", "redacted_thinking"})
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+PDF = "application/pdf"
 
 
 def _kind(value: Any) -> str:
@@ -94,6 +103,51 @@ def _image_part(block: dict[str, Any], *path: str | int) -> dict[str, Any]:
         return {"type": "image_url", "image_url": {"url": url}}
     raise InvalidRequest(
         f"image source type {kind!r} is not one of ['base64', 'url']", *path, "source", "type"
+    )
+
+
+def _document_parts(block: dict[str, Any], *path: str | int) -> list[dict[str, Any]]:
+    """A document as chat parts: its text (and images), or a PDF as a ``file`` part."""
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise InvalidRequest(f"expected a document source object, got {_kind(source)}", *path, "source")
+    kind = source.get("type")
+    if kind == "text":
+        data = source.get("data")
+        _expect(isinstance(data, str), "a string", data, *path, "source", "data")
+        return [{"type": "text", "text": data}]
+    if kind == "content":
+        parts = []
+        for index, item in enumerate(_blocks(source.get("content"), *path, "source", "content")):
+            item_path = (*path, "source", "content", index)
+            if item.get("type") == "text":
+                parts.append({"type": "text", "text": _text_of(item, *item_path)})
+            elif item.get("type") == "image":
+                parts.append(_image_part(item, *item_path))
+            else:
+                raise InvalidRequest(f"unknown document content block type {item.get('type')!r}", *item_path)
+        return parts
+    if kind == "base64":
+        media_type, data = source.get("media_type"), source.get("data")
+        if media_type != PDF:
+            raise InvalidRequest(f"{media_type!r} is not {PDF!r}", *path, "source", "media_type")
+        _expect(isinstance(data, str), "a string", data, *path, "source", "data")
+        title = block.get("title")
+        filename = title if isinstance(title, str) and title else "document.pdf"
+        return [{"type": "file", "file": {"filename": filename, "file_data": f"data:{PDF};base64,{data}"}}]
+    if kind in ("url", "file"):
+        raise InvalidRequest(
+            f"a document from a {kind} source is served only by Anthropic-wire deployments "
+            "(send a PDF as base64, or text as a text source)",
+            *path,
+            "source",
+            "type",
+        )
+    raise InvalidRequest(
+        f"document source type {kind!r} is not one of ['base64', 'content', 'file', 'text', 'url']",
+        *path,
+        "source",
+        "type",
     )
 
 
@@ -156,10 +210,8 @@ def _user_messages(content: Any, index: int) -> list[dict[str, Any]]:
             message, images = _tool_result(block, *path)
             tool_messages.append(message)
             parts.extend(images)
-        else:  # document: no chat equivalent to carry a PDF or a citation source faithfully
-            raise InvalidRequest(
-                "document blocks are served only by Anthropic-wire deployments", *path, "type"
-            )
+        else:
+            parts.extend(_document_parts(block, *path))
     messages = tool_messages
     if parts:
         messages.append({"role": "user", "content": _chat_content(parts)})
@@ -171,6 +223,7 @@ def _user_messages(content: Any, index: int) -> list[dict[str, Any]]:
 def _assistant_message(content: Any, index: int) -> dict[str, Any]:
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for position, block in enumerate(_blocks(content, "messages", index, "content")):
         path = ("messages", index, "content", position)
         kind = block.get("type")
@@ -192,11 +245,22 @@ def _assistant_message(content: Any, index: int) -> dict[str, Any]:
                     "function": {"name": name, "arguments": orjson.dumps(arguments).decode()},
                 }
             )
+        elif kind == "thinking":
+            text, signature = block.get("thinking"), block.get("signature", "")
+            _expect(isinstance(text, str), "a string", text, *path, "thinking")
+            _expect(isinstance(signature, str), "a string", signature, *path, "signature")
+            thinking.append({"type": "thinking", "thinking": text, "signature": signature})
+        else:  # redacted_thinking
+            data = block.get("data")
+            _expect(isinstance(data, str), "a string", data, *path, "data")
+            thinking.append({"type": "redacted_thinking", "data": data})
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if tool_calls:
         message["tool_calls"] = tool_calls
     elif message["content"] is None:
         message["content"] = ""
+    if thinking:
+        message["thinking_blocks"] = thinking
     return message
 
 
@@ -250,6 +314,20 @@ def _tool_choice(choice: Any, chat: dict[str, Any]) -> None:
         chat["parallel_tool_calls"] = False
 
 
+def _thinking(thinking: Any) -> dict[str, Any] | None:
+    """The ``thinking`` option when enabled, None when disabled."""
+    _expect(isinstance(thinking, dict), "a thinking object", thinking, "thinking")
+    kind = thinking.get("type")
+    if kind == "disabled":
+        return None
+    if kind != "enabled":
+        raise InvalidRequest(f"{kind!r} is not one of ['disabled', 'enabled']", "thinking", "type")
+    budget = thinking.get("budget_tokens")
+    # (its range is the model's to judge: interleaved thinking, say, may exceed max_tokens)
+    _expect(_is_int(budget) and budget >= 1, "a positive integer", budget, "thinking", "budget_tokens")
+    return {"type": "enabled", "budget_tokens": budget}
+
+
 def messages_to_chat(body: dict[str, Any]) -> dict[str, Any]:
     """The chat-completions body for a Messages request; ``InvalidRequest`` when it is not valid."""
     model = body.get("model")
@@ -301,6 +379,10 @@ def messages_to_chat(body: dict[str, Any]) -> dict[str, Any]:
         if "tools" not in chat:
             chat.pop("tool_choice", None)  # a chat upstream refuses a choice among no tools
             chat.pop("parallel_tool_calls", None)
+    if body.get("thinking") is not None:
+        thinking = _thinking(body["thinking"])
+        if thinking is not None:
+            chat["thinking"] = thinking
     stream = body.get("stream")
     if stream is not None:
         _expect(isinstance(stream, bool), "a boolean", stream, "stream")

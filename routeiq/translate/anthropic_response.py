@@ -5,6 +5,12 @@ Stop reasons: ``length`` -> ``max_tokens``, ``tool_calls`` -> ``tool_use``, ``co
 sequences matched (vLLM's ``stop_reason``), else ``end_turn``: OpenAI itself does not say whether a
 stop sequence or the model ended the turn.
 
+Reasoning: the upstream's ``thinking_blocks`` (LiteLLM's, from a Claude model: signatures and
+redacted blocks included) become the same ``thinking``/``redacted_thinking`` blocks; failing them,
+``reasoning_content`` (DeepSeek, vLLM, LiteLLM's other providers) or ``reasoning`` (newer vLLM,
+OpenRouter) becomes one ``thinking`` block with an empty signature. Either comes first, as
+Anthropic's do.
+
 Usage: Anthropic's ``input_tokens`` excludes cached prompt tokens, which it reports apart
 (``cache_read_input_tokens``); chat ``prompt_tokens`` includes them.
 """
@@ -74,14 +80,36 @@ def stops_of(chat_body: Mapping[str, Any]) -> list[str]:
     return [item for item in stop if isinstance(item, str)] if isinstance(stop, list) else []
 
 
+def reasoning_text(holder: Mapping[str, Any]) -> str:
+    """A chat message's (or stream delta's) reasoning text, under either name upstreams use."""
+    for name in ("reasoning_content", "reasoning"):
+        text = holder.get(name)
+        if isinstance(text, str) and text:
+            return text
+    return ""
+
+
+def thinking_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Anthropic thinking blocks of a chat answer's message (see the module's notes)."""
+    blocks: list[dict[str, Any]] = []
+    for block in objects(message.get("thinking_blocks")):
+        if block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
+            blocks.append({"type": "redacted_thinking", "data": block["data"]})
+        elif block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
+            signature = block.get("signature")
+            text = block["thinking"]
+            blocks.append({"type": "thinking", "thinking": text, "signature": signature or ""})
+    if blocks:
+        return blocks
+    reasoning = reasoning_text(message)
+    return [{"type": "thinking", "thinking": reasoning, "signature": ""}] if reasoning else []
+
+
 def chat_to_message(answer: dict[str, Any], chat_body: Mapping[str, Any]) -> dict[str, Any]:
     """The Messages response for a chat completion (its first choice)."""
     choice = next(iter(objects(answer.get("choices"))), {})
     message = obj(choice.get("message"))
-    content: list[dict[str, Any]] = []
-    reasoning = message.get("reasoning_content")
-    if isinstance(reasoning, str) and reasoning:
-        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    content = thinking_blocks(message)
     text = message.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})

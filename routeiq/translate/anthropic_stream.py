@@ -2,8 +2,10 @@
 
 The sequence is the documented one: ``message_start`` (``usage.input_tokens`` is the prompt's
 estimate: a chat upstream reports usage only at the end), a ``ping``, then per content block
-``content_block_start``, its deltas (``text_delta``, ``thinking_delta``, ``input_json_delta`` with
-each fragment of a tool call's arguments as it arrives) and ``content_block_stop``; last
+``content_block_start``, its deltas (``text_delta``, ``thinking_delta`` and ``signature_delta``,
+``input_json_delta`` with each fragment of a tool call's arguments as it arrives) and
+``content_block_stop``; reasoning (``reasoning_content`` or ``reasoning``, signatures and redacted
+blocks from LiteLLM's ``thinking_blocks``) opens a ``thinking`` block before the text; last
 ``message_delta`` with the stop reason and the upstream's real usage (input and output tokens: the
 SDKs take its counts as totals) and ``message_stop``. A stream that fails part way (the executors end
 it with an error event) ends with ``event: error`` instead of ``message_delta``.
@@ -22,12 +24,14 @@ from routeiq.translate.anthropic_response import (
     message_id,
     obj,
     objects,
+    reasoning_text,
     stop_reason,
     stops_of,
 )
 from routeiq.translate.chat_events import EVENT_END, ChatEventReader
 
 DONE = b"[DONE]"
+THINKING_BLOCK = {"type": "thinking", "thinking": "", "signature": ""}
 ERROR_TYPES = {429: "rate_limit_error", 504: "timeout_error"}
 
 
@@ -103,11 +107,13 @@ class AnthropicStream(ChatEventReader):
     def _on_choice(self, choice: dict[str, Any]) -> bytes:
         out: list[bytes] = []
         delta = obj(choice.get("delta"))
-        reasoning = delta.get("reasoning_content")
-        if isinstance(reasoning, str) and reasoning:
-            out.append(self._ensure_block("thinking", {"type": "thinking", "thinking": "", "signature": ""}))
+        reasoning = reasoning_text(delta)
+        if reasoning:
+            out.append(self._ensure_block("thinking", dict(THINKING_BLOCK)))
             out.append(self._delta({"type": "thinking_delta", "thinking": reasoning}))
             self._streamed_chars += len(reasoning)
+        if "thinking_blocks" in delta:
+            out.append(self._on_thinking_blocks(objects(delta["thinking_blocks"])))
         text = delta.get("content")
         if isinstance(text, str) and text:
             out.append(self._ensure_block("text", {"type": "text", "text": ""}))
@@ -118,6 +124,22 @@ class AnthropicStream(ChatEventReader):
         if choice.get("finish_reason"):
             self._finish_reason = choice["finish_reason"]
             self._choice = choice
+        return b"".join(out)
+
+    def _on_thinking_blocks(self, blocks: list[dict[str, Any]]) -> bytes:
+        """LiteLLM's thinking blocks: their text came as ``reasoning_content``; what is left is a
+        block's signature (which closes it) and redacted blocks (whole, in one event)."""
+        out: list[bytes] = []
+        for block in blocks:
+            signature = block.get("signature")
+            if block.get("type") == "thinking" and isinstance(signature, str) and signature:
+                out.append(self._ensure_block("thinking", dict(THINKING_BLOCK)))
+                out.append(self._delta({"type": "signature_delta", "signature": signature}))
+                self._open = "signed thinking"  # more reasoning after a signature is a new block
+            elif block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
+                out.append(self._stop_block())
+                redacted = {"type": "redacted_thinking", "data": block["data"]}
+                out.append(self._start_block("redacted_thinking", redacted))
         return b"".join(out)
 
     def _on_tool_call(self, call: dict[str, Any]) -> bytes:

@@ -55,6 +55,14 @@ def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) ->
             deployment("tiered", "mock-budget", api_base, id="tiered-budget", tier="budget"),
             deployment("tiered", "mock-premium", api_base, id="tiered-premium", tier="premium"),
             _anthropic("claude-metered", "claude-metered", api_base),
+            deployment(
+                "reasoner",
+                "mock-reasoner",
+                api_base,
+                id="reasoner",
+                supports_reasoning=True,
+                supports_pdf_input=True,
+            ),
         ],
         "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 1},
         "routeiq": {
@@ -431,3 +439,93 @@ def test_guardrails_see_the_text_on_both_paths(
     assert refused.value.body["type"] == "error"  # type: ignore[index]
     assert "content filter" in refused.value.body["error"]["message"]  # type: ignore[index]
     assert upstream.requests == []
+
+
+# --- thinking and documents on translated deployments ---------------------------------------------
+
+THINK = {"type": "enabled", "budget_tokens": 2048}
+
+
+def test_thinking_on_a_reasoning_model_comes_back_as_a_thinking_block(
+    client: anthropic.Anthropic, upstream: MockUpstream
+) -> None:
+    raw = client.messages.with_raw_response.create(
+        model="reasoner", max_tokens=4096, messages=USER, thinking=THINK
+    )
+    message = raw.parse()
+    assert "x-routeiq-dropped" not in raw.headers
+    sent = _sent(upstream)
+    assert sent["reasoning_effort"] == "medium" and "thinking" not in sent  # LiteLLM's bucket for 2048
+    assert sent["max_completion_tokens"] == 4096 and "max_tokens" not in sent
+    thinking, text = message.content
+    assert thinking.type == "thinking" and thinking.thinking == "mock reasoning at effort medium"
+    assert text.type == "text" and text.text.startswith("mock reply from mock-reasoner")
+
+
+def test_streamed_thinking_comes_before_the_text(client: anthropic.Anthropic, gateway: Gateway) -> None:
+    with client.messages.stream(model="reasoner", max_tokens=4096, messages=USER, thinking=THINK) as stream:
+        kinds = [event.delta.type for event in stream if event.type == "content_block_delta"]
+        final = stream.get_final_message()
+    assert kinds[0] == "thinking_delta" and kinds[-1] == "text_delta"
+    assert kinds == sorted(kinds, key=lambda kind: kind != "thinking_delta")  # all thinking, then text
+    assert [block.type for block in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == "mock reasoning at effort medium"  # type: ignore[union-attr]
+    body = {"model": "reasoner", "max_tokens": 4096, "messages": USER, "stream": True, "thinking": THINK}
+    events = _events(gateway, body)
+    first_text = events.index("content_block_start", 3)
+    assert events[:3] == ["message_start", "ping", "content_block_start"]
+    assert (
+        set(events[3 : first_text - 1]) == {"content_block_delta"}
+        and events[first_text - 1] == "content_block_stop"
+    )
+    assert events[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+
+
+def test_a_model_that_does_not_reason_drops_thinking_and_says_so(
+    client: anthropic.Anthropic, upstream: MockUpstream
+) -> None:
+    history = [
+        *USER,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "hm", "signature": "s"},
+                {"type": "text", "text": "Paris"},
+            ],
+        },
+        {"role": "user", "content": "And Spain?"},
+    ]
+    raw = client.messages.with_raw_response.create(
+        model="auto", max_tokens=4096, messages=history, thinking=THINK
+    )
+    assert raw.headers["x-routeiq-dropped"] == "thinking"
+    assert [block.type for block in raw.parse().content] == ["text"]
+    sent = _sent(upstream)
+    assert not {"thinking", "reasoning_effort"} & set(sent) and sent["max_tokens"] == 4096
+    assert sent["messages"][1] == {"role": "assistant", "content": "Paris"}  # no chat upstream takes thinking
+    upstream.clear()
+    with client.messages.stream(model="auto", max_tokens=4096, messages=USER, thinking=THINK) as stream:
+        assert stream.response.headers["x-routeiq-dropped"] == "thinking"
+        assert [block.type for block in stream.get_final_message().content] == ["text"]
+
+
+def test_documents_go_as_text_or_pdf_file_parts_where_the_model_reads_them(
+    client: anthropic.Anthropic, upstream: MockUpstream
+) -> None:
+    pdf = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+    }
+    text = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "the notes"}}
+    content = [text, pdf, {"type": "text", "text": "Summarise."}]
+    client.messages.create(model="reasoner", max_tokens=64, messages=[{"role": "user", "content": content}])
+    parts = _sent(upstream)["messages"][0]["content"]
+    assert parts[0] == {"type": "text", "text": "the notes"}
+    assert parts[1] == {
+        "type": "file",
+        "file": {"filename": "document.pdf", "file_data": "data:application/pdf;base64,JVBERi0="},
+    }
+    with pytest.raises(anthropic.BadRequestError) as refused:  # mock-toolargs is not known to read PDFs
+        client.messages.create(model="auto", max_tokens=64, messages=[{"role": "user", "content": content}])
+    assert "does not read PDF documents" in refused.value.message
+    client.messages.create(model="auto", max_tokens=64, messages=[{"role": "user", "content": [text]}])

@@ -24,6 +24,9 @@ understood anywhere in the model name (substring match, several may be combined)
   ``data: {"error": ...}`` event and the end of the stream).
 * ``toolargs`` -- a tool call's arguments fill each property of the tool's parameter schema with
   ``"mock-<property>"`` (streamed three characters at a time) instead of ``{}``.
+* ``reasoner`` -- answer chat like a reasoning model: the message carries ``reasoning_content``
+  (``"mock reasoning at effort <reasoning_effort>"``, naming the request's effort or ``None``),
+  streamed as ``delta.reasoning_content`` pieces before the content.
 * ``llamaguard`` -- answer chat like a LlamaGuard model: ``unsafe\nS1`` when the last user message
   contains ``MODERATION_MARKER``, else ``safe``.
 
@@ -98,6 +101,7 @@ class Behaviour:
     error_200: bool = False
     late_error: bool = False
     tool_args: bool = False
+    reasoning: bool = False
 
     @classmethod
     def parse(cls, spec: str) -> Behaviour:
@@ -112,6 +116,7 @@ class Behaviour:
             error_200="error200" in spec,
             late_error="lateerror" in spec,
             tool_args="toolargs" in spec,
+            reasoning="reasoner" in spec,
         )
 
 
@@ -434,6 +439,7 @@ class ChatPlan:
     tool_name: str | None
     usage: JSON
     arguments: str = "{}"
+    reasoning: str | None = None
 
     @classmethod
     def from_body(cls, body: JSON, model: str, behaviour: Behaviour | None = None) -> ChatPlan:
@@ -442,6 +448,10 @@ class ChatPlan:
         tool_name = _selected_tool(body)
         arguments = _tool_arguments(body, tool_name) if behaviour and behaviour.tool_args else "{}"
         completion_tokens = 1 if tool_name else _count_tokens(content)
+        reasoning = None
+        if behaviour and behaviour.reasoning:
+            reasoning = f"mock reasoning at effort {body.get('reasoning_effort')}"
+            completion_tokens += _count_tokens(reasoning)
         n = _choice_count(body)
         return cls(
             completion_id=_new_id("chatcmpl-"),
@@ -452,6 +462,7 @@ class ChatPlan:
             tool_name=tool_name,
             usage=_usage(_prompt_tokens_for_messages(messages), completion_tokens * n),
             arguments=arguments,
+            reasoning=reasoning,
         )
 
     @property
@@ -460,6 +471,13 @@ class ChatPlan:
 
 
 def _chat_message(plan: ChatPlan) -> JSON:
+    if plan.tool_name is None and plan.reasoning is not None:
+        return {
+            "role": "assistant",
+            "content": plan.content,
+            "refusal": None,
+            "reasoning_content": plan.reasoning,
+        }
     if plan.tool_name is None:
         return {"role": "assistant", "content": plan.content, "refusal": None}
     tool_call = {
@@ -492,6 +510,8 @@ def _chat_deltas(plan: ChatPlan) -> list[tuple[JSON, str | None]]:
         deltas: list[tuple[JSON, str | None]] = [
             ({"role": "assistant", "content": "", "refusal": None}, None)
         ]
+        if plan.reasoning is not None:
+            deltas += [({"reasoning_content": piece}, None) for piece in _split_pieces(plan.reasoning)]
         deltas += [({"content": piece}, None) for piece in _split_pieces(plan.content)]
     else:
         header = {

@@ -25,7 +25,7 @@ def test_system_blocks_stop_sequences_metadata_and_tool_choice() -> None:
         stop_sequences=["END"],
         metadata={"user_id": "u1"},
         top_k=5,
-        thinking={"type": "enabled", "budget_tokens": 1024},
+        thinking={"type": "disabled"},
         tools=[{"name": "f", "input_schema": {"type": "object"}}],
         tool_choice={"type": "any"},
         stream=True,
@@ -63,7 +63,11 @@ def test_tool_results_come_first_and_errors_and_images_are_kept() -> None:
         ]
     )
     assert chat["messages"] == [
-        {"role": "assistant", "content": ""},
+        {
+            "role": "assistant",
+            "content": "",
+            "thinking_blocks": [{"type": "thinking", "thinking": "hm", "signature": "s"}],
+        },
         {"role": "tool", "tool_call_id": "t1", "content": "Error: boom"},
         {"role": "tool", "tool_call_id": "t2", "content": "ok"},
         {
