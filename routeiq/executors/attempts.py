@@ -142,7 +142,6 @@ class Dispatcher:
                 trace.served = True
                 upstream_seconds += time.perf_counter() - call_started
                 overhead_ms = max(0.0, (time.perf_counter() - started - upstream_seconds) * 1000)
-                trace.overhead_ms = overhead_ms
                 headers = decision_headers(decision, context, failed, overhead_ms)
                 if isinstance(outcome, Completed):
                     telemetry.answered(outcome.body, outcome.usage)
