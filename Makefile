@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: run test lint format docs bench bench-messages bench-routing services clean
+.PHONY: run test lint format docs bench bench-messages bench-routing services browser ui ui-types clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/routeiq serve --config config/demo.yaml --port 4000
 
 ## Lint, type-check and run the whole suite (unit + end-to-end against real processes).
-test: $(STAMP) services
+test: $(STAMP) services browser
 	$(BIN)/ruff check routeiq tests benchmarks
 	$(BIN)/ruff format --check routeiq tests benchmarks
 	$(BIN)/mypy
@@ -48,6 +48,20 @@ bench-messages: $(STAMP)
 ## ARGS=--quick skips the slow routers; ARGS="--data data/benchmarks/routellm-gsm8k-a" another domain.
 bench-routing: $(STAMP)
 	$(BIN)/python -m benchmarks.routing $(ARGS)
+
+## Rebuild the admin UI (ui/) into routeiq/admin_ui/static, with fresh API types (needs node and npm).
+## The build is committed, so `make run` and installs need no node; a test fails when it is stale.
+ui: $(STAMP)
+	$(BIN)/python scripts/ui.py build
+
+## Regenerate ui/src/api/schema.d.ts from the app's OpenAPI schema (after changing an admin route).
+ui-types: $(STAMP)
+	cd ui && npm ci --no-audit --no-fund
+	$(BIN)/python scripts/ui.py types
+
+## Install Debian's chromium for the browser tests (tests/browser) when it is missing.
+browser:
+	@scripts/browser.sh
 
 ## Start Redis and PostgreSQL on 127.0.0.1 if they are not already up.
 services:

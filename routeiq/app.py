@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from routeiq import __version__
+from routeiq.admin_ui.serve import mount_admin_ui
 from routeiq.api import admin, anthropic, count_tokens, health, openai, responses
 from routeiq.api.errors import install_error_handlers
 from routeiq.api.fast_path import ModelCallRoutes
@@ -102,7 +104,9 @@ def middleware_stack(
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from routeiq.runtime import build_runtime  # imports LiteLLM: only when an app actually starts
+    # Imports LiteLLM: only when an app actually starts.
+    from routeiq.config_apply import ConfigApplier, startup_config
+    from routeiq.runtime import build_runtime, open_foundation
 
     settings: Settings = app.state.settings
     if settings.master_key is None:
@@ -111,8 +115,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("no ROUTEIQ_ADMIN_KEYS: the control plane (/admin) is closed")
     handle: RuntimeHandle = app.state.runtime
     tracing: Tracing = app.state.tracing
-    runtime = await build_runtime(settings, app.state.gate, tracing)
-    handle.attach(runtime)
+    config_path: Path | None = app.state.config_path
+    # The foundation (state, database, HTTP pool, metrics) outlives every runtime a config apply
+    # builds (routeiq.config_apply); the runtime is built from the file or the newest applied config.
+    foundation = await open_foundation(settings)
+    try:
+        live_settings, served = await startup_config(settings, config_path, foundation)
+        handle.attach(await build_runtime(live_settings, app.state.gate, tracing, foundation))
+        handle.config = ConfigApplier(handle, foundation, app.state.gate, tracing, config_path, served)
+        await foundation.start_changes()  # every live-changeable part, and the config, watch by now
+    except BaseException:
+        if handle.started is not None:
+            await handle.get().close()
+        await foundation.close()
+        raise
+    handle.config.start()
     # LiteLLM's import leaves millions of long-lived objects; without this every full garbage
     # collection walks them all, in the middle of some unlucky request.
     gc.collect()
@@ -121,13 +138,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await runtime.close()
+        await handle.config.close()  # swapped-out runtimes still waiting for their requests close now
+        await handle.get().close()
+        await foundation.close()
         tracing.shutdown()  # exports the spans still buffered
 
 
-def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    config_path: str | Path | None = None,
+) -> FastAPI:
     """The app. Tracing follows the ``OTEL_*`` environment variables (off when none asks for it),
-    unless ``tracer_provider`` is given: then its spans go there, whatever the environment says."""
+    unless ``tracer_provider`` is given: then its spans go there, whatever the environment says.
+    ``config_path`` is the file ``settings`` were read from (what config apply compares and watches)."""
     gate = TrafficGate(settings.max_concurrent_requests, settings.queue_timeout_ms, settings.queue_max_depth)
     runtime = RuntimeHandle()  # filled in by the lifespan; the same one for every layer and route
     tracing = build_tracing(
@@ -147,6 +172,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
     app.state.gate = gate
     app.state.runtime = runtime
     app.state.tracing = tracing
+    app.state.config_path = Path(config_path) if config_path else None
     instrument_app(app, tracing)  # the HTTP server span, only when tracing is on
     install_error_handlers(app)
     app.include_router(health.router)
@@ -155,9 +181,11 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
     app.include_router(count_tokens.router)
     app.include_router(responses.router)
     app.include_router(admin.router)
+    mount_admin_ui(app)  # /ui: the admin web UI
     return app
 
 
 def app_from_environment() -> FastAPI:
     """The factory uvicorn and gunicorn workers call: settings from ``ROUTEIQ_CONFIG`` and the environment."""
-    return create_app(load_settings(os.environ.get(CONFIG_PATH_ENV)))
+    config_path = os.environ.get(CONFIG_PATH_ENV)
+    return create_app(load_settings(config_path), config_path=config_path)

@@ -4,6 +4,8 @@
   governed. An overloaded or draining worker must still answer its probes.
 - ``metrics`` (``/metrics``): operational. Never shed (a scrape must work under load, that is when it
   matters), never judged by policy, metered or shown to plugins; who may read it is Auth's call.
+- ``ui`` (``/ui`` and below): the admin UI's static files (routeiq/admin_ui). Public like the docs, so
+  the login page loads without a key; every API call the UI then makes is an ``admin`` request.
 - ``admin`` (``/admin`` and below): the control plane. Shed like any work, authenticated with admin
   keys, and outside the data plane's policy, quotas and plugins.
 - ``data``: everything else, the data plane. Shed, authenticated, judged, metered, plugged.
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-PathKind = Literal["health", "docs", "metrics", "admin", "data"]
+PathKind = Literal["health", "docs", "ui", "metrics", "admin", "data"]
 BodyKind = Literal["chat", "completions", "embeddings", "messages", "responses"]
 
 HEALTH_PREFIX = "/_health/"
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 METRICS_PATH = "/metrics"
 ADMIN_PATH = "/admin"
+UI_PATH = "/ui"
 
 MODEL_CALLS: dict[str, BodyKind] = {
     "/chat/completions": "chat",
@@ -43,6 +46,8 @@ def path_kind(path: str) -> PathKind:
         return "health"
     if path in DOCS_PATHS:
         return "docs"
+    if path == UI_PATH or path.startswith(UI_PATH + "/"):
+        return "ui"
     if path == METRICS_PATH:
         return "metrics"
     if path == ADMIN_PATH or path.startswith(ADMIN_PATH + "/"):
@@ -51,8 +56,8 @@ def path_kind(path: str) -> PathKind:
 
 
 def is_public(path: str) -> bool:
-    """Needs no key at all: health probes and the API documentation."""
-    return path_kind(path) in ("health", "docs")
+    """Needs no key at all: health probes, the API documentation and the admin UI's files."""
+    return path_kind(path) in ("health", "docs", "ui")
 
 
 def is_admin(path: str) -> bool:
@@ -60,7 +65,7 @@ def is_admin(path: str) -> bool:
 
 
 def is_shed(path: str) -> bool:
-    """Subject to backpressure and draining: everything but probes, docs and metrics."""
+    """Subject to backpressure and draining: everything but probes, docs, UI files and metrics."""
     return path_kind(path) in ("admin", "data")
 
 

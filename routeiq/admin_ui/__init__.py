@@ -1,0 +1,1 @@
+"""The admin web UI: its built files (``static/``, committed; source in ``ui/``) served at ``/ui``."""
