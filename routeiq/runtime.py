@@ -44,9 +44,10 @@ from routeiq.settings import Settings
 from routeiq.state.factory import StateStores, build_state_stores
 from routeiq.store.audit import AuditRepository
 from routeiq.store.database import Database
+from routeiq.store.decisions import DecisionRepository, DecisionRetention
 from routeiq.store.keys import KeyRepository
 from routeiq.store.log_writer import LogWriter
-from routeiq.store.records import SpendRecord
+from routeiq.store.records import DecisionRecord, SpendRecord
 from routeiq.store.spend import SpendRepository
 
 logger = logging.getLogger("routeiq")
@@ -80,6 +81,8 @@ class Runtime:
     spend_log: LogWriter[SpendRecord]
     spend: SpendRepository
     plugins: PluginManager
+    decision_records: DecisionRepository
+    decision_store: LogWriter[DecisionRecord] | None  # None: decision_retention_days is 0
 
     opened: AsyncExitStack = field(repr=False)  # what build_runtime opened and started
 
@@ -221,6 +224,15 @@ async def _open(
         spend.write_many, settings.log_queue_size, on_drop=metrics.log_records_dropped.labels("spend").inc
     )
     reloads = RouterReloads(state.changes, models.slots)
+    decision_records = DecisionRepository(database)
+    decision_store = None
+    if settings.decision_retention_days > 0:
+        decision_store = LogWriter(
+            decision_records.write_many,
+            settings.log_queue_size,
+            name="decisions",
+            on_drop=metrics.log_records_dropped.labels("decisions").inc,
+        )
 
     if settings.database_migrate_on_startup:
         await database.ensure_current()
@@ -230,6 +242,12 @@ async def _open(
     stack.push_async_callback(quotas.close)
     spend_log.start()
     stack.push_async_callback(spend_log.close)
+    if decision_store is not None:
+        decision_store.start()
+        stack.push_async_callback(decision_store.close)
+        retention = DecisionRetention(decision_records, settings.decision_retention_days)
+        retention.start()
+        stack.push_async_callback(retention.close)
     await plugins.start(PluginServices(state.for_feature("stats"), spend_log.submit, http, settings))
     stack.push_async_callback(plugins.close)
     if breakers is not None:
@@ -257,6 +275,8 @@ async def _open(
         audit_log=audit_log,
         spend=spend,
         spend_log=spend_log,
+        decision_records=decision_records,
+        decision_store=decision_store,
         settings=settings,
         deployments=deployments,
         router=router,

@@ -353,11 +353,29 @@ class Settings(BaseSettings):
     decision_log: str = Field(
         default="stderr", description="Where routing decision events go: `stderr`, `off`, or a file path."
     )
+    decision_retention_days: float = Field(
+        default=14.0,
+        ge=0,
+        description="How long the decision store (`/admin/routing-decisions`, one record per model "
+        "request, in the database) keeps records; older ones are deleted in the background. 0: no "
+        "records are stored.",
+    )
+    log_prompts: bool = Field(
+        default=False,
+        description="Store the prompt text the router read (the latest user turn, first 4000 "
+        "characters) in each decision record. Off: records never hold prompt text.",
+    )
     trace_message_content: bool = Field(
         default=False,
         description="Put prompt and completion text on OpenTelemetry spans (`gen_ai.input.messages`, "
         "`gen_ai.output.messages`). Off: spans carry models, tokens and routing, never text. Tracing "
         "itself is turned on by the standard `OTEL_*` variables (docs/deploy.md).",
+    )
+
+    config_hot_reload: bool = Field(
+        default=False,
+        description="Watch the config file and apply it to every worker and replica when it changes "
+        "(as `PUT /admin/config` does; an invalid file is refused and logged). See docs/config-apply.md.",
     )
 
     # Executors

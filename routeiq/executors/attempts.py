@@ -142,6 +142,7 @@ class Dispatcher:
                 trace.served = True
                 upstream_seconds += time.perf_counter() - call_started
                 overhead_ms = max(0.0, (time.perf_counter() - started - upstream_seconds) * 1000)
+                trace.overhead_ms = overhead_ms
                 headers = decision_headers(decision, context, failed, overhead_ms)
                 if isinstance(outcome, Completed):
                     telemetry.answered(outcome.body, outcome.usage)
@@ -215,10 +216,8 @@ class Dispatcher:
         native: NativeCall | None = None,
     ) -> Completed | Streaming:
         deployment = decision.deployment
-        if native is not None:
-            if native.serves(deployment):
-                return await native.execute(deployment)
-            body = native.chat_body_for(deployment, body)  # what this deployment takes of the translation
+        if native is not None and native.serves(deployment):
+            return await native.execute(deployment)
         if self._passthrough is not None and deployment.speaks_openai:  # uses_passthrough, for mypy
             return await self._passthrough.execute(operation, body, deployment)
         return await self._litellm.execute(operation, body, deployment, context)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routeiq.governance.call import MODEL_CALL_SUFFIXES, GovernedCall, current_call
 from routeiq.observability import genai
+from routeiq.observability.decision_records import decision_record
 from routeiq.observability.tracing import Tracing
 from routeiq.routing.decision import RequestTrace, decision_event
 from routeiq.runtime_handle import RuntimeHandle
@@ -69,6 +71,7 @@ class RequestLedgerMiddleware:
                     span.set_attributes(request_span_attributes(scope))
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        arrived = Arrival(time.time(), time.perf_counter(), scope["path"])
         trace = RequestTrace()
         state = scope.setdefault("state", {})
         state[TRACE_KEY] = trace
@@ -97,7 +100,15 @@ class RequestLedgerMiddleware:
                     status = 500
                 else:
                     code = _error_code(bytes(error_body)) if status >= 400 else trace.stream_error
-                close_request(runtime, state.get("request_id", ""), current_call(scope), trace, status, code)
+                close_request(
+                    runtime,
+                    state.get("request_id", ""),
+                    current_call(scope),
+                    trace,
+                    status,
+                    code,
+                    arrived,
+                )
                 state[OUTCOME_KEY] = (status, code)
 
 
@@ -137,6 +148,15 @@ def request_span_attributes(scope: Scope) -> dict[str, Any]:
     return attributes
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """When a request arrived: UNIX time for the record, the monotonic clock for its latency."""
+
+    at: float
+    clock: float
+    route: str = ""
+
+
 def close_request(
     runtime: Runtime,
     request_id: str,
@@ -144,11 +164,28 @@ def close_request(
     trace: RequestTrace,
     status: int,
     code: str | None,
+    arrival: Arrival | None = None,
 ) -> None:
-    """Write the request's records: ``runtime`` gives the decision log and the spend log."""
+    """Write the request's records: ``runtime`` gives the decision log, the decision store and the
+    spend log."""
     outcome = request_outcome(trace, status, code)
     if runtime.decisions.enabled:
         runtime.decisions.record(decision_event(trace, request_id, status, outcome, code))
+    if runtime.decision_store is not None and arrival is not None:
+        runtime.decision_store.submit(
+            decision_record(
+                trace,
+                call,
+                request_id=request_id,
+                route=arrival.route,
+                started_at=arrival.at,
+                latency_ms=(time.perf_counter() - arrival.clock) * 1000,
+                status=status,
+                outcome=outcome,
+                error_code=code,
+                log_prompts=runtime.settings.log_prompts,
+            )
+        )
     if call is not None and call.served is not None:
         # Every served request, whatever plugins are on; the cost tracker keeps only live counters.
         runtime.spend_log.submit(spend_record(call))

@@ -20,5 +20,8 @@ class CheapestFirst:
         cheapest = min(priced, key=lambda candidate: candidate.cost_per_token or 0.0)
         per_million = (cheapest.cost_per_token or 0.0) * 1_000_000
         return RoutingChoice(
-            cheapest, self.name, f"cheapest of {len(priced)} priced (${per_million:.2f}/M tokens)"
+            cheapest,
+            self.name,
+            f"cheapest of {len(priced)} priced (${per_million:.2f}/M tokens)",
+            scores={candidate.id: candidate.cost_per_token or 0.0 for candidate in priced},
         )

@@ -38,6 +38,7 @@ class RequestTrace:
     fallbacks_tried: list[str] = field(default_factory=list)  # fallback groups an attempt was made in
     skipped: dict[str, str] = field(default_factory=dict)  # group -> why nothing was tried there
     routing_seconds: float = 0.0
+    overhead_ms: float | None = None  # the gateway's own time before the answer (x-routeiq-overhead-ms)
     streaming: bool = False
     stream_finished: bool = False  # the stream reached its end (an error event included)
     stream_error: str | None = None  # the error code a stream that broke off ended with

@@ -49,9 +49,13 @@ class _LowestBy:
         self._unit = unit
 
     def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> RoutingChoice:
-        chosen = min(candidates, key=self._measure)  # ties: config order
+        scores = {candidate.id: float(self._measure(candidate)) for candidate in candidates}
+        chosen = min(candidates, key=lambda candidate: scores[candidate.id])  # ties: config order
         return RoutingChoice(
-            chosen, self.name, f"lowest {self._unit} ({self._measure(chosen):g}) of {len(candidates)}"
+            chosen,
+            self.name,
+            f"lowest {self._unit} ({scores[chosen.id]:g}) of {len(candidates)}",
+            scores=scores,
         )
 
 

@@ -70,7 +70,7 @@ class Picker:
         if span is not None and span.is_recording():
             span.set_attribute("routeiq.routing.candidates", [candidate.id for candidate in candidates])
         decision = self.strategy_for(group).choose(candidates, context)
-        context.decision = decision
+        context.decision, context.candidates = decision, candidates
         return decision
 
     def forget_health(self) -> None:

@@ -31,6 +31,9 @@ class RoutingChoice:
     reason: str
     tier: str | None = None  # the tier a tier-aware strategy asked for
     assessment: Assessment | None = None
+    # What the strategy ranked the candidates by, per deployment id, when it ranks them (cost per
+    # token, in-flight requests, latency...; lowest wins). The decision store shows it.
+    scores: Mapping[str, float] | None = None
 
 
 @dataclass(slots=True)
@@ -46,6 +49,7 @@ class RoutingContext:
     session_id: str | None = None
     session_floor: str | None = None  # the highest tier this session has reached
     assessment: Assessment | None = None  # judged once per request, reused on retries
+    candidates: Sequence[Deployment] = ()  # what the current attempt's strategy chose from
     _signals: Signals | None = None
 
     @property

@@ -57,3 +57,43 @@ class SpendRecord:
     team: str | None = None
     user: str | None = None
     id: int | None = None  # assigned by the store
+
+
+@dataclass(slots=True)
+class DecisionRecord:
+    """One model request's routing and outcome (field names are the admin API's)."""
+
+    request_id: str
+    time: float  # when the request arrived, UNIX epoch seconds
+    route: str
+    status: int
+    outcome: str  # served, failed, refused or shed
+    outcome_detail: str  # the ledger's finer word: ok, rejected, interrupted, client_disconnected...
+    group: str | None = None
+    requested_group: str | None = None
+    strategy: str | None = None
+    profile: str | None = None
+    tier: str | None = None
+    served_model: str | None = None
+    deployment: str | None = None
+    reason: str | None = None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)  # fallback groups an attempt was made in
+    attempted: list[dict[str, Any]] = field(default_factory=list)  # each deployment tried, in order
+    skipped: dict[str, str] = field(default_factory=dict)  # group -> why nothing was tried there
+    attempts: int = 0
+    error_code: str | None = None
+    latency_ms: float = 0.0
+    routing_ms: float | None = None
+    routing_overhead_ms: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    key_id: str | None = None
+    team: str | None = None
+    user: str | None = None
+    assessment: dict[str, Any] | None = None
+    experiment: str | None = None
+    arm: str | None = None
+    prompt: str | None = None
+    id: int | None = None  # assigned by the store
