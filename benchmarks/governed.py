@@ -104,6 +104,7 @@ class Scenario:
     virtual_key: bool = False
     traced: bool = False  # OpenTelemetry tracing on, at TRACE_SAMPLE_RATIO
     limit: float | None = None  # the saturation ratio to the floor it must reach, if it has a target
+    wire: str = "openai"  # the bench deployment's wire: "anthropic" serves the Messages passthrough
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -169,7 +170,7 @@ def config_yaml(scenario: Scenario, mock_port: int, redis_url: str) -> str:
         "model_list:",
         "  - model_name: bench",
         "    litellm_params:",
-        "      model: openai/bench-model",
+        f"      model: {scenario.wire}/bench-model",
         f"      api_base: http://{HOST}:{mock_port}/v1",
         "      api_key: sk-bench",
         "    model_info:",

@@ -1,4 +1,6 @@
-"""A minimal, very fast OpenAI-compatible mock upstream for the gateway benchmarks.
+"""A minimal, very fast OpenAI-compatible mock upstream for the gateway benchmarks. It also answers
+Anthropic's ``POST /v1/messages`` (whole, or the Messages event stream with as many text deltas as
+a chat stream has chunks), for the Anthropic-wire passthrough.
 
 Why raw asyncio + httptools instead of a web framework: the mock shares a core with the load
 generator, so every microsecond it spends per request is taken from the measurement. Responses are
@@ -54,11 +56,13 @@ class MockState:
     completions: int = 0
     _json_cache: dict[str, bytes] = dataclasses.field(default_factory=dict)
     _stream_cache: dict[tuple[str, bool], list[bytes]] = dataclasses.field(default_factory=dict)
+    _message_cache: dict[tuple[str, bool], bytes | list[bytes]] = dataclasses.field(default_factory=dict)
 
     def reconfigure(self, values: dict[str, Any]) -> None:
         """Change behaviour and drop cached bodies that were built for the old shape."""
         self.config.update(values)
         self._stream_cache.clear()
+        self._message_cache.clear()
 
     def completion_response(self, model: str) -> bytes:
         """A complete non-streaming HTTP response (head + body), built once per model."""
@@ -76,6 +80,77 @@ class MockState:
             cached = build_stream_frames(model, self.config.chunks, include_usage)
             self._stream_cache[key] = cached
         return cached
+
+    def message_response(self, model: str) -> bytes:
+        """A whole Anthropic message, as a complete HTTP response, built once per model."""
+        cached = self._message_cache.get((model, False))
+        if not isinstance(cached, bytes):
+            cached = http_response(200, orjson.dumps(message_body(model)))
+            self._message_cache[(model, False)] = cached
+        return cached
+
+    def message_stream_frames(self, model: str) -> list[bytes]:
+        """The frames of one Messages event stream (same layout as ``stream_frames``)."""
+        cached = self._message_cache.get((model, True))
+        if not isinstance(cached, list):
+            cached = build_message_stream_frames(model, self.config.chunks)
+            self._message_cache[(model, True)] = cached
+        return cached
+
+
+def message_body(model: str) -> dict[str, Any]:
+    """An Anthropic ``message`` the anthropic SDK accepts."""
+    return {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "Hello from the bench mock."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 9, "output_tokens": 6},
+    }
+
+
+def anthropic_event(name: str, obj: dict[str, Any]) -> bytes:
+    """One SSE event as Anthropic sends it: ``event: <name>\\ndata: {json}\\n\\n``."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+
+
+def build_message_stream_frames(model: str, chunks: int) -> list[bytes]:
+    """Head; message_start, the text block's start and first delta; a delta per further chunk;
+    the block's stop, message_delta (the usage) and message_stop with the end of the body."""
+    start = {
+        **message_body(model),
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": 9, "output_tokens": 1},
+    }
+
+    def delta(index: int) -> bytes:
+        text = TOKEN if index == 0 else " " + TOKEN
+        data = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+        return anthropic_event("content_block_delta", data)
+
+    opening = anthropic_event("message_start", {"type": "message_start", "message": start})
+    opening += anthropic_event(
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    )
+    frames = [STREAM_HEAD, chunked_frame(opening + delta(0))]
+    frames += [chunked_frame(delta(index)) for index in range(1, chunks)]
+    tail = anthropic_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+    tail += anthropic_event(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"input_tokens": 9, "output_tokens": chunks},
+        },
+    )
+    tail += anthropic_event("message_stop", {"type": "message_stop"})
+    frames.append(chunked_frame(tail) + b"0\r\n\r\n")
+    return frames
 
 
 def completion_body(model: str) -> dict[str, Any]:
@@ -175,6 +250,7 @@ def error_response(status: int, message: str) -> bytes:
 
 MODELS_BODY = orjson.dumps({"object": "list", "data": [{"id": "bench-model", "object": "model"}]})
 CHAT_PATHS = {b"/v1/chat/completions", b"/chat/completions"}
+MESSAGES_PATHS = {b"/v1/messages", b"/messages"}
 # An OpenAI moderations answer that flags nothing: the moderation guardrail's cost is measured on it.
 MODERATION_RESPONSE = http_response(
     200,
@@ -238,6 +314,8 @@ class MockProtocol(asyncio.Protocol):
         body = b"".join(self.body)
         if method == b"POST" and path in CHAT_PATHS:
             self._chat(body, close)
+        elif method == b"POST" and path in MESSAGES_PATHS:
+            self._messages(body, close)
         elif method == b"GET":
             self._write(self._get(path), close)
         elif method == b"POST" and path == b"/v1/moderations":
@@ -287,6 +365,24 @@ class MockProtocol(asyncio.Protocol):
             self._write(response, close)
         else:
             self._later(self._send_after(response, config.delay_ms, close))
+
+    def _messages(self, body: bytes, close: bool) -> None:
+        """Answer an Anthropic Messages call, streamed or not, like a chat completion."""
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            self._write(error_response(400, "body is not JSON"), close)
+            return
+        self.state.completions += 1
+        model = str(request.get("model", "bench-model"))
+        if request.get("stream"):
+            self._stream(self.state.message_stream_frames(model), close)
+            return
+        response = self.state.message_response(model)
+        if self.state.config.delay_ms <= 0:
+            self._write(response, close)
+        else:
+            self._later(self._send_after(response, self.state.config.delay_ms, close))
 
     def _stream(self, frames: list[bytes], close: bool) -> None:
         """Head + first chunk at once (unless delayed), the rest paced by ``chunk_delay_ms``.

@@ -5,9 +5,11 @@ These targets are measured side by side in one run, against one zero-delay mock 
 1. ``direct``               the mock itself (the client's own round trip)
 2. ``floor``                FastAPI + one aiohttp session forwarding bytes (``floor_app.py``)
 3. ``routeiq_passthrough``  ``routeiq serve`` with its default (passthrough) executor
-4. ``routeiq_litellm``      ``routeiq serve`` with ``ROUTEIQ_PASSTHROUGH=off``
-5. ``bare_router``          FastAPI + ``litellm.Router.acompletion`` (``bare_router_app.py``)
-6. the governed scenarios   ``routeiq serve`` with Redis, policy, plugins, virtual keys (``governed.py``)
+4. ``routeiq_messages``     ``routeiq serve``, Anthropic's ``/v1/messages`` to an Anthropic-wire
+                            deployment (forwarded as sent): the same load, as Messages calls
+5. ``routeiq_litellm``      ``routeiq serve`` with ``ROUTEIQ_PASSTHROUGH=off``
+6. ``bare_router``          FastAPI + ``litellm.Router.acompletion`` (``bare_router_app.py``)
+7. the governed scenarios   ``routeiq serve`` with Redis, policy, plugins, virtual keys (``governed.py``)
 
 After the interleaved rounds: the fully governed configuration with 1 and 2 workers (scaling), and a
 long saturation run of it (``--soak``) before every worker's RSS is read.
@@ -60,6 +62,10 @@ HOST = "127.0.0.1"
 MASTER_KEY = "sk-bench-master"
 AUTH_HEADERS = {"authorization": f"Bearer {MASTER_KEY}"}
 PAYLOAD: dict[str, Any] = {"model": "bench", "messages": [{"role": "user", "content": "hello"}]}
+# The Anthropic-wire passthrough's load: the same prompt as a Messages call.
+MESSAGES_PATH = "/v1/messages"
+MESSAGES_PAYLOAD: dict[str, Any] = {**PAYLOAD, "max_tokens": 64}
+MESSAGES_HEADERS = {**AUTH_HEADERS, "anthropic-version": "2023-06-01"}
 DEFAULT_JSON = REPO_ROOT / "benchmarks" / "results" / "latest.json"
 UVICORN_FLAGS = ["--no-access-log", "--loop", "uvloop", "--http", "httptools", "--workers", "1"]
 
@@ -67,6 +73,7 @@ LABELS = {
     "direct": "direct (mock)",
     "floor": "floor (aiohttp)",
     "routeiq_passthrough": "RouteIQ passthrough",
+    "routeiq_messages": "RouteIQ Anthropic wire",
     "routeiq_litellm": "RouteIQ LiteLLM",
     "bare_router": "bare litellm Router",
     **governed.SHORT_LABELS,
@@ -200,6 +207,8 @@ class Target:
     ready_timeout: float = 60.0
     scenario: Scenario | None = None  # RouteIQ targets: the configuration it serves
     auth_headers: dict[str, str] = dataclasses.field(default_factory=lambda: dict(AUTH_HEADERS))
+    path: str = Endpoint.path  # the API it is sent (Messages for the Anthropic-wire passthrough)
+    payload: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(PAYLOAD))
 
     @property
     def uses_redis(self) -> bool:
@@ -214,7 +223,7 @@ class Target:
     @property
     def endpoint(self) -> Endpoint:
         """Where the load goes."""
-        return Endpoint(HOST, self.port)
+        return Endpoint(HOST, self.port, self.path)
 
 
 def base_env(upstream: str) -> dict[str, str]:
@@ -365,10 +374,14 @@ def routeiq_env(env: dict[str, str], redis_url: str) -> dict[str, str]:
 
 
 def routeiq_targets(bench: Bench, env: dict[str, str]) -> list[Target]:
-    """The governed scenarios (the passthrough is the first), and the LiteLLM executor
-    (``ROUTEIQ_PASSTHROUGH=off``) with nothing configured."""
+    """The governed scenarios (the passthrough is the first), the Anthropic-wire passthrough and the
+    LiteLLM executor (``ROUTEIQ_PASSTHROUGH=off``), both with nothing configured."""
     plain = governed.BY_KEY["routeiq_passthrough"]
-    scenarios = {**governed.BY_KEY, "routeiq_litellm": dataclasses.replace(plain, key="routeiq_litellm")}
+    scenarios = {
+        **governed.BY_KEY,
+        "routeiq_messages": dataclasses.replace(plain, key="routeiq_messages", wire="anthropic", limit=None),
+        "routeiq_litellm": dataclasses.replace(plain, key="routeiq_litellm"),
+    }
     keys = [key for key in scenarios if key in bench.settings.targets]
     if not keys:
         return []
@@ -391,6 +404,9 @@ def routeiq_targets(bench: Bench, env: dict[str, str]) -> list[Target]:
         result = TargetResult(key, LABELS[key])
         target = Target(result, spec.port, server, ready_timeout=bench.settings.ready_timeout)
         target.scenario = scenarios[key]
+        if key == "routeiq_messages":
+            target.path, target.payload = MESSAGES_PATH, dict(MESSAGES_PAYLOAD)
+            target.auth_headers = dict(MESSAGES_HEADERS)
         targets.append(target)
     return targets
 
@@ -498,7 +514,7 @@ async def measure(
 ) -> Measured:
     """Run load against a target while reading its process tree's CPU time before and after."""
     assert target.pid is not None
-    payload = {**PAYLOAD, "stream": True} if stream else PAYLOAD
+    payload = {**target.payload, "stream": True} if stream else target.payload
     request = build_request(target.endpoint, payload, target.auth_headers)
     if target.uses_redis and bench.redis is not None:
         await bench.redis.flush()  # counters from zero: no limit is reached, no window inherits state
@@ -582,7 +598,8 @@ async def warm_up(bench: Bench) -> None:
     """First requests pay lazy start-up costs (connection pools, LiteLLM's first call): not measured."""
     for target in usable(bench):
         for stream in (False, True):
-            request = build_request(target.endpoint, {**PAYLOAD, "stream": stream}, target.auth_headers)
+            payload = {**target.payload, "stream": stream}
+            request = build_request(target.endpoint, payload, target.auth_headers)
             load = await run_load(
                 target.endpoint, request, concurrency=4, duration=bench.settings.warmup, stream=stream
             )
