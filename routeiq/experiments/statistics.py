@@ -113,6 +113,9 @@ def t_quantile(p: float, df: float) -> float:
     z = z_quantile(p)
     t = z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
     t += (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    t += (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * df**4)
+    if df >= 200:  # the series' next term is below 1e-10 here: no refinement needed
+        return t
     log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
     for _ in range(8):
         density = math.exp(log_norm - (df + 1) / 2 * math.log1p(t * t / df))

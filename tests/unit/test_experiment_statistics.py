@@ -23,7 +23,7 @@ def test_wilson_matches_statsmodels(successes: int, n: int, alpha: float) -> Non
     assert (interval.low, interval.high) == pytest.approx((low, high), abs=1e-12)
 
 
-@pytest.mark.parametrize("df", [1, 2, 3, 4.5, 9, 29, 100.25, 5000])
+@pytest.mark.parametrize("df", [1, 2, 3, 4.5, 9, 29, 100.25, 200, 731.5, 5000])
 @pytest.mark.parametrize("p", [0.5, 0.9, 0.975, 0.995, 0.025])
 def test_t_quantile_matches_scipy(df: float, p: float) -> None:
     assert st.t_quantile(p, df) == pytest.approx(float(sps.t.ppf(p, df)), rel=1e-9, abs=1e-12)
