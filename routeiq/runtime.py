@@ -132,19 +132,75 @@ def litellm_model_facts(model: str) -> dict[str, Any]:
     return dict(entry) if isinstance(entry, dict) else {}
 
 
-async def build_runtime(settings: Settings, gate: TrafficGate, tracing: Tracing | None = None) -> Runtime:
+@dataclass
+class Foundation:
+    """What outlives a config apply (``routeiq.config_apply``): the connections to the shared state
+    and the database, the upstream HTTP pool and the Prometheus registry. Built once, from settings
+    that cannot change while the gateway runs; every ``Runtime`` is built on it."""
+
+    state: StateStores
+    database: Database
+    http: aiohttp.ClientSession
+    metrics: Metrics
+    opened: AsyncExitStack = field(repr=False)
+
+    async def start_changes(self) -> None:
+        """Once the runtime's live-changeable parts (and the config) watch their subjects."""
+        await self.state.start_changes()
+        await self.state.wait_subscribed(SUBSCRIBE_WAIT_SECONDS)
+
+    async def close(self) -> None:
+        """The stores before the database, the HTTP session last (reverse of opening)."""
+        await self.opened.aclose()
+
+
+async def open_foundation(settings: Settings) -> Foundation:
+    stack = AsyncExitStack()
+    try:
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), skip_auto_headers=("User-Agent",)
+        )
+        stack.push_async_callback(http.close)
+        database = Database.from_settings(settings)
+        stack.push_async_callback(database.close)
+        if settings.database_migrate_on_startup:
+            await database.ensure_current()
+        state = build_state_stores(settings)
+        await state.start()
+        stack.push_async_callback(state.close)
+    except BaseException:
+        await stack.aclose()
+        raise
+    return Foundation(state, database, http, Metrics(), stack)
+
+
+async def build_runtime(
+    settings: Settings,
+    gate: TrafficGate,
+    tracing: Tracing | None = None,
+    foundation: Foundation | None = None,
+) -> Runtime:
     """Build every part, opening and starting each one inside an exit stack: should startup fail
-    half-way, exactly what was opened is closed again (in reverse), nothing leaks."""
+    half-way, exactly what was opened is closed again (in reverse), nothing leaks.
+
+    Without ``foundation`` the runtime opens one of its own (closed with it) and starts following
+    live changes; with one (the app's lifespan, a config apply) the caller owns both."""
     plugins = PluginManager.from_configs(settings.plugins, tracing)  # bad config fails before connecting
     deployments = DeploymentTable(
         settings.model_list, model_facts=litellm_model_facts, aliases=settings.model_aliases
     )
-    state = build_state_stores(settings)
-    # First: a bad policy file stops startup before anything needs closing.
-    policy = build_policy_engine(settings.policy, state.changes)
+    owned = foundation is None
+    if foundation is None:
+        foundation = await open_foundation(settings)
     stack = AsyncExitStack()
+    if owned:
+        stack.push_async_callback(foundation.close)
+    state = foundation.state
     try:
-        runtime = await _open(settings, gate, stack, plugins, deployments, state, policy, tracing)
+        policy = build_policy_engine(settings.policy, state.changes)
+        runtime = await _open(settings, gate, stack, plugins, deployments, foundation, policy, tracing)
+        if owned:
+            await foundation.start_changes()
     except BaseException:
         await stack.aclose()
         raise
@@ -165,21 +221,22 @@ async def _open(
     stack: AsyncExitStack,
     plugins: PluginManager,
     deployments: DeploymentTable,
-    state: StateStores,
+    foundation: Foundation,
     policy: PolicyEngine | None,
     tracing: Tracing | None = None,
 ) -> Runtime:
     """The parts, each entered into ``stack`` as soon as it holds something that must be closed.
 
     Closing runs in reverse: plugins (the cost tracker flushes into the spend log and the stores)
-    before the spend log, quotas (settlements still running) before the stores, the stores before
-    the database, and the HTTP session, which plugins use, last."""
-    http = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), skip_auto_headers=("User-Agent",)
+    before the spend log, quotas (settlements still running) before the stores (the foundation's,
+    closed after every runtime built on it), the stores before the database, and the HTTP session,
+    which plugins use, last."""
+    state, http, database, metrics = (
+        foundation.state,
+        foundation.http,
+        foundation.database,
+        foundation.metrics,
     )
-    stack.push_async_callback(http.close)
-    database = Database.from_settings(settings)
-    stack.push_async_callback(database.close)
     breakers = None
     if settings.circuit_breaker.enabled:
         breakers = CircuitBreakers(
@@ -189,7 +246,6 @@ async def _open(
             [d.id for d in deployments],
         )
     router = build_router(settings)
-    metrics = Metrics()
     models = load_routing_models(settings, on_classifier_fallback=metrics.classifier_fallbacks.inc)
     configured = settings.router_settings
     picker = Picker(router, deployments, create_strategy(configured.routing_strategy, models.deps), breakers)
@@ -234,10 +290,6 @@ async def _open(
             on_drop=metrics.log_records_dropped.labels("decisions").inc,
         )
 
-    if settings.database_migrate_on_startup:
-        await database.ensure_current()
-    await state.start()
-    stack.push_async_callback(state.close)
     quotas.start()
     stack.push_async_callback(quotas.close)
     spend_log.start()
@@ -260,9 +312,6 @@ async def _open(
     if policy is not None:
         await policy.start()
         stack.push_async_callback(policy.close)
-    # Last: every live-changeable part above watches its subject by now.
-    await state.start_changes()
-    await state.wait_subscribed(SUBSCRIBE_WAIT_SECONDS)
     return Runtime(
         plugins=plugins,
         database=database,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # typing only: the runtime module imports LiteLLM
+    from routeiq.config_apply import ConfigApplier
     from routeiq.runtime import Runtime
 
 
@@ -20,10 +21,14 @@ class NotStarted(RuntimeError):
 
 
 class RuntimeHandle:
-    __slots__ = ("_runtime",)
+    """The app's current runtime. A config apply (``routeiq.config_apply``) swaps in a new one while
+    the app serves: a request reads the handle when it needs a part, and keeps whatever it got."""
+
+    __slots__ = ("_runtime", "config")
 
     def __init__(self) -> None:
         self._runtime: Runtime | None = None
+        self.config: ConfigApplier | None = None  # the lifespan's, once started
 
     @property
     def started(self) -> Runtime | None:
@@ -37,4 +42,5 @@ class RuntimeHandle:
         return runtime
 
     def attach(self, runtime: Runtime) -> None:
+        """Serve ``runtime`` from now on (at startup, and at each config apply)."""
         self._runtime = runtime

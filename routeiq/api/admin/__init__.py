@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from routeiq.api.admin import audit, changes, decisions, keys, plugins, policies, routing, spend
+from routeiq.api.admin import audit, changes, config, decisions, keys, plugins, policies, routing, spend
 from routeiq.api.admin.inputs import no_nul_characters
 
 router = APIRouter(dependencies=[Depends(no_nul_characters)])
@@ -17,3 +17,4 @@ router.include_router(plugins.router)
 router.include_router(spend.router)
 router.include_router(changes.router)
 router.include_router(decisions.router)
+router.include_router(config.router)

@@ -1,0 +1,538 @@
+"""Config apply: change the whole configuration on every worker and replica while they serve.
+
+A config document (the YAML file's shape, as text) goes out through the live-change mechanism as
+the subject ``config``. Every process, on a new version, builds settings from it with the startup
+precedence (the document in the file's place, under the same ``ROUTEIQ_*`` environment), builds a
+new ``Runtime`` on the same ``Foundation`` (state and database connections, HTTP pool, metrics),
+hands the live subjects over to the new parts, swaps it into the ``RuntimeHandle``, and closes the
+old runtime once no request is in flight (or after ``drain_timeout_seconds``): requests already
+running finish on the runtime they started on.
+
+The process that takes ``PUT /admin/config`` checks the document first (syntax, settings, the files,
+plugins and trained routers it names, LiteLLM's view of the model_list, settings that cannot change
+live): a document with any problem is refused whole and nothing changes anywhere. Then it keeps
+the document in the config history (the durable store) and announces it. At startup the newest
+applied document is used instead of the file as long as the file is the one it was applied over
+(``docs/config-apply.md``).
+
+Secrets: ``GET`` shows every secret-like value as ``***`` (``os.environ/NAME`` references are no
+secrets and stay visible); a ``***`` submitted back keeps the current value at that place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from routeiq.config import SECRET_REFERENCE, DocumentInvalid, Problem, settings_from_document
+from routeiq.periodic import every, stop
+from routeiq.settings import Settings
+from routeiq.state.changes import Change, ChangeRefused
+from routeiq.store.config_history import ConfigHistory, ConfigVersion
+from routeiq.store.database import StoreUnavailable
+
+if TYPE_CHECKING:  # typing only: the runtime module imports LiteLLM
+    from routeiq.observability.tracing import Tracing
+    from routeiq.resilience.traffic import TrafficGate
+    from routeiq.runtime import Foundation, Runtime
+    from routeiq.runtime_handle import RuntimeHandle
+
+logger = logging.getLogger("routeiq.config")
+
+SUBJECT = "config"
+REDACTED = "***"
+FILE_CHECK_SECONDS = 2.0
+IDLE_POLL_SECONDS = 0.1  # how often a swapped-out runtime looks for the moment nothing is in flight
+
+# Settings read once, by what is built before the runtime (the listener, the middleware, the
+# traffic gate, the state and database connections): changing them needs a restart, so a document
+# that changes their effective value is refused with the path named.
+RESTART_ONLY = (
+    "host",
+    "port",
+    "workers",
+    "log_level",
+    "access_log",
+    "master_key",
+    "admin_keys",
+    "metrics_auth",
+    "max_concurrent_requests",
+    "queue_timeout_ms",
+    "queue_max_depth",
+    "shed_retry_after_seconds",
+    "cors_allow_origins",
+    "drain_timeout_seconds",
+    "redis_url",
+    "redis_sentinels",
+    "redis_sentinel_master",
+    "redis_cluster",
+    "redis_key_prefix",
+    "redis_timeout_seconds",
+    "state_failure_mode",
+    "data_dir",
+    "database_url",
+    "database_migrate_on_startup",
+    "trace_message_content",
+)
+
+_SECRET_WORDS = ("secret", "password", "passwd", "credential", "private", "authorization")
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def is_secret_name(name: str) -> bool:
+    """A key whose value may be a credential: ``api_key``, ``master_key``, ``admin_keys``,
+    ``aws_secret_access_key``, ``authorization``... (not ``key_cache_seconds``, not a price per token)."""
+    name = name.lower()
+    if name.endswith(("key", "_keys")) or any(word in name for word in _SECRET_WORDS):
+        return True
+    return name.endswith("token") and not name.endswith("per_token")
+
+
+def _is_reference(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(SECRET_REFERENCE)
+
+
+def _leaf_is_secret(path: tuple[str | int, ...], value: Any) -> bool:
+    if value is None or _is_reference(value):
+        return False
+    if any(isinstance(part, str) and is_secret_name(part) for part in path):
+        return True
+    # A URL with a password in it (database_url, redis_url, an api_base with credentials).
+    if isinstance(value, str) and "://" in value and "@" in value:
+        with contextlib.suppress(ValueError):
+            return urlsplit(value).password is not None
+    return False
+
+
+def redact(value: Any, path: tuple[str | int, ...] = ()) -> Any:
+    """``value`` (a parsed document or a part of one) with every secret leaf replaced by ``***``."""
+    if isinstance(value, dict):
+        return {key: redact(item, (*path, str(key))) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item, (*path, index)) for index, item in enumerate(value)]
+    return REDACTED if _leaf_is_secret(path, value) else value
+
+
+def parse_document(text: str) -> Any:
+    """The document's data (None for an empty one); ``DocumentInvalid`` on a syntax error."""
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise DocumentInvalid([Problem("", f"not valid YAML: {error}", line)]) from None
+
+
+def redacted_yaml(data: Any) -> str:
+    return "" if data is None else yaml.safe_dump(redact(data), sort_keys=False, allow_unicode=True)
+
+
+def restore_secrets(submitted: Any, current: Any) -> Any:
+    """``submitted`` with each ``***`` replaced by the current value at the same place, so a
+    document read from ``GET /admin/config`` can be edited and sent back without its secrets.
+    Deployments are matched by ``model_info.id`` (else group, model and api_base), plugins by name,
+    so reordering a list keeps each secret with its owner. ``DocumentInvalid`` names every ``***``
+    with no current value behind it."""
+    problems: list[Problem] = []
+    restored = _restore(submitted, current, (), problems)
+    if problems:
+        raise DocumentInvalid(problems)
+    return restored
+
+
+_MISSING = object()
+
+
+def _restore(value: Any, current: Any, path: tuple[str, ...], problems: list[Problem]) -> Any:
+    if isinstance(value, dict):
+        mapping = current if isinstance(current, dict) else {}
+        return {
+            key: _restore(item, mapping.get(key, _MISSING), (*path, str(key)), problems)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        here = current if isinstance(current, list) else []
+        return [
+            _restore(item, _counterpart(item, index, here), (*path, str(index)), problems)
+            for index, item in enumerate(value)
+        ]
+    if value == REDACTED:
+        if current is _MISSING or current is None or current == REDACTED or isinstance(current, dict | list):
+            where = ".".join(path)
+            problems.append(
+                Problem(where, f"{REDACTED} stands for the current secret, but there is none here")
+            )
+            return value
+        return current
+    return value
+
+
+def _identity(item: Any) -> tuple[Any, ...] | None:
+    if not isinstance(item, dict):
+        return None
+    info = item.get("model_info")
+    if isinstance(info, dict) and info.get("id"):
+        return ("id", info["id"])
+    params = item.get("litellm_params")
+    if "model_name" in item and isinstance(params, dict):
+        return ("deployment", item["model_name"], params.get("model"), params.get("api_base"))
+    if "name" in item:
+        return ("name", item["name"])
+    return None
+
+
+def _counterpart(item: Any, index: int, current: list[Any]) -> Any:
+    identity = _identity(item)
+    if identity is not None:
+        return next((other for other in current if _identity(other) == identity), _MISSING)
+    return current[index] if index < len(current) else _MISSING
+
+
+# --- diff ------------------------------------------------------------------------------------
+
+
+def _leaves(value: Any, path: tuple[str | int, ...] = ()) -> dict[tuple[str | int, ...], Any]:
+    if isinstance(value, dict) and value:
+        found: dict[tuple[str | int, ...], Any] = {}
+        for key, item in value.items():
+            found.update(_leaves(item, (*path, str(key))))
+        return found
+    if isinstance(value, list) and value:
+        found = {}
+        for index, item in enumerate(value):
+            found.update(_leaves(item, (*path, index)))
+        return found
+    return {path: value}
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def changed_paths(old: Any, new: Any) -> list[dict[str, Any]]:
+    """Each leaf that differs, ``{"path", "old", "new"}`` (secrets shown as ``***``, a changed
+    secret still listed); an absent side is None."""
+    before, after = _leaves(old if old is not None else {}), _leaves(new if new is not None else {})
+    changes = []
+    for path in sorted(before.keys() | after.keys(), key=lambda p: [str(part) for part in p]):
+        if not path:
+            continue
+        was, now = before.get(path), after.get(path)
+        if was != now:
+            changes.append(
+                {
+                    "path": _dotted(path),
+                    "old": REDACTED if _leaf_is_secret(path, was) else was,
+                    "new": REDACTED if _leaf_is_secret(path, now) else now,
+                }
+            )
+    return changes
+
+
+def unified_diff(old: Any, new: Any) -> str:
+    lines = difflib.unified_diff(
+        redacted_yaml(old).splitlines(keepends=True),
+        redacted_yaml(new).splitlines(keepends=True),
+        fromfile="current",
+        tofile="submitted",
+    )
+    return "".join(lines)
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def restart_problems(running: Settings, wanted: Settings) -> list[Problem]:
+    """The settings ``wanted`` changes that only a restart can (``RESTART_ONLY``)."""
+    problems = []
+    for name in RESTART_ONLY:
+        if getattr(running, name) != getattr(wanted, name):
+            path = (
+                name if name in ("model_list", "router_settings", "litellm_settings") else f"routeiq.{name}"
+            )
+            problems.append(
+                Problem(path, "cannot change while the gateway runs: change the file and restart")
+            )
+    return problems
+
+
+_SOURCE_PREFIX = re.compile(r"^(?P<path>(?:routeiq\.)?[A-Za-z_][\w.]*)(?::| refers)")
+
+
+def deeper_problems(settings: Settings, file_path: Path | None) -> list[Problem]:
+    """What valid settings can still get wrong, as ``routeiq check-config`` finds it: the policy
+    file, plugins and trained routers they name, and LiteLLM's view of the model_list. Blocking
+    (artifacts are loaded): run it in a thread."""
+    from routeiq.cli import _check_named_files, _check_with_litellm, _source
+
+    lines = _check_named_files(settings, file_path)
+    more, _warnings = _check_with_litellm(settings, file_path, with_router=False)
+    prefix = _source(file_path) + ": "
+    problems = []
+    for line in (*lines, *more):
+        text = line.removeprefix(prefix)
+        match = _SOURCE_PREFIX.match(text)
+        path = match["path"] if match else ""
+        problems.append(Problem(path, text.removeprefix(path).lstrip(": ") if path else text))
+    return problems
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_text(path: Path | None) -> str:
+    return path.read_text(encoding="utf-8") if path is not None else ""
+
+
+# --- the applier -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedConfig:
+    """The document this process serves: ``version`` is its config history id (0: the file it was
+    started with, never applied), ``source`` ``file`` or ``applied``."""
+
+    version: int
+    source: str
+    document: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    version: int  # the config history id
+    change_version: int | None  # the ``config`` subject's version in GET /admin/changes
+
+
+class ApplyFailed(Exception):
+    """The document passed every check but could not be built here (its reason); announced anyway."""
+
+
+class ConfigApplier:
+    """This process's end of config apply: the document it serves, the swap, the file watch."""
+
+    def __init__(
+        self,
+        handle: RuntimeHandle,
+        foundation: Foundation,
+        gate: TrafficGate,
+        tracing: Tracing | None,
+        file_path: Path | None,
+        current: AppliedConfig,
+    ) -> None:
+        self._handle = handle
+        self._foundation = foundation
+        self._gate = gate
+        self._tracing = tracing
+        self._file_path = file_path
+        self._base_dir = file_path.resolve().parent if file_path is not None else Path.cwd()
+        self._file_sha = sha256(file_text(file_path))
+        self._history = ConfigHistory(foundation.database)
+        self._changes = foundation.state.changes
+        self._lock = asyncio.Lock()  # one PUT at a time in this process
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._watch_task: asyncio.Task[None] | None = None
+        self._failure: tuple[str, str] | None = None  # (sha256, reason) of a document not built here
+        self.current = current
+        # Not caught up at startup: the document chosen at startup (the file, or the newest applied
+        # over it) is what this process serves; later versions are applied.
+        self._changes.watch(SUBJECT, self._on_change, catch_up=False, lasting=True)
+
+    @property
+    def hot_reload(self) -> bool:
+        return self._handle.get().settings.config_hot_reload
+
+    def start(self) -> None:
+        if self._file_path is not None:
+            self._watch_task = every(FILE_CHECK_SECONDS, self.check_file, "config file check")
+
+    async def close(self) -> None:
+        """At shutdown: stop watching, and close every swapped-out runtime now."""
+        if self._watch_task is not None:
+            await stop([self._watch_task])
+            self._watch_task = None
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+
+    # --- checking ---
+
+    def settings_of(self, text: str) -> tuple[str, Settings]:
+        """The document with its ``***`` restored and its settings; ``DocumentInvalid`` otherwise.
+        Without the deeper checks (``check``)."""
+        data = parse_document(text)
+        restored = restore_secrets(data, parse_document(self.current.document))
+        document = text if restored == data else yaml.safe_dump(restored, sort_keys=False, allow_unicode=True)
+        settings = settings_from_document(document, self._base_dir)
+        problems = restart_problems(self._handle.get().settings, settings)
+        if problems:
+            raise DocumentInvalid(problems)
+        return document, settings
+
+    async def check(self, text: str) -> tuple[str, Settings]:
+        """Every check ``PUT`` makes before anything changes; ``DocumentInvalid`` with all problems."""
+        document, settings = self.settings_of(text)
+        problems = await asyncio.to_thread(deeper_problems, settings, self._file_path)
+        if problems:
+            raise DocumentInvalid(problems)
+        return document, settings
+
+    # --- applying ---
+
+    async def apply(self, text: str, actor: str, source: str = "api") -> Applied:
+        """Check ``text``, keep it in the history, announce it (applied here at once). Raises
+        ``DocumentInvalid`` (nothing changed anywhere), ``StateUnavailable`` (not announced: the
+        shared state is away; nothing changed) or ``ApplyFailed`` (announced, not built here)."""
+        async with self._lock:
+            document, _ = await self.check(text)
+            digest = sha256(document)
+            version = ConfigVersion(0, time.time(), actor, source, document, digest, self._file_sha)
+            version_id = await self._history.add(version)
+            value = {"id": version_id, "sha256": digest, "document": document, "source": source}
+            try:
+                change_version = await self._changes.publish(SUBJECT, value)
+            except BaseException:
+                with contextlib.suppress(StoreUnavailable):
+                    await self._history.remove(version_id)
+                raise
+            if self.current.sha256 != digest:
+                reason = self._failure[1] if self._failure and self._failure[0] == digest else "superseded"
+                raise ApplyFailed(reason)
+            return Applied(version_id, change_version)
+
+    async def _on_change(self, change: Change) -> None:
+        value = change.value
+        if value is None:  # the store holds no config (it lost its data): keep serving this one
+            return
+        digest, document = str(value.get("sha256")), str(value.get("document", ""))
+        version_id = int(value.get("id") or 0)
+        if digest == self.current.sha256:
+            self.current = replace(self.current, version=version_id, source="applied")
+            return
+        try:
+            settings = settings_from_document(document, self._base_dir)
+            problems = restart_problems(self._handle.get().settings, settings)
+            if problems:
+                raise DocumentInvalid(problems)
+            await self._swap(settings)
+        except (DocumentInvalid, ChangeRefused) as error:
+            self._failure = (digest, str(error))
+            raise ChangeRefused(f"config version {version_id} refused here: {error}") from None
+        self.current = AppliedConfig(version_id, "applied", document, digest)
+        self._failure = None
+        logger.info("config version %d applied (sha256 %s)", version_id, digest[:12])
+
+    async def _swap(self, settings: Settings) -> None:
+        from routeiq.runtime import build_runtime  # imports LiteLLM: loaded by now anyway
+
+        self._changes.begin_rebuild()
+        try:
+            runtime = await build_runtime(settings, self._gate, self._tracing, self._foundation)
+        except Exception as error:
+            self._changes.abort_rebuild()
+            logger.exception("the new config does not build here; the running one stays")
+            raise ChangeRefused(f"does not build here: {type(error).__name__}: {error}") from None
+        except BaseException:
+            self._changes.abort_rebuild()
+            raise
+        old = self._handle.get()
+        await self._changes.commit_rebuild()
+        self._handle.attach(runtime)
+        task = asyncio.create_task(self._retire(old, settings.drain_timeout_seconds), name="retire runtime")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, old: Runtime, grace_seconds: float) -> None:
+        """Close ``old`` once no request is in flight (those running may still be using it), or
+        after the grace a shutdown gives in-flight requests; at once when the app shuts down."""
+        try:
+            deadline = time.monotonic() + grace_seconds
+            with contextlib.suppress(asyncio.CancelledError):
+                while self._gate.in_flight > 0 and time.monotonic() < deadline:  # noqa: ASYNC110 - polls a gauge
+                    await asyncio.sleep(IDLE_POLL_SECONDS)
+        finally:
+            try:
+                await old.close()
+            except Exception:
+                logger.exception("closing a swapped-out runtime failed")
+
+    # --- the file ---
+
+    async def check_file(self) -> None:
+        """With ``config_hot_reload`` on: a changed file is applied like a PUT (if valid)."""
+        if self._file_path is None or not self.hot_reload:
+            return
+        try:
+            text = await asyncio.to_thread(file_text, self._file_path)
+        except OSError as error:
+            logger.warning("config file %s unreadable: %s", self._file_path, error.strerror)
+            return
+        digest = sha256(text)
+        if digest == self._file_sha:
+            return
+        self._file_sha = digest
+        if digest == self.current.sha256:
+            return
+        try:
+            applied = await self.apply(text, "system:config-file", source="file")
+        except DocumentInvalid as error:
+            logger.error("config file change refused; the running config stays:\n%s", error)
+        except Exception as error:
+            logger.error("config file change not applied: %s: %s", type(error).__name__, error)
+        else:
+            logger.info("config file change applied as version %d", applied.version)
+
+
+async def startup_config(
+    file_settings: Settings, file_path: Path | None, foundation: Foundation
+) -> tuple[Settings, AppliedConfig]:
+    """The settings to start with: the newest applied document if it was applied over the file as
+    it is now (same sha256), else the file. A document that no longer loads (say, an environment
+    variable it names is gone) is skipped with an error in the log."""
+    text = file_text(file_path)
+    from_file = AppliedConfig(0, "file", text, sha256(text))
+    try:
+        newest = await ConfigHistory(foundation.database).newest()
+    except StoreUnavailable as error:
+        logger.warning("config history unreadable (%s): serving the config file", error)
+        return file_settings, from_file
+    if newest is None:
+        return file_settings, from_file
+    if newest.file_sha256 != from_file.sha256:
+        logger.info("config file changed since config version %d was applied: serving the file", newest.id)
+        return file_settings, from_file
+    applied = AppliedConfig(newest.id, "applied", newest.document, newest.sha256)
+    if newest.sha256 == from_file.sha256:
+        return file_settings, applied
+    base_dir = file_path.resolve().parent if file_path is not None else Path.cwd()  # noqa: ASYNC240 - once, at startup
+    try:
+        settings = settings_from_document(newest.document, base_dir)
+        problems = restart_problems(file_settings, settings)
+        if problems:
+            raise DocumentInvalid(problems)
+    except DocumentInvalid as error:
+        logger.error("config version %d does not load any more; serving the file:\n%s", newest.id, error)
+        return file_settings, from_file
+    logger.info(
+        "serving config version %d (applied %s by %s)", newest.id, time.ctime(newest.at), newest.actor
+    )
+    return settings, applied
+
+
+def problem_dicts(problems: Iterable[Problem]) -> list[dict[str, Any]]:
+    return [{"path": p.path, "message": p.message, "line": p.line} for p in problems]
