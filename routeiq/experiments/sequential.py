@@ -36,10 +36,7 @@ from typing import overload
 import numpy as np
 
 from routeiq.experiments.statistics import ALPHA, Interval, histogram_quantiles, z_quantile
-from routeiq.experiments.summary import LATENCY_BOUNDS_MS, Histogram
-
-_LOWER_EDGES = np.array((0.0, *LATENCY_BOUNDS_MS))
-_UPPER_EDGES = np.array((*LATENCY_BOUNDS_MS, math.inf))
+from routeiq.experiments.summary import BUCKET_LOWER_EDGES, BUCKET_UPPER_EDGES, Histogram
 
 
 def optimal_mixture_ratio(alpha: float = ALPHA) -> float:
@@ -128,8 +125,8 @@ def quantile_sequence(
     radius = mixture_radius(proxy / n, tau2, alpha)
     cumulative = np.cumsum(histogram.counts)
     low_rank, high_rank = (q - radius) * n, (q + radius) * n
-    low = 0.0 if low_rank <= 0 else float(_LOWER_EDGES[int(np.argmax(cumulative >= low_rank))])
-    high = math.inf if high_rank >= n else float(_UPPER_EDGES[int(np.argmax(cumulative > high_rank))])
+    low = 0.0 if low_rank <= 0 else float(BUCKET_LOWER_EDGES[int(np.argmax(cumulative >= low_rank))])
+    high = math.inf if high_rank >= n else float(BUCKET_UPPER_EDGES[int(np.argmax(cumulative > high_rank))])
     return Interval(estimate, low, high)
 
 

@@ -35,12 +35,16 @@ from statistics import NormalDist
 
 import numpy as np
 
-from routeiq.experiments.summary import LATENCY_BOUNDS_MS, Histogram, Moments, Rate
+from routeiq.experiments.summary import (
+    BUCKET_LOWER_EDGES,
+    BUCKET_UPPER_EDGES,
+    Histogram,
+    Moments,
+    Rate,
+)
 
 ALPHA = 0.05
 _NORMAL = NormalDist()
-_LOWER_EDGES = np.array((0.0, *LATENCY_BOUNDS_MS))
-_UPPER_EDGES = np.array((*LATENCY_BOUNDS_MS, math.inf))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +55,12 @@ class Interval:
 
     def to_dict(self) -> dict[str, float | None]:
         return {
-            key: _finite(value)
+            key: finite_or_none(value)
             for key, value in (("estimate", self.estimate), ("low", self.low), ("high", self.high))
         }
 
 
-def _finite(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
     """JSON has no NaN or infinity: an unknown or unbounded end is null."""
     return float(value) if math.isfinite(value) else None
 
@@ -210,7 +214,7 @@ def histogram_quantiles(counts: np.ndarray, q: float) -> np.ndarray:
     fraction = np.clip(
         np.divide(target - before, in_bucket, out=np.zeros_like(target), where=in_bucket > 0), 0.0, 1.0
     )
-    lower, upper = _LOWER_EDGES[index], _UPPER_EDGES[index]
+    lower, upper = BUCKET_LOWER_EDGES[index], BUCKET_UPPER_EDGES[index]
     value = np.where(
         np.isfinite(upper), lower + fraction * (np.where(np.isfinite(upper), upper, 0) - lower), lower
     )

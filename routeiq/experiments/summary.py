@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 def _latency_bounds() -> tuple[float, ...]:
     """Upper bucket edges in milliseconds: 1 ms to ~10 minutes, each 10% above the last, so an
@@ -24,6 +26,8 @@ def _latency_bounds() -> tuple[float, ...]:
 
 
 LATENCY_BOUNDS_MS = _latency_bounds()  # bucket i is [bounds[i-1], bounds[i]); the last bucket is open
+BUCKET_LOWER_EDGES = np.array((0.0, *LATENCY_BOUNDS_MS))
+BUCKET_UPPER_EDGES = np.array((*LATENCY_BOUNDS_MS, math.inf))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,10 @@ a difference is shown when two arms' CSs are disjoint). So, however often the ve
 the chance of ever naming a winner when all arms are equal is at most alpha. Guardrails spend their
 own ``guardrail_alpha`` (default 0.05) over the non-control arms and guardrail metrics, so the chance
 of ever stopping an experiment whose arms are no worse than the control is at most guardrail_alpha.
+The variances in the sequences are plug-in estimates, and delta (which tunes the mixing variance)
+is relative to the control's running estimate: both converge, which is why the sequences are
+asymptotically anytime-valid and why ``min_samples_per_arm`` (default 100) comes first; the
+simulation tests measure the resulting error rates (see tests/unit/test_experiment_sequential.py).
 Estimates, fixed-sample intervals and p_best are descriptive (see ``statistics``) and never stop
 anything.
 """
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from routeiq.experiments import sequential, statistics
@@ -120,7 +124,6 @@ class Verdict:
     p_best: dict[str, float]
     needed_samples: dict[str, int | None]  # more observations per arm; None when not computable yet
     guardrail: dict[str, str] | None = None  # {"arm", "metric"} on guardrail_stop
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,7 +131,7 @@ class Verdict:
             "metric": self.metric,
             "winner": self.winner,
             "reason": self.reason,
-            "delta": statistics._finite(self.delta),
+            "delta": statistics.finite_or_none(self.delta),
             "estimates": {
                 arm: {"n": e.n, "interval": e.interval.to_dict(), "sequence": e.sequence.to_dict()}
                 for arm, e in self.estimates.items()
@@ -349,10 +352,7 @@ def _quantile_needed(arms: Mapping[str, ArmSummary], design: Design, delta: floa
 
 def verdict(arms: Mapping[str, ArmSummary], design: Design) -> Verdict:
     """The experiment's state from its arms' summaries (control included, by name)."""
-    if design.control not in arms:
-        raise ValueError(f"the control arm {design.control!r} has no summary")
-    if len(arms) < 2:
-        raise ValueError("an experiment needs at least two arms")
+    check_design(design, list(arms))
     metric = METRICS[design.primary]
     control = arms[design.control]
     delta = absolute_effect(control, metric, design.effect_size)
@@ -459,6 +459,8 @@ def summaries_from_counters(counters: Mapping[str, Mapping[str, Any]]) -> dict[s
 
 def check_design(design: Design, arm_names: Sequence[str]) -> None:
     """Raise ValueError for a design that cannot be evaluated on these arms."""
+    if len(arm_names) < 2:
+        raise ValueError("an experiment needs at least two arms")
     if design.control not in arm_names:
         raise ValueError(f"control {design.control!r} is not one of the arms")
     if design.primary not in METRICS:
