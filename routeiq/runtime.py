@@ -20,10 +20,12 @@ from litellm import Router
 from routeiq.executors.attempts import Dispatcher
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
+from routeiq.governance.admin_login import AdminLogin
 from routeiq.governance.audit import AuditTrail
 from routeiq.governance.keys import VirtualKeys
 from routeiq.governance.policy import PolicyEngine, build_policy_engine
 from routeiq.governance.quota import Price, PriceBook, Quotas
+from routeiq.observability.cluster_metrics import ClusterMetrics
 from routeiq.observability.cluster_stats import ClusterStats
 from routeiq.observability.decision_log import DecisionLog
 from routeiq.observability.metrics import Metrics
@@ -69,6 +71,7 @@ class Runtime:
     models: RoutingModels
     reloads: RouterReloads
     stats: ClusterStats
+    cluster_metrics: ClusterMetrics  # the dashboard's numbers (GET /admin/metrics)
     decisions: DecisionLog
     metrics: Metrics
     policy: PolicyEngine | None  # None: no policy file, no policy layer
@@ -78,6 +81,7 @@ class Runtime:
     keys: VirtualKeys
     audit: AuditTrail
     audit_log: AuditRepository
+    admin_login: AdminLogin
     spend_log: LogWriter[SpendRecord]
     spend: SpendRepository
     plugins: PluginManager
@@ -264,6 +268,12 @@ async def _open(
             http, router.health(), settings.request_timeout_seconds, settings.connect_timeout_seconds
         )
     stats = ClusterStats(state.for_feature("stats"))
+    # With in-memory state one worker is the whole deployment; with several each counts alone.
+    shared = state.backend != "memory" or settings.workers == 1
+    cluster_metrics = ClusterMetrics(
+        state.for_feature("stats"), gate, state.changes.instance_id, shared=shared
+    )
+    plugins.follow(state.changes)
     metrics.watch(gate, breakers, state.health)
     affinity = SessionAffinity(state.for_feature("affinity"), settings.session_ttl_seconds)
     decisions = DecisionLog(settings.decision_log)
@@ -307,6 +317,8 @@ async def _open(
         stack.push_async_callback(breakers.close)
     await stats.start()
     stack.push_async_callback(stats.close)
+    await cluster_metrics.start()
+    stack.push_async_callback(cluster_metrics.close)
     decisions.start()
     stack.push_async_callback(decisions.close)
     if policy is not None:
@@ -322,6 +334,12 @@ async def _open(
             on_write_failure=metrics.audit_write_failures.inc,
         ),
         audit_log=audit_log,
+        admin_login=AdminLogin(
+            [key.get_secret_value() for key in settings.admin_keys],
+            state.for_feature("quotas"),
+            audit_log,
+            settings.admin.login_failures_per_minute,
+        ),
         spend=spend,
         spend_log=spend_log,
         decision_records=decision_records,
@@ -338,6 +356,7 @@ async def _open(
         models=models,
         reloads=reloads,
         stats=stats,
+        cluster_metrics=cluster_metrics,
         decisions=decisions,
         metrics=metrics,
         policy=policy,

@@ -6,7 +6,9 @@ that is revoked, expired, rotated away or unknown is still refused; any other cr
 is anonymous there.
 The control plane (``/admin/*``) takes only ``ROUTEIQ_ADMIN_KEYS`` and is closed when none is
 configured: a data-plane key never opens it; a failed attempt there is audited (``admin.auth_failed``,
-rate-limited per source). ``/metrics`` is open, admin-only or data-plane per ``metrics_auth``. Health
+rate-limited per source). The admin login call (``POST /admin/auth/verify``) is the exception: its
+key is its body, checked (and guessing limited) by its route (``routeiq.governance.admin_login``).
+``/metrics`` is open, admin-only or data-plane per ``metrics_auth``. Health
 and API documentation need no key.
 
 Every governed request leaves here with a ``GovernedCall`` in ``scope["state"]`` carrying the
@@ -34,6 +36,7 @@ from routeiq.runtime_handle import RuntimeHandle
 logger = logging.getLogger("routeiq.auth")
 
 ADMIN_PREFIX = ADMIN_PATH  # which paths are public, admin or metrics: routeiq.middleware.paths
+ADMIN_LOGIN_PATH = ADMIN_PATH + "/auth/verify"  # routeiq.api.admin.auth
 
 MetricsAuth = Literal["open", "admin", "data"]
 
@@ -107,6 +110,8 @@ class AuthMiddleware:
     async def _identify(self, path: str, scope: Scope) -> Identity:
         key = presented_key(scope)
         if is_admin(path):
+            if path == ADMIN_LOGIN_PATH and self._admin:
+                return ANONYMOUS  # the login: its route checks the key in the body
             return await self._admin_only(path, scope, key)
         if path == METRICS_PATH:
             if self._metrics_auth == "admin":

@@ -3,7 +3,9 @@
 The slot is held until the response has been sent in full, so a long stream counts for as long
 as it runs. Health probes, metrics scrapes and the API documentation bypass the gate
 (``routeiq.middleware.paths``): an overloaded worker is still alive, a draining one must be able to
-say so, and load is exactly when its metrics matter.
+say so, and load is exactly when its metrics matter. The admin dashboard's live stream bypasses it
+too: an open dashboard would hold a slot of the data plane for hours; the stream ends on drain itself
+(``routeiq.api.admin.metrics``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from routeiq.api.errors import service_unavailable
 from routeiq.middleware.paths import is_shed
 from routeiq.resilience.traffic import Rejected, TrafficGate
+
+UNGATED_STREAMS = frozenset({"/admin/metrics/stream"})
 
 MESSAGES = {
     "overloaded": "the gateway is at capacity; retry shortly",
@@ -27,7 +31,7 @@ class BackpressureMiddleware:
         self.retry_after_seconds = retry_after_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_shed(scope["path"]):
+        if scope["type"] != "http" or not is_shed(scope["path"]) or scope["path"] in UNGATED_STREAMS:
             await self.app(scope, receive, send)
             return
         try:

@@ -109,6 +109,10 @@ class RequestLedgerMiddleware:
                     code,
                     arrived,
                 )
+                outcome = request_outcome(trace, status, code)
+                runtime.cluster_metrics.observe(
+                    trace, current_call(scope), status, outcome, code, _elapsed(state)
+                )
                 state[OUTCOME_KEY] = (status, code)
 
 
@@ -242,6 +246,12 @@ def spend_record(call: GovernedCall) -> SpendRecord:
         team=call.identity.team,
         user=call.identity.user,
     )
+
+
+def _elapsed(state: dict[str, Any]) -> float | None:
+    """Seconds since the request arrived (the request-id layer notes when)."""
+    started = state.get("started")
+    return time.perf_counter() - started if isinstance(started, float) else None
 
 
 def _tokens(usage: dict[str, Any] | None, field: str) -> int:

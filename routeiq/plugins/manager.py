@@ -13,14 +13,21 @@ mode (a retry cannot help, so not a 503).
 
 The manager owns a small pool of worker threads for the plugins' CPU-heavy work (``run_cpu``): a
 scan there leaves the event loop free, so the timeout above can fire while it runs.
+
+A configured plugin can be disabled and enabled again while serving (``POST
+/admin/plugins/{name}/disable``): each one is the live-change subject ``plugin.<name>``, so the
+switch reaches every worker and replica; a disabled plugin is left out of every hook until enabled.
+Its counters (runs, failures, timeouts, blocks, oversize) are kept per worker and added to the
+shared state every second, so ``GET /admin/plugins`` shows the whole cluster's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -34,6 +41,7 @@ from routeiq.config import ConfigError
 from routeiq.errors import GatewayError, GuardrailBlocked, GuardrailScanLimit, PluginFailed
 from routeiq.governance.call import GovernedCall
 from routeiq.observability.tracing import Tracing
+from routeiq.periodic import every, stop
 from routeiq.plugins.base import (
     GROUP,
     HOOKS,
@@ -45,6 +53,8 @@ from routeiq.plugins.base import (
     implements,
 )
 from routeiq.settings import PluginConfig
+from routeiq.state.base import StateStore, StateUnavailable
+from routeiq.state.changes import Change, LiveChanges
 
 logger = logging.getLogger("routeiq.plugins")
 
@@ -57,6 +67,10 @@ BUILTINS: dict[str, str] = {
     "cost_tracker": "routeiq.plugins.builtin.cost:CostTracker",
 }
 HEALTH_TIMEOUT_SECONDS = 2.0
+SUBJECT_PREFIX = "plugin."  # live-change subject of each configured plugin: plugin.<name>
+COUNTERS_KEY = "plugins:counters"  # the shared hash of every worker's counters: <name>|<counter>
+COUNTERS = ("runs", "failures", "timeouts", "blocks", "oversize")
+COUNTERS_FLUSH_SECONDS = 1.0
 # Threads for plugins' CPU work: scans are linear and capped, so a few suffice; more would only
 # compete with the event loop for the GIL (and this machine class has 2 cores).
 CPU_THREADS = 2
@@ -73,11 +87,13 @@ class LoadedPlugin:
     priority: int
     timeout_seconds: float
     abort: bool
+    runs: int = 0  # hooks run (stream events not counted)
     failures: int = 0
     timeouts: int = 0
     blocks: int = 0
     oversize: int = 0  # calls whose text was over the guardrail's max_scan_chars (not checked)
     name: str = ""  # as configured (one class may serve several entry point names); default: its own
+    enabled: bool = True  # switched live (POST /admin/plugins/{name}/enable|disable)
 
     def __post_init__(self) -> None:
         self.name = self.name or type(self.plugin).name
@@ -166,13 +182,22 @@ class PluginManager:
         self.cpu_executor = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="routeiq-plugin-cpu")
         for loaded in self.plugins:
             loaded.plugin.cpu_executor = self.cpu_executor
-        by_hook = {hook: [p for p in self.plugins if implements(type(p.plugin), hook)] for hook in HOOKS}
+        self._changes: LiveChanges | None = None
+        self._counters_store: StateStore | None = None
+        self._flushed: dict[str, int] = {}  # <name>|<counter> -> the part already in the shared hash
+        self._flush_task: asyncio.Task[None] | None = None
+        self._index()
+
+    def _index(self) -> None:
+        """The enabled plugins of each hook (again after a plugin is switched on or off)."""
+        enabled = [p for p in self.plugins if p.enabled]
+        by_hook = {hook: [p for p in enabled if implements(type(p.plugin), hook)] for hook in HOOKS}
         self.on_request = by_hook["on_request"]
         self.pre_call = by_hook["pre_call"]
         self.on_stream_chunk = by_hook["on_stream_chunk"]
         self.post_call = by_hook["post_call"]
         self.on_error = by_hook["on_error"]
-        self.active = bool(self.plugins)
+        self.active = bool(enabled)
         # Whether responses need watching at all, and whether non-streamed bodies must be held back.
         self.observes_responses = bool(self.on_stream_chunk or self.post_call or self.on_error)
         self.reads_response_body = any(p.plugin.reads_response_body for p in self.post_call + self.on_error)
@@ -181,11 +206,43 @@ class PluginManager:
     def from_configs(cls, configs: list[PluginConfig], tracing: Tracing | None = None) -> PluginManager:
         return cls(load_plugins(configs), tracing)
 
+    # Switching plugins on and off -------------------------------------------------------------
+
+    def follow(self, changes: LiveChanges) -> None:
+        """Watch each configured plugin's subject (before the changes start)."""
+        self._changes = changes
+        for loaded in self.plugins:
+            changes.watch(SUBJECT_PREFIX + loaded.name, self._switcher(loaded))
+
+    def _switcher(self, loaded: LoadedPlugin) -> Callable[[Change], None]:
+        def apply(change: Change) -> None:
+            enabled = True if change.value is None else bool(change.value.get("enabled", True))
+            if enabled != loaded.enabled:
+                loaded.enabled = enabled
+                self._index()
+                logger.warning("plugin %s is now %s", loaded.name, "enabled" if enabled else "DISABLED")
+
+        return apply
+
+    def find(self, name: str) -> LoadedPlugin | None:
+        return next((loaded for loaded in self.plugins if loaded.name == name), None)
+
+    async def set_enabled(self, name: str, enabled: bool) -> int | None:
+        """Switch a configured plugin on or off on every worker and replica; the change's version.
+        ``KeyError`` for a name that is not configured; ``StateUnavailable`` (nothing changed
+        anywhere) while the shared state is away: a guardrail is not switched on one worker alone."""
+        if self.find(name) is None:
+            raise KeyError(name)
+        if self._changes is None:
+            raise RuntimeError("the plugin manager does not follow live changes")
+        return await self._changes.publish(SUBJECT_PREFIX + name, {"enabled": enabled})
+
     # Lifecycle -----------------------------------------------------------------------------
 
     async def start(self, services: PluginServices) -> None:
         """Start each plugin in order; should one fail, those already started are shut down again
         (``close`` is then not needed, and startup stops with the failure)."""
+        self._counters_store = services.state
         for index, loaded in enumerate(self.plugins):
             try:
                 await loaded.plugin.startup(services)
@@ -195,9 +252,55 @@ class PluginManager:
             logger.info(
                 "plugin %s %s started (priority %d)", loaded.name, loaded.plugin.version, loaded.priority
             )
+        if self.plugins:
+            self._flush_task = every(COUNTERS_FLUSH_SECONDS, self.flush_counters, "plugin counters flush")
 
     async def close(self) -> None:
+        if self._flush_task is not None:
+            await stop([self._flush_task])
+            with contextlib.suppress(Exception):
+                await self.flush_counters()
         await self._shut_down(self.plugins)
+
+    async def flush_counters(self) -> None:
+        """Add what this worker counted since the last flush to the shared hash (kept for the next
+        flush if the store is away)."""
+        if self._counters_store is None:
+            return
+        current = self._local_counters()
+        delta = {field: value - self._flushed.get(field, 0) for field, value in current.items()}
+        delta = {field: value for field, value in delta.items() if value}
+        if not delta:
+            return
+        await self._counters_store.hincr(COUNTERS_KEY, delta)
+        self._flushed.update(current)
+
+    def _local_counters(self) -> dict[str, int]:
+        return {
+            f"{loaded.name}|{counter}": getattr(loaded, counter)
+            for loaded in self.plugins
+            for counter in COUNTERS
+        }
+
+    async def counters(self) -> tuple[str, dict[str, dict[str, int]]]:
+        """Each plugin's counters: the cluster's (``cluster``) or, with no shared state to read, this
+        worker's (``worker``)."""
+        scope = "worker"
+        fields = self._local_counters()
+        if self._counters_store is not None:
+            with contextlib.suppress(StateUnavailable):
+                stored = await self._counters_store.hgetall(COUNTERS_KEY)
+                # The shared hash, plus what this worker counted but has not flushed yet.
+                fields = {
+                    field: int(stored.get(field, 0)) + value - self._flushed.get(field, 0)
+                    for field, value in fields.items()
+                }
+                scope = "cluster"
+        by_plugin: dict[str, dict[str, int]] = {}
+        for field, value in fields.items():
+            name, _, counter = field.rpartition("|")
+            by_plugin.setdefault(name, {})[counter] = value
+        return scope, by_plugin
 
     async def _shut_down(self, started: list[LoadedPlugin]) -> None:
         for loaded in reversed(started):
@@ -209,8 +312,9 @@ class PluginManager:
         self.cpu_executor.shutdown(wait=False, cancel_futures=True)
 
     async def health(self) -> list[dict[str, Any]]:
-        """Each plugin with its metadata, hooks, health and this worker's failure counters."""
+        """Each plugin with its metadata, whether it is enabled, hooks, health and counters."""
         report = []
+        scope, counters = await self.counters()
         for loaded in self.plugins:
             try:
                 async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
@@ -223,17 +327,12 @@ class PluginManager:
                     "version": loaded.plugin.version,
                     "source": loaded.source,
                     "priority": loaded.priority,
+                    "enabled": loaded.enabled,
                     "timeout_ms": round(loaded.timeout_seconds * 1000),
                     "failure_mode": "abort" if loaded.abort else "continue",
                     "hooks": [hook for hook in HOOKS if implements(type(loaded.plugin), hook)],
                     "health": {"status": health.status, "detail": health.detail},
-                    "counters": {
-                        "scope": "this worker",
-                        "failures": loaded.failures,
-                        "timeouts": loaded.timeouts,
-                        "blocks": loaded.blocks,
-                        "oversize": loaded.oversize,
-                    },
+                    "counters": {"scope": scope, **counters[loaded.name]},
                 }
             )
         return report
@@ -295,6 +394,8 @@ class PluginManager:
         self, loaded: LoadedPlugin, call: GovernedCall, hook: str, work: Awaitable[T]
     ) -> T | None:
         applied = len(call.guardrails)
+        if hook != "on_stream_chunk":
+            loaded.runs += 1
         try:
             async with asyncio.timeout(loaded.timeout_seconds):
                 return await work

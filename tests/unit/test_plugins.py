@@ -353,7 +353,8 @@ async def test_a_failing_hook_counts_as_a_failure() -> None:
     assert manager.plugins[0].failures == 1
     report = await manager.health()
     assert report[0]["counters"] == {
-        "scope": "this worker",
+        "scope": "worker",  # not started: no shared state to read
+        "runs": 1,
         "failures": 1,
         "timeouts": 0,
         "blocks": 0,

@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from routeiq.api.admin import audit, changes, config, decisions, keys, plugins, policies, routing, spend
+from routeiq.api.admin import (
+    audit,
+    auth,
+    changes,
+    config,
+    decisions,
+    keys,
+    metrics,
+    plugins,
+    policies,
+    routing,
+    spend,
+)
 from routeiq.api.admin.inputs import no_nul_characters
 
 router = APIRouter(dependencies=[Depends(no_nul_characters)])
@@ -18,3 +30,5 @@ router.include_router(spend.router)
 router.include_router(changes.router)
 router.include_router(decisions.router)
 router.include_router(config.router)
+router.include_router(auth.router)
+router.include_router(metrics.router)
