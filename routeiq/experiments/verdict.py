@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from routeiq.experiments import sequential, statistics
 from routeiq.experiments.statistics import ALPHA, Interval
-from routeiq.experiments.summary import ArmSummary, bucket_edges, bucket_index
+from routeiq.experiments.summary import ArmSummary, Moments, bucket_edges, bucket_index
 
 MetricName = Literal["feedback_score", "cost_per_request", "error_rate", "latency_p95", "quality_per_cost"]
 State = Literal["collecting", "not_enough_data", "winner", "no_difference", "guardrail_stop"]
@@ -161,18 +161,31 @@ def sample_size(summary: ArmSummary, metric: Metric) -> int:
     return min(summary.feedback.n, summary.cost.n)
 
 
+def _moments(summary: ArmSummary, metric: Metric) -> Moments:
+    return summary.feedback if metric.name == "feedback_score" else summary.cost
+
+
+# One pseudo-observation at 0 and one at 1, added to bounded [0, 1] feedback scores when their
+# variance feeds a confidence sequence (as the Beta(1, 1) prior does for rates): 100 thumbs up in a
+# row must not look like a variance of 0, which would make the sequence a point.
+_FEEDBACK_PSEUDO_OBSERVATIONS = Moments(2, 1.0, 1.0)
+
+
 def gaussian_estimate(summary: ArmSummary, metric: Metric) -> tuple[float, float, float]:
     """(estimate, variance of the estimate, per-observation variance) for mean, rate and ratio
-    metrics. A rate's variance uses the Beta(1, 1) posterior mean (s + 1) / (n + 2), so it is never
-    0 at 0 or n successes (a rate of 0 after 100 requests is not known exactly)."""
+    metrics. A rate's variance uses the Beta(1, 1) posterior mean (s + 1) / (n + 2), and feedback
+    scores' variance includes a pseudo-observation at 0 and one at 1, so neither is 0 at 0 or n
+    successes (a rate of 0 after 100 requests is not known exactly)."""
     if metric.kind == "rate":
         rate = summary.error_rate
         smoothed = (rate.successes + 1) / (rate.n + 2)
         per_observation = smoothed * (1 - smoothed)
         return rate.value, per_observation / rate.n if rate.n else math.nan, per_observation
     if metric.kind == "mean":
-        moments = summary.feedback if metric.name == "feedback_score" else summary.cost
+        moments = _moments(summary, metric)
         variance = moments.variance
+        if metric.name == "feedback_score" and moments.n:
+            variance = moments.merge(_FEEDBACK_PSEUDO_OBSERVATIONS).variance
         return moments.mean, variance / moments.n if moments.n else math.nan, variance
     value, variance = statistics.ratio_estimate(summary.feedback, summary.cost)
     return value, variance, variance * sample_size(summary, metric)
@@ -182,8 +195,7 @@ def _fixed_interval(summary: ArmSummary, metric: Metric, alpha: float, seed: int
     if metric.kind == "rate":
         return statistics.wilson_interval(summary.error_rate, alpha)
     if metric.kind == "mean":
-        moments = summary.feedback if metric.name == "feedback_score" else summary.cost
-        return statistics.mean_interval(moments, alpha)
+        return statistics.mean_interval(_moments(summary, metric), alpha)
     if metric.kind == "quantile":
         return statistics.quantile_interval(summary.latency, LATENCY_QUANTILE, alpha, seed=seed)
     value, variance = statistics.ratio_estimate(summary.feedback, summary.cost)
@@ -196,8 +208,7 @@ def _fixed_difference(
     if metric.kind == "rate":
         return statistics.rate_difference(arm.error_rate, control.error_rate, alpha)
     if metric.kind == "mean":
-        pick = (lambda s: s.feedback) if metric.name == "feedback_score" else (lambda s: s.cost)
-        return statistics.mean_difference(pick(arm), pick(control), alpha)
+        return statistics.mean_difference(_moments(arm, metric), _moments(control, metric), alpha)
     if metric.kind == "quantile":
         return statistics.quantile_difference(
             arm.latency, control.latency, LATENCY_QUANTILE, alpha, seed=seed
@@ -215,7 +226,7 @@ def _p_best(arms: Mapping[str, ArmSummary], metric: Metric, design: Design) -> d
             [s.error_rate for s in arms.values()], metric.higher_is_better, draws, seed
         )
     elif metric.kind == "mean":
-        moments = [s.feedback if metric.name == "feedback_score" else s.cost for s in arms.values()]
+        moments = [_moments(s, metric) for s in arms.values()]
         prior_mean, prior_variance = statistics.unit_information_prior(moments)
         posteriors = [statistics.normal_posterior(m, prior_mean, prior_variance) for m in moments]
         shares = statistics.p_best_normal(
@@ -279,6 +290,7 @@ def _pairwise_sequences(
     for a, b in pairs:
         (ea, va, _), (eb, vb, _) = estimates[a], estimates[b]
         result[(a, b)] = sequential.difference_sequence(ea - eb, va + vb, tau2, pair_alpha)
+    # Per-arm sequences (reported next to each arm's estimate) are tuned like the differences.
     arm_tau2 = sequential.mixture_variance(delta, alpha / len(names), design.power)
     for name, (estimate, variance, _) in estimates.items():
         per_arm[name] = sequential.difference_sequence(estimate, variance, arm_tau2, alpha / len(names))

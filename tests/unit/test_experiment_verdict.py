@@ -76,6 +76,15 @@ def test_equal_arms_with_a_large_sample_end_with_no_difference() -> None:
     assert -result.delta < sequence.low < sequence.high < result.delta
 
 
+def test_unanimous_thumbs_up_in_both_arms_is_not_certainty() -> None:
+    # Without the pseudo-observations both variances are 0 and the sequence collapses to a point.
+    # With them, 150 of 150 in each arm leaves a few points of doubt either way (the rule of three
+    # puts the 95% bound on a failure rate of 0/150 at 2%).
+    arms = {"control": arm(150, 1.0), "b": arm(150, 1.0, seed=1)}
+    sequence = verdict(arms, Design(control="control")).differences["b"].sequence
+    assert sequence.low < -0.02 and sequence.high > 0.02
+
+
 def test_a_small_gap_on_a_moderate_sample_keeps_collecting_and_says_how_much_more() -> None:
     result = verdict({"control": arm(2000, 0.50), "b": arm(2000, 0.52, seed=1)}, Design(control="control"))
     assert result.state == "collecting"
