@@ -335,7 +335,7 @@ class Settings(BaseSettings):
         default=True, description="Apply schema migrations at startup (else run `routeiq db upgrade`)."
     )
     log_queue_size: int = Field(
-        default=10_000, ge=1, description="Spend/audit log records waiting to be written before drops."
+        default=10_000, ge=1, description="Spend/decision log records queued (per log) before drops."
     )
     audit_failure_mode: Literal["closed", "open"] = Field(
         default="closed",

@@ -118,7 +118,7 @@ class Metrics:
 
         self.log_records_dropped = Counter(
             "routeiq_log_records_dropped",
-            "Spend/audit log records dropped because the write queue was full (requests are never dropped).",
+            "Spend and decision log records dropped because the write queue was full (requests never are).",
             ["log"],
             registry=self.registry,
         )

@@ -15,6 +15,7 @@ from routeiq.store.decisions import (
     BadCursor,
     DecisionFilters,
     DecisionRepository,
+    DecisionRetention,
     decode_cursor,
     encode_cursor,
 )
@@ -193,3 +194,11 @@ async def test_filtered_pages_are_index_range_scans(db: Database) -> None:
                 str(row[0]) for row in await connection.execute(sa.text("EXPLAIN " + query), params)
             )
             assert "ix_routing_decisions_team_at_id" in plan and "Sort" not in plan, plan
+
+
+async def test_retention_deletes_only_records_past_its_days(db: Database) -> None:
+    repository = DecisionRepository(db)
+    now = time.time()
+    await repository.write_many([record(now - 3 * 86_400, "old"), record(now - 3600, "recent")])
+    assert await DecisionRetention(repository, days=2).prune() == 1
+    assert [r.request_id for r in await walk(repository, DecisionFilters(), 10)] == ["recent"]

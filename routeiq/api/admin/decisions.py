@@ -4,8 +4,8 @@ written in batches off the request path)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any, Literal
+from dataclasses import fields
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from routeiq.api.errors import APIError, bad_request
 from routeiq.api.runtime import runtime_of
 from routeiq.store.decisions import MAX_PAGE, BadCursor, DecisionFilters
+from routeiq.store.records import DecisionRecord
 
 router = APIRouter(prefix="/admin/routing-decisions", tags=["admin"])
 
@@ -87,10 +88,9 @@ class DecisionPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: no more.")
 
 
-def _decision(record: Any) -> Decision:
-    values = asdict(record)
-    values.pop("id", None)
-    return Decision.model_validate(values)
+def _decision(record: DecisionRecord) -> Decision:
+    # getattr, not asdict: asdict deep-copies every candidate and attempt of a 500-record page.
+    return Decision.model_validate({f.name: getattr(record, f.name) for f in fields(record)})
 
 
 def _time(name: str, value: float | None) -> float | None:
