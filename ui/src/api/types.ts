@@ -1,6 +1,7 @@
-// The API's shapes. Request bodies and typed responses come from the generated schema.d.ts
-// (`make ui-types`, from the app's OpenAPI schema); the admin routes that still answer a plain
-// dict (no response model in the schema) are described here from their source and API.md.
+// The API's shapes, from the generated schema.d.ts (`make ui-types`, the app's OpenAPI schema)
+// wherever a route declares its models. The older admin routes (status, strategy, keys, audit,
+// policies, spend) answer plain dicts, untyped in the schema: those are written out here from
+// their source (routeiq/api/admin/*.py).
 import type { components, paths } from "./schema";
 
 export type Schemas = components["schemas"];
@@ -114,109 +115,16 @@ export interface PolicyView {
   rules?: Record<string, unknown>[];
 }
 
-export interface PluginView {
-  name: string;
-  enabled?: boolean;
-  version?: string;
-  source?: string;
-  priority?: number;
-  failure_mode?: string;
-  hooks?: string[];
-  health?: { status: string; detail: string | null };
-  counters?: Record<string, number | string>;
-  [field: string]: unknown;
-}
+export type PluginView = Schemas["PluginStatus"];
+export type PluginList = ResponseOf<"/admin/plugins", "get">;
 
-// API.md: GET /admin/metrics and each `event: metrics` of /admin/metrics/stream.
-export interface Percentiles {
-  p50: number | null;
-  p95: number | null;
-  p99: number | null;
-}
-export interface MetricsBucket {
-  t: number;
-  requests: number;
-  errors: number;
-  p95_ms: number | null;
-  cost_usd: number;
-  input_tokens: number;
-  output_tokens: number;
-}
-export interface Metrics {
-  generated_at: number;
-  window_seconds: number;
-  scope: string;
-  requests_total: number;
-  requests_per_second: number;
-  error_rate: number;
-  errors_by_class: Record<string, number>;
-  latency_ms: Percentiles;
-  routing_overhead_ms: Percentiles;
-  tokens_per_minute: { input: number; output: number };
-  cost_usd_per_minute: number;
-  by_tier: Record<string, number>;
-  by_group: Record<string, number>;
-  by_model: Record<string, number>;
-  by_strategy: Record<string, number>;
-  breakers: { deployment: string; state: string }[];
-  queue_depth: number;
-  in_flight: number;
-  series: MetricsBucket[];
-}
-
-// API.md: the decision log.
-export interface Candidate {
-  deployment: string;
-  model?: string | null;
-  score?: number | null;
-  [field: string]: unknown;
-}
-export interface Decision {
-  request_id: string;
-  time: number;
-  route: string | null;
-  group: string | null;
-  strategy: string | null;
-  tier: string | null;
-  served_model: string | null;
-  deployment: string | null;
-  reason: string | null;
-  candidates: Candidate[];
-  fallbacks: unknown[];
-  attempts: number;
-  status: number;
-  outcome: string;
-  error_code: string | null;
-  latency_ms: number | null;
-  routing_overhead_ms: number | null;
-  input_tokens: number | null;
-  output_tokens: number | null;
-  cost_usd: number | null;
-  key_id: string | null;
-  team: string | null;
-  user: string | null;
-  experiment: string | null;
-  arm: string | null;
-  prompt: string | null;
-}
-
-// API.md: configuration.
-export interface ConfigError {
-  path: string;
-  message: string;
-}
-export interface ConfigView {
-  version: number;
-  source: string;
-  yaml: string;
-  hot_reload: boolean;
-}
-export interface ConfigValidation {
-  valid: boolean;
-  errors: ConfigError[];
-}
-export interface ConfigDiff {
-  diff: string;
-  changes: { path: string; old: unknown; new: unknown }[];
-  errors: ConfigError[];
-}
+// The control plane of issue 13: typed by the API's own response models.
+export type Metrics = ResponseOf<"/admin/metrics", "get">;
+export type Decision = Schemas["Decision"];
+export type DecisionPage = ResponseOf<"/admin/routing-decisions", "get">;
+export type ConfigError = Schemas["ConfigError"];
+export type ConfigView = ResponseOf<"/admin/config", "get">;
+export type ConfigValidation = ResponseOf<"/admin/config/validate", "post">;
+export type ConfigDiff = ResponseOf<"/admin/config/diff", "post">;
+export type ConfigApplied = ResponseOf<"/admin/config", "put">;
+export type AdminVerdict = ResponseOf<"/admin/auth/verify", "post">;

@@ -1,4 +1,5 @@
 // Hand-drawn SVG charts: no chart library, a few hundred bytes each, readable at any width.
+import { useEffect, useRef, useState } from "react";
 
 export interface Point {
   t: number;
@@ -8,11 +9,20 @@ export interface Point {
 export function LineChart({ points, label, unit, color = "var(--accent)", height = 120 }: {
   points: Point[]; label: string; unit?: string; color?: string; height?: number;
 }) {
-  const width = 480;
+  // Drawn at the figure's real width (no stretched text), measured as the layout changes.
+  const figure = useRef<HTMLElement>(null);
+  const [width, setWidth] = useState(480);
+  useEffect(() => {
+    const element = figure.current;
+    if (!element) return;
+    const observer = new ResizeObserver(([entry]) => setWidth(Math.max(160, Math.round(entry.contentRect.width))));
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, []);
   const pad = { left: 44, right: 8, top: 8, bottom: 18 };
   const values = points.map((point) => point.v).filter((value): value is number => value !== null);
-  const max = Math.max(1e-9, ...values);
-  const top = niceCeil(max);
+  const max = Math.max(0, ...values);
+  const top = max > 0 ? niceCeil(max) : 1;
   const t0 = points.length ? points[0].t : 0;
   const t1 = points.length ? points[points.length - 1].t : 1;
   const x = (t: number) => pad.left + ((t - t0) / Math.max(1, t1 - t0)) * (width - pad.left - pad.right);
@@ -25,21 +35,23 @@ export function LineChart({ points, label, unit, color = "var(--accent)", height
     pen = true;
   }
   const last = values.length ? values[values.length - 1] : null;
+  const lastPoint = [...points].reverse().find((point) => point.v !== null);
   return (
-    <figure className="chart">
+    <figure className="chart" ref={figure}>
       <figcaption>
         <span>{label}</span>
         <strong>{last === null ? "—" : `${formatTick(last)}${unit ? ` ${unit}` : ""}`}</strong>
       </figcaption>
-      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`${label}, last ${points.length} buckets`}
-        preserveAspectRatio="none">
+      <svg viewBox={`0 0 ${width} ${height}`} width={width} height={height} role="img"
+        aria-label={`${label}, last ${points.length} buckets`}>
         {[0, 0.5, 1].map((share) => (
           <g key={share}>
             <line x1={pad.left} x2={width - pad.right} y1={y(top * share)} y2={y(top * share)} className="grid" />
             <text x={pad.left - 6} y={y(top * share) + 4} textAnchor="end" className="tick">{formatTick(top * share)}</text>
           </g>
         ))}
-        <path d={path} fill="none" stroke={color} strokeWidth={2} vectorEffect="non-scaling-stroke" />
+        <path d={path} fill="none" stroke={color} strokeWidth={2} />
+        {lastPoint && lastPoint.v !== null ? <circle cx={x(lastPoint.t)} cy={y(lastPoint.v)} r={3} fill={color} /> : null}
         <text x={pad.left} y={height - 4} className="tick">−{Math.round((t1 - t0) / 60)} min</text>
         <text x={width - pad.right} y={height - 4} textAnchor="end" className="tick">now</text>
       </svg>

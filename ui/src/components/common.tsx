@@ -75,6 +75,15 @@ const dateFormat = new Intl.DateTimeFormat(undefined, {
   year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
 });
 
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+/** The time alone for today, the date and time otherwise (lists); `when` always gives both. */
+export function shortWhen(epochSeconds: number | null | undefined): string {
+  if (!epochSeconds) return "—";
+  const date = new Date(epochSeconds * 1000);
+  return date.toDateString() === new Date().toDateString() ? timeFormat.format(date) : dateFormat.format(date);
+}
+
 export function when(epochSeconds: number | null | undefined): string {
   return epochSeconds ? dateFormat.format(new Date(epochSeconds * 1000)) : "—";
 }

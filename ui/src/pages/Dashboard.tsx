@@ -37,9 +37,9 @@ function StreamBadge({ state, detail }: { state: StreamState; detail?: string })
   return <span title={detail}><Pill tone={tone}>{text}</Pill></span>;
 }
 
-function Stat({ label, value, hint }: { label: string; value: string; hint?: string }) {
+function Stat({ label, value, hint, wide }: { label: string; value: string; hint?: string; wide?: boolean }) {
   return (
-    <div className="stat">
+    <div className={wide ? "stat wide-stat" : "stat"}>
       <dt>{label}</dt>
       <dd>{value}</dd>
       {hint ? <dd className="muted small">{hint}</dd> : null}
@@ -72,7 +72,7 @@ export function Dashboard() {
           <dl className="stats" aria-label="Current figures" data-testid="stats">
             <Stat label="Requests / s" value={num(metrics.requests_per_second, 2)}
               hint={`${num(metrics.requests_total)} in the last ${Math.round(metrics.window_seconds / 60)} min`} />
-            <Stat label="Latency p50 / p95 / p99"
+            <Stat wide label="Latency p50 / p95 / p99"
               value={`${ms(metrics.latency_ms.p50)} / ${ms(metrics.latency_ms.p95)} / ${ms(metrics.latency_ms.p99)}`} />
             <Stat label="Routing overhead p95" value={ms(metrics.routing_overhead_ms.p95)} />
             <Stat label="Error rate" value={pct(metrics.error_rate)}

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { get } from "../api/client";
-import type { Decision, Page } from "../api/types";
-import { Card, ErrorBox, ms, PageHeader, Pager, Pill, useCursorPages, useLoad, usd, when } from "../components/common";
+import type { Decision, DecisionPage } from "../api/types";
+import { Card, ErrorBox, ms, shortWhen, PageHeader, Pager, Pill, useCursorPages, useLoad, usd, when } from "../components/common";
 
 const PAGE_SIZE = 50;
 const OUTCOMES = ["served", "failed", "refused", "shed"];
@@ -23,7 +23,7 @@ export function Decisions() {
   const pages = useCursorPages<string>();
   const [selected, setSelected] = useState<Decision | null>(null);
   const { data, error, loading, reload } = useLoad(
-    (signal) => get<Page<Decision>>("/admin/routing-decisions", {
+    (signal) => get<DecisionPage>("/admin/routing-decisions", {
       ...filters, since: epoch(filters.since ?? ""), until: epoch(filters.until ?? ""),
       limit: PAGE_SIZE, cursor: pages.cursor,
     }, signal),
@@ -81,9 +81,9 @@ export function Decisions() {
             <tbody>
               {(data?.data ?? []).map((decision) => (
                 <tr key={decision.request_id} aria-selected={selected?.request_id === decision.request_id}>
-                  <td className="nowrap">{when(decision.time)}</td>
+                  <td className="nowrap" title={when(decision.time)}>{shortWhen(decision.time)}</td>
                   <td><button type="button" className="link" onClick={() => setSelected(decision)}
-                    aria-label={`Details of ${decision.request_id}`}><code>{decision.request_id.slice(0, 14)}</code></button></td>
+                    aria-label={`Details of ${decision.request_id}`}><code>{decision.request_id.slice(0, 12)}</code></button></td>
                   <td>{decision.group ?? "—"}</td><td>{decision.strategy ?? "—"}</td><td>{decision.tier ?? "—"}</td>
                   <td>{decision.served_model ?? "—"}</td>
                   <td><OutcomePill decision={decision} /></td>
@@ -109,15 +109,20 @@ function OutcomePill({ decision }: { decision: Decision }) {
 
 function DecisionDetail({ decision, onClose }: { decision: Decision; onClose: () => void }) {
   const rows: [string, string][] = [
-    ["Request id", decision.request_id], ["Time", when(decision.time)], ["Route", decision.route ?? "—"],
+    ["Request id", decision.request_id], ["Time", when(decision.time)], ["Route", decision.route],
+    ["Requested", [...new Set([decision.requested_group, decision.profile].filter(Boolean))].join(" · ") || "—"],
     ["Group", decision.group ?? "—"], ["Strategy", decision.strategy ?? "—"], ["Tier", decision.tier ?? "—"],
     ["Served model", decision.served_model ?? "—"], ["Deployment", decision.deployment ?? "—"],
-    ["Attempts", String(decision.attempts)], ["Status", `${decision.status}${decision.error_code ? ` (${decision.error_code})` : ""}`],
+    ["Attempts", String(decision.attempts)],
+    ["Status", `${decision.status}${decision.error_code ? ` (${decision.error_code})` : ""}`],
+    ["Outcome detail", decision.outcome_detail || "—"],
     ["Latency", ms(decision.latency_ms)], ["Routing overhead", ms(decision.routing_overhead_ms)],
-    ["Tokens in / out", `${decision.input_tokens ?? "—"} / ${decision.output_tokens ?? "—"}`], ["Cost", usd(decision.cost_usd)],
+    ["Tokens in / out", `${decision.input_tokens} / ${decision.output_tokens}`], ["Cost", usd(decision.cost_usd)],
     ["Key / team / user", [decision.key_id, decision.team, decision.user].map((value) => value ?? "—").join(" / ")],
     ["Experiment / arm", `${decision.experiment ?? "—"} / ${decision.arm ?? "—"}`],
   ];
+  const assessment = decision.assessment;
+  const skipped = Object.entries(decision.skipped ?? {});
   return (
     <section className="card detail" aria-label="Decision detail" data-testid="decision-detail">
       <header className="detail-header">
@@ -129,24 +134,32 @@ function DecisionDetail({ decision, onClose }: { decision: Decision; onClose: ()
       </dl>
       <h3>Reason</h3>
       <p>{decision.reason ?? "—"}</p>
+      {assessment ? (
+        <p className="small">Classifier <code>{assessment.scorer}</code>: {assessment.category}, confidence{" "}
+          {assessment.confidence.toFixed(2)}, p(strong) {assessment.p_strong.toFixed(2)}</p>
+      ) : null}
       <h3>Candidates</h3>
       <table className="table">
-        <thead><tr><th scope="col">Deployment</th><th scope="col">Model</th><th scope="col">Score</th><th scope="col">Other</th></tr></thead>
+        <thead><tr><th scope="col">Deployment</th><th scope="col">Model</th><th scope="col">Tier</th><th scope="col">Score</th></tr></thead>
         <tbody>
-          {decision.candidates.map((candidate, index) => {
-            const { deployment, model, score, ...rest } = candidate;
-            return (
-              <tr key={`${deployment}-${index}`} className={deployment === decision.deployment ? "chosen" : undefined}>
-                <td><code>{deployment}</code>{deployment === decision.deployment ? " ✓" : ""}</td><td>{model ?? "—"}</td>
-                <td className="num">{typeof score === "number" ? score.toFixed(4) : "—"}</td>
-                <td className="small">{Object.keys(rest).length ? JSON.stringify(rest) : ""}</td>
-              </tr>
-            );
-          })}
+          {decision.candidates.map((candidate) => (
+            <tr key={candidate.deployment} className={candidate.chosen ? "chosen" : undefined}>
+              <td><code>{candidate.deployment}</code>{candidate.chosen ? " ✓ chosen" : ""}</td><td>{candidate.model}</td>
+              <td>{candidate.tier ?? "—"}</td>
+              <td className="num">{typeof candidate.score === "number" ? candidate.score.toFixed(4) : "—"}</td>
+            </tr>
+          ))}
         </tbody>
       </table>
+      {skipped.length ? (<><h3>Skipped</h3><ul className="small">{skipped.map(([deployment, why]) => <li key={deployment}><code>{deployment}</code>: {why}</li>)}</ul></>) : null}
+      <h3>Attempts</h3>
+      {decision.attempted.length === 0 ? <p className="muted">None.</p> : (
+        <ol className="small">{decision.attempted.map((attempt, index) => (
+          <li key={index}><code>{attempt.deployment}</code> ({attempt.group}): {attempt.status}{attempt.error_code ? ` ${attempt.error_code}` : ""}</li>
+        ))}</ol>
+      )}
       <h3>Fallbacks</h3>
-      {decision.fallbacks.length === 0 ? <p className="muted">None.</p> : <pre className="code">{JSON.stringify(decision.fallbacks, null, 2)}</pre>}
+      {decision.fallbacks.length === 0 ? <p className="muted">None.</p> : <p>{decision.fallbacks.join(" → ")}</p>}
       {decision.prompt ? (<><h3>Prompt</h3><pre className="code">{decision.prompt}</pre></>) : null}
     </section>
   );

@@ -1,7 +1,16 @@
 import { useState, type FormEvent } from "react";
 import { get, post } from "../api/client";
 import type { DescribedRequest, PolicyView } from "../api/types";
-import { Card, ErrorBox, message, Notice, PageHeader, useLoad, when } from "../components/common";
+import { Card, ErrorBox, message, Notice, PageHeader, Pill, useLoad, when } from "../components/common";
+
+// POST /admin/policies/test (an untyped dict in the schema; routeiq/governance/policy.py explain()).
+interface PolicyVerdict {
+  action: string;
+  rule: string | null;
+  reason: string;
+  groups: string[];
+  rules?: { name: string; action: string; matched: boolean; mismatch: string | null; decided: boolean }[];
+}
 
 export function Policies() {
   const { data, error, reload } = useLoad((signal) => get<PolicyView>("/admin/policies", undefined, signal), []);
@@ -60,7 +69,7 @@ export function Policies() {
 
 function PolicyTest() {
   const [form, setForm] = useState<Record<string, string>>({ route: "/v1/chat/completions", method: "POST" });
-  const [result, setResult] = useState<unknown>(null);
+  const [result, setResult] = useState<PolicyVerdict | null>(null);
   const [error, setError] = useState<string | null>(null);
   const field = (name: string) => ({
     id: `policy-${name}`, value: form[name] ?? "",
@@ -71,7 +80,7 @@ function PolicyTest() {
     setError(null);
     const body = Object.fromEntries(Object.entries(form).filter(([, value]) => value)) as DescribedRequest;
     try {
-      setResult(await post("/admin/policies/test", body));
+      setResult(await post<PolicyVerdict>("/admin/policies/test", body));
     } catch (reason) {
       setResult(null);
       setError(message(reason));
@@ -86,7 +95,26 @@ function PolicyTest() {
         <div className="field buttons wide"><button type="submit" className="primary">Test</button></div>
       </form>
       {error ? <div className="error" role="alert">{error}</div> : null}
-      {result ? <pre className="code" data-testid="policy-result">{JSON.stringify(result, null, 2)}</pre> : null}
+      {result ? (
+        <div data-testid="policy-result" aria-live="polite">
+          <p className="verdict">
+            <Pill tone={result.action === "deny" ? "bad" : "ok"}>{result.action}</Pill>{" "}
+            {result.rule ? <>by rule <strong>{result.rule}</strong></> : "by the default action"}: {result.reason}
+          </p>
+          <table className="table">
+            <thead><tr><th scope="col">Rule</th><th scope="col">Action</th><th scope="col">Matched</th><th scope="col">Why not</th></tr></thead>
+            <tbody>
+              {(result.rules ?? []).map((rule, index) => (
+                <tr key={index} className={rule.decided ? "chosen" : undefined}>
+                  <td>{rule.name}{rule.decided ? " ✓ decided" : ""}</td><td>{rule.action}</td>
+                  <td>{rule.matched ? "yes" : "no"}</td><td className="small">{rule.mismatch ?? ""}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <details><summary>Full answer</summary><pre className="code">{JSON.stringify(result, null, 2)}</pre></details>
+        </div>
+      ) : null}
     </Card>
   );
 }
