@@ -13,12 +13,12 @@ from starlette.responses import Response
 
 from routeiq.api.runtime import runtime_of
 from routeiq.api.translated import dispatch_chat, sendable_body, translated_response
-from routeiq.executors.anthropic_wire import MessagesCall
+from routeiq.executors.anthropic_wire import MessagesCall, forwarded_headers
 from routeiq.governance.call import current_call
 from routeiq.governance.quota import prompt_tokens
 from routeiq.translate.anthropic_response import chat_to_message
 from routeiq.translate.anthropic_stream import AnthropicStream
-from routeiq.translate.chat_targets import DROPPED_HEADER, ChatExtras
+from routeiq.translate.chat_targets import DROPPED_HEADER
 
 router = APIRouter()
 
@@ -34,10 +34,10 @@ async def messages_call(request: Request) -> MessagesCall:
         runtime.http,
         runtime.router.health(),
         body,
-        request.headers,
+        forwarded_headers(request.scope["headers"]),
         settings.request_timeout_seconds,
         settings.connect_timeout_seconds,
-        ChatExtras.of(call.body if call is not None and call.body is not None else {}),
+        call.body if call is not None and call.body is not None else {},
     )
 
 

@@ -28,8 +28,8 @@ from routeiq.routing.affinity import scoped_session_id
 from routeiq.routing.strategy import RoutingContext
 from routeiq.translate.inbound import to_chat_body
 
-# Coding agents name their conversation in a header of their own: Claude Code, Codex.
-SESSION_HEADERS = ("x-claude-code-session-id", "session_id")
+# Coding agents name their conversation in a header of their own: Claude Code, Codex (in this order).
+SESSION_HEADERS = (b"x-claude-code-session-id", b"session_id")
 REPLACED_HEADERS = frozenset({"content-length", "content-type"})
 
 
@@ -47,13 +47,20 @@ async def dispatch_chat(
     runtime = runtime_of(request)
     context = await _routing_context(request, runtime)
     call = current_call(request.scope)
-    session = next((request.headers[name] for name in SESSION_HEADERS if request.headers.get(name)), None)
+    session = _session_header(request.scope["headers"])
     if session:  # the agent's own conversation id, in the caller's namespace like any session
         context.session_id = scoped_session_id((call.identity if call else ANONYMOUS).actor, session)
     started = request.scope.get("state", {}).get("started", time.perf_counter())
     trace = current_trace(request.scope)
     response = await runtime.dispatcher.dispatch(Operation.CHAT, context, started, call, trace, native)
     return response, context
+
+
+def _session_header(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The agent's session header (Claude Code's first), read from the scope's raw list in one pass."""
+    found = {name: value for name, value in raw_headers if name in SESSION_HEADERS and value}
+    value = next((found[name] for name in SESSION_HEADERS if name in found), None)
+    return value.decode("latin-1") if value is not None else None
 
 
 async def sendable_body(request: Request) -> Mapping[str, Any] | None:

@@ -16,6 +16,7 @@ fitted to it (``routeiq.translate.chat_targets``: ``thinking`` only to a model t
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -48,7 +49,12 @@ FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 def messages_url(deployment: Deployment, suffix: str = "") -> str:
     """The deployment's Messages endpoint (LiteLLM's reading of ``api_base``: a host, a ``/v1`` base
     or the endpoint itself), plus ``suffix`` (``/count_tokens``)."""
-    base = (deployment.api_base or ANTHROPIC_BASE).rstrip("/")
+    return _messages_url(deployment.api_base, suffix)
+
+
+@functools.lru_cache(maxsize=256)  # (a few deployments, asked on every call)
+def _messages_url(api_base: str | None, suffix: str) -> str:
+    base = (api_base or ANTHROPIC_BASE).rstrip("/")
     if base.endswith("/v1/messages"):
         return base + suffix
     if base.endswith("/v1"):
@@ -58,13 +64,21 @@ def messages_url(deployment: Deployment, suffix: str = "") -> str:
 
 def upstream_headers(deployment: Deployment, client_headers: Mapping[str, str]) -> dict[str, str]:
     """The deployment's headers (its key) with the client's Anthropic version and betas."""
-    headers = dict(deployment.upstream_headers)
-    headers.setdefault("anthropic-version", DEFAULT_VERSION)
-    for name in FORWARDED_HEADERS:
-        value = client_headers.get(name)
-        if value:
-            headers[name] = value
-    return headers
+    forwarded = {name: value for name in FORWARDED_HEADERS if (value := client_headers.get(name))}
+    return {"anthropic-version": DEFAULT_VERSION, **deployment.upstream_headers, **forwarded}
+
+
+def forwarded_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The client's Anthropic headers that go upstream, from the ASGI scope's raw list in one pass
+    (cheaper than asking a parsed header map for each by name)."""
+    return {
+        name.decode(): value.decode("latin-1")
+        for name, value in raw_headers
+        if name in _FORWARDED_RAW and value
+    }
+
+
+_FORWARDED_RAW = frozenset(name.encode() for name in FORWARDED_HEADERS)
 
 
 def token_count(value: Any) -> int:
@@ -134,7 +148,7 @@ class MessagesCall:
         client_headers: Mapping[str, str],
         timeout_seconds: float,
         connect_timeout_seconds: float,
-        chat_extras: ChatExtras,
+        chat_body: Mapping[str, Any],
     ) -> None:
         self._session = session
         self._health = health  # the Router's health view: failures here cool deployments down there
@@ -142,7 +156,8 @@ class MessagesCall:
         self._client_headers = client_headers
         self._timeout_seconds = timeout_seconds
         self._connect_timeout_seconds = connect_timeout_seconds
-        self._chat_extras = chat_extras
+        self._chat_body = chat_body
+        self._chat_extras: ChatExtras | None = None  # read on the first translated attempt only
         self.answered = False  # by a deployment of its own wire: the answer is Anthropic's already
         self.dropped: tuple[str, ...] = ()  # what the last translated attempt's deployment could not take
 
@@ -150,6 +165,8 @@ class MessagesCall:
         return self._body is not None and deployment.speaks_anthropic
 
     def chat_body_for(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
+        if self._chat_extras is None:
+            self._chat_extras = ChatExtras.of(self._chat_body)
         if not self._chat_extras.any and deployment.supports_reasoning is not True:
             return body
         fitted, self.dropped = fit_chat_body(body, self._chat_extras, deployment)
