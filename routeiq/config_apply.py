@@ -38,10 +38,12 @@ import yaml
 
 from routeiq.config import SECRET_REFERENCE, DocumentInvalid, Problem, settings_from_document
 from routeiq.periodic import every, stop
-from routeiq.settings import Settings
+from routeiq.settings import RouterSettings, Settings
+from routeiq.state.base import StateUnavailable
 from routeiq.state.changes import Change, ChangeRefused
 from routeiq.store.config_history import ConfigHistory, ConfigVersion
 from routeiq.store.database import StoreUnavailable
+from routeiq.store.records import AuditRecord
 
 if TYPE_CHECKING:  # typing only: the runtime module imports LiteLLM
     from routeiq.observability.tracing import Tracing
@@ -52,6 +54,7 @@ if TYPE_CHECKING:  # typing only: the runtime module imports LiteLLM
 logger = logging.getLogger("routeiq.config")
 
 SUBJECT = "config"
+FILE_ACTOR = "system:config-file"  # who applied a hot-reloaded file, in the history and the audit log
 REDACTED = "***"
 FILE_CHECK_SECONDS = 2.0
 IDLE_POLL_SECONDS = 0.1  # how often a swapped-out runtime looks for the moment nothing is in flight
@@ -399,7 +402,8 @@ class ConfigApplier:
         ``DocumentInvalid`` (nothing changed anywhere), ``StateUnavailable`` (not announced: the
         shared state is away; nothing changed) or ``ApplyFailed`` (announced, not built here)."""
         async with self._lock:
-            document, _ = await self.check(text)
+            document, settings = await self.check(text)
+            before = self._handle.get().settings.router_settings
             digest = sha256(document)
             version = ConfigVersion(0, time.time(), actor, source, document, digest, self._file_sha)
             version_id = await self._history.add(version)
@@ -413,7 +417,26 @@ class ConfigApplier:
             if self.current.sha256 != digest:
                 reason = self._failure[1] if self._failure and self._failure[0] == digest else "superseded"
                 raise ApplyFailed(reason)
+            await self._follow_configured_strategies(before, settings)
             return Applied(version_id, change_version)
+
+    async def _follow_configured_strategies(self, before: RouterSettings, settings: Settings) -> None:
+        """A strategy set through ``PUT /admin/strategy`` outlives a config apply (the new runtime is
+        handed it), unless the document changes the configured strategies: then those are what the
+        operator asked for, and they go out as the next strategy change."""
+        after = settings.router_settings
+        if (before.routing_strategy, before.group_strategies) == (
+            after.routing_strategy,
+            after.group_strategies,
+        ):
+            return
+        from routeiq.routing.active import SUBJECT as STRATEGIES
+
+        wanted = {"default": after.routing_strategy, "groups": dict(after.group_strategies)}
+        try:
+            await self._changes.publish(STRATEGIES, wanted)
+        except StateUnavailable:
+            logger.warning("configured routing strategies not announced: the shared state is away")
 
     async def _on_change(self, change: Change) -> None:
         value = change.value
@@ -488,14 +511,28 @@ class ConfigApplier:
         self._file_sha = digest
         if digest == self.current.sha256:
             return
+        details: dict[str, Any] = {"file": str(self._file_path)}
+        outcome = "failure"
         try:
-            applied = await self.apply(text, "system:config-file", source="file")
+            applied = await self.apply(text, FILE_ACTOR, source="file")
         except DocumentInvalid as error:
+            details["errors"] = problem_dicts(error.problems)[:20]
             logger.error("config file change refused; the running config stays:\n%s", error)
         except Exception as error:
-            logger.error("config file change not applied: %s: %s", type(error).__name__, error)
+            details["error"] = f"{type(error).__name__}: {error}"
+            logger.error("config file change not applied: %s", details["error"])
         else:
+            details["version"], outcome = applied.version, "success"
             logger.info("config file change applied as version %d", applied.version)
+        await self._audit(outcome, details)
+
+    async def _audit(self, outcome: str, details: dict[str, Any]) -> None:
+        """A file reload has no request to hang an audit record on: written here, same action."""
+        record = AuditRecord(FILE_ACTOR, "config.apply", outcome, time.time(), "config", None, details)
+        try:
+            await self._handle.get().audit_log.write(record)
+        except StoreUnavailable as error:
+            logger.error("audit record for a config file reload not written: %s", error)
 
 
 async def startup_config(

@@ -146,7 +146,9 @@ def test_invalid_put_is_refused_whole_and_the_old_config_serves(stack: Stack) ->
     restart = yaml.safe_load(served_yaml(stack)["yaml"])
     restart.setdefault("routeiq", {})["max_concurrent_requests"] = 7
     refused = stack.admin("PUT", "/admin/config", json={"yaml": yaml.safe_dump(restart)})
-    assert refused.status_code == 400 and refused.json()["error"]["param"] == "routeiq.max_concurrent_requests"
+    assert (
+        refused.status_code == 400 and refused.json()["error"]["param"] == "routeiq.max_concurrent_requests"
+    )
 
     assert stack.admin("GET", "/admin/changes").json()["subjects"].get("config", 0) == before
     assert stack.chat("extra").status_code == 404
@@ -195,3 +197,42 @@ def test_put_applies_on_every_worker_while_a_stream_finishes(stack: Stack) -> No
     outcomes = [(record["outcome"], record["details"].get("version")) for record in audit["data"]]
     assert ("success", applied["version"]) in outcomes, audit
     assert any(outcome == "failure" for outcome, _ in outcomes), "the refused PUTs are audited too"
+
+
+def test_the_applied_config_survives_a_restart_while_the_file_is_unchanged(stack: Stack) -> None:
+    before = served_yaml(stack)
+    assert before["source"] == "applied"
+    stack.gateway.stop()
+    stack.gateway.start()
+    stack.gateway.wait_for_log("router built", count=WORKERS)
+    after = served_yaml(stack)
+    assert (after["source"], after["version"]) == ("applied", before["version"])
+    assert stack.chat("extra").status_code == 200
+
+
+def test_hot_reload_applies_a_changed_file(stack: Stack) -> None:
+    document = yaml.safe_load(served_yaml(stack)["yaml"])
+    document["routeiq"]["config_hot_reload"] = True
+    turned_on = stack.admin("PUT", "/admin/config", json={"yaml": yaml.safe_dump(document)})
+    assert turned_on.status_code == 200, turned_on.text
+    stack.wait_config(turned_on.json()["change_version"])
+    assert served_yaml(stack)["hot_reload"] is True
+
+    config = base_config(stack.upstream.base_url)
+    config["model_list"].append(deployment("hot", "mock-hot", stack.upstream.base_url, id="hot"))
+    config["routeiq"]["config_hot_reload"] = True
+    stack.gateway.config_path.write_text(yaml.safe_dump(config))
+
+    def reloaded() -> None:
+        view = stack.admin("GET", "/admin/changes").json()
+        applied = {report["applied"].get("config") for report in view["instances"].values()}
+        assert (
+            applied == {view["subjects"]["config"]}
+            and view["subjects"]["config"] > turned_on.json()["change_version"]
+        ), view
+
+    eventually_sync(reloaded, timeout=CONVERGE_SECONDS)
+    assert all(stack.chat("hot").status_code == 200 for _ in range(10))
+    assert stack.chat("extra").status_code == 404  # the file is the whole config now
+    audit = stack.admin("GET", "/admin/audit", params={"action": "config.apply", "limit": 1}).json()
+    assert audit["data"][0]["actor"] == "system:config-file"
