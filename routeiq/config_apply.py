@@ -57,6 +57,7 @@ SUBJECT = "config"
 FILE_ACTOR = "system:config-file"  # who applied a hot-reloaded file, in the history and the audit log
 REDACTED = "***"
 FILE_CHECK_SECONDS = 2.0
+FILE_CLAIM_SECONDS = 3600.0  # one process announces a file version; the others apply it
 IDLE_POLL_SECONDS = 0.1  # how often a swapped-out runtime looks for the moment nothing is in flight
 
 # Settings read once, by what is built before the runtime (the listener, the middleware, the
@@ -510,6 +511,16 @@ class ConfigApplier:
             return
         self._file_sha = digest
         if digest == self.current.sha256:
+            return
+        # Every worker (and replica) watches the file: the first to claim this version announces it.
+        claim = f"config:file:{self.current.sha256[:16]}:{digest}"
+        try:
+            claimed = await self._foundation.state.for_feature("routing").set_record_if_absent(
+                claim, {"by": self._changes.instance_id}, ttl_seconds=FILE_CLAIM_SECONDS
+            )
+        except StateUnavailable:
+            claimed = True  # alone for now: announcing fails the same way, and says so
+        if not claimed:
             return
         details: dict[str, Any] = {"file": str(self._file_path)}
         outcome = "failure"
