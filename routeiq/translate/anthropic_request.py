@@ -195,6 +195,8 @@ def _tool_result(block: dict[str, Any], *path: str | int) -> tuple[dict[str, Any
 
 
 def _user_messages(content: Any, index: int) -> list[dict[str, Any]]:
+    if isinstance(content, str):  # the common turn, as is
+        return [{"role": "user", "content": content}]
     tool_messages: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for position, block in enumerate(_blocks(content, "messages", index, "content")):
