@@ -99,6 +99,13 @@ async def test_write_get_and_every_field_round_trips(db: Database) -> None:
     found.id = None
     assert found == written
     assert await repository.get("unknown") is None
+    # Stored as JSON, not as a string holding JSON (rows go in pre-serialised).
+    typeof = "jsonb_typeof" if db.backend == "postgresql" else "json_type"
+    async with db.engine.connect() as connection:
+        stored = await connection.execute(
+            sa.text(f"SELECT {typeof}(candidates), {typeof}(skipped) FROM routing_decisions")
+        )
+        assert tuple(stored.one()) == ("array", "object")
 
 
 async def test_pages_walk_newest_first_without_duplicates_even_on_equal_times(db: Database) -> None:
