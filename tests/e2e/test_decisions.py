@@ -1,9 +1,11 @@
 """The decision store through the real server: every model request leaves exactly one record (served,
 failed over, refused), read back through ``/admin/routing-decisions`` with filters and cursor pages,
-under the admin key only, with no prompt text (``log_prompts`` is off)."""
+under the admin key only, with no prompt text (``log_prompts`` is off). Every test runs on both
+stores: one worker on SQLite, and two workers on PostgreSQL and Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.databases import postgres_database
 from tests.support.eventually import eventually_sync
 from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
@@ -21,6 +24,7 @@ MASTER = "sk-decisions-master"
 ADMIN_KEY = "sk-decisions-admin"
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 PROMPT = "a prompt that must never be stored"
+REDIS_URL = "redis://127.0.0.1:6379/8"
 
 
 def priced(entry: dict[str, Any], per_token: float) -> dict[str, Any]:
@@ -46,14 +50,27 @@ def config(api_base: str, decision_log: Path) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql-redis"])
+def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One worker on the embedded SQLite store and in-process state; two workers sharing PostgreSQL
+    and Redis (each writes its own records into the one table)."""
     tmp = tmp_path_factory.mktemp("decisions")
     env = {"ROUTEIQ_MASTER_KEY": MASTER, "ROUTEIQ_ADMIN_KEYS": ADMIN_KEY}
-    with (
-        MockUpstream() as upstream,
-        Gateway(config(upstream.base_url, tmp / "decisions.log"), tmp, env) as gw,
-    ):
+    with contextlib.ExitStack() as stack:
+        args: tuple[str, ...] = ()
+        if request.param == "postgresql-redis":
+            import redis
+
+            redis.Redis.from_url(REDIS_URL).flushdb()
+            env |= {
+                "ROUTEIQ_REDIS_URL": REDIS_URL,
+                "ROUTEIQ_DATABASE_URL": stack.enter_context(postgres_database()),
+            }
+            args = ("--workers", "2")
+        upstream = stack.enter_context(MockUpstream())
+        gw = stack.enter_context(Gateway(config(upstream.base_url, tmp / "decisions.log"), tmp, env, args))
+        if args:
+            gw.wait_for_log("router built", 2)
         yield gw
 
 
