@@ -3,7 +3,9 @@
 The object echoes the request's settings (``instructions``, ``tools``, ``text``...) as the API does,
 always with ``store: false`` (nothing is kept) and ``previous_response_id: null``. A ``length``
 finish is ``status: incomplete`` with ``incomplete_details.reason: max_output_tokens``
-(``content_filter`` likewise); the text is a ``message`` item with one ``output_text`` part, each
+(``content_filter`` likewise); the upstream's reasoning (``reasoning_content`` or ``reasoning``) is
+a first ``reasoning`` item with one ``reasoning_text`` part (as open-weight reasoning models' are;
+no summary, nothing encrypted), the text a ``message`` item with one ``output_text`` part, each
 tool call a ``function_call`` item (``call_id`` is the chat tool call's id).
 """
 
@@ -14,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from routeiq.translate.anthropic_response import obj, objects
+from routeiq.translate.anthropic_response import obj, objects, reasoning_text
 
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
@@ -99,6 +101,11 @@ def message_item(item_id: str, text: str, status: str = "completed") -> dict[str
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": [part]}
 
 
+def reasoning_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    content = [{"type": "reasoning_text", "text": text}] if status != "in_progress" else []
+    return {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": content}
+
+
 def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
     return {
         "id": item_id,
@@ -115,6 +122,9 @@ def chat_to_response(answer: Mapping[str, Any], request: Mapping[str, Any]) -> d
     choice = next(iter(objects(answer.get("choices"))), {})
     message = obj(choice.get("message"))
     output: list[dict[str, Any]] = []
+    reasoning = reasoning_text(message)
+    if reasoning:
+        output.append(reasoning_item(new_id("rs"), reasoning))
     text = message.get("content")
     if isinstance(text, str) and text:
         output.append(message_item(new_id("msg"), text))

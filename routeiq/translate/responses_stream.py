@@ -3,7 +3,8 @@
 The documented order, every event with the next ``sequence_number`` and the same ids throughout:
 ``response.created``, ``response.in_progress``; per output item ``response.output_item.added``
 (then for text ``response.content_part.added``, ``response.output_text.delta``...,
-``response.output_text.done``, ``response.content_part.done``; for a tool call
+``response.output_text.done``, ``response.content_part.done``; for reasoning, a ``reasoning`` item
+first, ``response.reasoning_text.delta``..., ``response.reasoning_text.done``; for a tool call
 ``response.function_call_arguments.delta``..., ``.done``) and ``response.output_item.done``; last
 ``response.completed`` (or ``response.incomplete`` after a ``length`` finish) with every item and
 the upstream's usage. A stream that fails part way ends with ``error`` and ``response.failed``.
@@ -17,13 +18,14 @@ from typing import Any
 
 import orjson
 
-from routeiq.translate.anthropic_response import obj, objects
+from routeiq.translate.anthropic_response import obj, objects, reasoning_text
 from routeiq.translate.chat_events import EVENT_END, ChatEventReader
 from routeiq.translate.responses_response import (
     ResponseShell,
     function_call_item,
     message_item,
     new_id,
+    reasoning_item,
     responses_usage,
 )
 
@@ -31,12 +33,13 @@ DONE = b"[DONE]"
 
 
 class _Item:
-    """An output item being streamed: a message (text) or a function call (arguments)."""
+    """An output item being streamed: a message (text), reasoning (its text) or a function call
+    (arguments)."""
 
     def __init__(self, kind: str, index: int, call_id: str = "", name: str = "") -> None:
         self.kind = kind
         self.index = index
-        self.id = new_id("msg" if kind == "message" else "fc")
+        self.id = new_id({"message": "msg", "reasoning": "rs"}.get(kind, "fc"))
         self.call_id = call_id
         self.name = name
         self.text = ""  # the message's text, or the call's arguments so far
@@ -47,6 +50,8 @@ class _Item:
             if status == "in_progress":
                 item["content"] = []
             return item
+        if self.kind == "reasoning":
+            return reasoning_item(self.id, self.text, status)
         return function_call_item(self.id, self.call_id, self.name, self.text, status)
 
 
@@ -104,26 +109,27 @@ class ResponsesStream(ChatEventReader):
     def _on_choice(self, choice: dict[str, Any]) -> bytes:
         out: list[bytes] = []
         delta = obj(choice.get("delta"))
+        reasoning = reasoning_text(delta)
+        if reasoning:
+            out.append(self._on_text("reasoning", "response.reasoning_text.delta", reasoning))
         text = delta.get("content")
         if isinstance(text, str) and text:
-            if self._open is None or self._open.kind != "message":
-                out.append(self._open_item(_Item("message", len(self._items))))
-            item = self._require_open()
-            item.text += text
-            out.append(
-                self._event(
-                    "response.output_text.delta",
-                    item_id=item.id,
-                    output_index=item.index,
-                    content_index=0,
-                    delta=text,
-                    logprobs=[],
-                )
-            )
+            out.append(self._on_text("message", "response.output_text.delta", text))
         for call in objects(delta.get("tool_calls")):
             out.append(self._on_tool_call(call))
         if choice.get("finish_reason"):
             self._finish_reason = choice["finish_reason"]
+        return b"".join(out)
+
+    def _on_text(self, kind: str, event: str, text: str) -> bytes:
+        """More text for the open item of ``kind`` (opened first if another kind is open)."""
+        out = []
+        if self._open is None or self._open.kind != kind:
+            out.append(self._open_item(_Item(kind, len(self._items))))
+        item = self._require_open()
+        item.text += text
+        fields = {"item_id": item.id, "output_index": item.index, "content_index": 0, "delta": text}
+        out.append(self._event(event, **fields, **({"logprobs": []} if kind == "message" else {})))
         return b"".join(out)
 
     def _require_open(self) -> _Item:
@@ -190,6 +196,8 @@ class ResponsesStream(ChatEventReader):
                 )
             )
             out.append(self._event("response.content_part.done", **where, content_index=0, part=part))
+        elif item.kind == "reasoning":
+            out.append(self._event("response.reasoning_text.done", **where, content_index=0, text=item.text))
         else:
             out.append(
                 self._event(

@@ -37,6 +37,9 @@ def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) ->
             deployment("auto", "mock-toolargs", upstream.base_url, id="alpha"),
             deployment("midstream", "gpt-midstream", upstream.base_url, id="midstream"),
             deployment("native", "gpt-native", upstream.base_url, id="native", responses_api=True),
+            deployment(
+                "reasoner", "mock-reasoner", upstream.base_url, id="reasoner", supports_reasoning=True
+            ),
             deployment("native-midstream", "gpt-midstream", upstream.base_url, id="nm", responses_api=True),
         ],
         "router_settings": {"num_retries": 0, "allowed_fails": 0, "cooldown_time": 1},
@@ -227,3 +230,21 @@ def test_native_stream_and_its_failure(client: openai.OpenAI) -> None:
     broken = list(client.responses.create(model="native-midstream", input=QUESTION, stream=True))
     assert [event.type for event in broken[-2:]] == ["error", "response.failed"]
     assert [event.sequence_number for event in broken] == list(range(len(broken)))
+
+
+def test_reasoning_is_a_reasoning_item_before_the_message(
+    client: openai.OpenAI, upstream: MockUpstream
+) -> None:
+    response = client.responses.create(model="reasoner", input=QUESTION, reasoning={"effort": "high"})
+    assert _sent(upstream)["reasoning_effort"] == "high"
+    reasoning, message = response.output
+    assert reasoning.type == "reasoning" and reasoning.content is not None
+    assert reasoning.content[0].text == "mock reasoning at effort high"
+    assert message.type == "message" and response.output_text.startswith("mock reply from mock-reasoner")
+    with client.responses.stream(model="reasoner", input=QUESTION) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds.index("response.reasoning_text.delta") < kinds.index("response.reasoning_text.done")
+    assert kinds.index("response.reasoning_text.done") < kinds.index("response.output_text.delta")
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output[0].content[0].text == "mock reasoning at effort None"  # type: ignore[union-attr]
