@@ -16,7 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from routeiq import __version__
 from routeiq.admin_ui.serve import mount_admin_ui
-from routeiq.api import admin, anthropic, count_tokens, health, openai, responses
+from routeiq.api import admin, anthropic, count_tokens, feedback, health, openai, responses
 from routeiq.api.errors import install_error_handlers
 from routeiq.api.fast_path import ModelCallRoutes
 from routeiq.config import CONFIG_PATH_ENV, load_settings
@@ -180,6 +180,7 @@ def create_app(
     app.include_router(anthropic.router)
     app.include_router(count_tokens.router)
     app.include_router(responses.router)
+    app.include_router(feedback.router)
     app.include_router(admin.router)
     mount_admin_ui(app)  # /ui: the admin web UI
     return app

@@ -20,6 +20,7 @@ from litellm import Router
 from routeiq.executors.attempts import Dispatcher
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.passthrough import PassthroughExecutor
+from routeiq.experiments.live import Experiments
 from routeiq.governance.admin_login import AdminLogin
 from routeiq.governance.audit import AuditTrail
 from routeiq.governance.keys import VirtualKeys
@@ -41,12 +42,13 @@ from routeiq.routing.feedback import RoutingFeedback
 from routeiq.routing.litellm_hook import LiteLLMRoutingHook
 from routeiq.routing.models import RouterReloads, RoutingModels, load_routing_models
 from routeiq.routing.picker import Picker
-from routeiq.routing.registry import create_strategy
+from routeiq.routing.registry import StrategyDeps, create_strategy
 from routeiq.settings import Settings
 from routeiq.state.factory import StateStores, build_state_stores
 from routeiq.store.audit import AuditRepository
-from routeiq.store.database import Database
+from routeiq.store.database import Database, StoreUnavailable
 from routeiq.store.decisions import DecisionRepository, DecisionRetention
+from routeiq.store.experiments import ExperimentRepository, FeedbackRepository
 from routeiq.store.keys import KeyRepository
 from routeiq.store.log_writer import LogWriter
 from routeiq.store.records import DecisionRecord, SpendRecord
@@ -87,6 +89,7 @@ class Runtime:
     plugins: PluginManager
     decision_records: DecisionRepository
     decision_store: LogWriter[DecisionRecord] | None  # None: decision_retention_days is 0
+    experiments: Experiments  # A/B tests between routing strategies (GET /admin/experiments)
 
     opened: AsyncExitStack = field(repr=False)  # what build_runtime opened and started
 
@@ -279,10 +282,11 @@ async def _open(
     decisions = DecisionLog(settings.decision_log)
     outcomes = RoutingFeedback(breakers, stats, metrics, picker, affinity, models.deps.load)
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
-    dispatcher = Dispatcher(
-        settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics, tracing
-    )
     audit_log = AuditRepository(database)
+    experiments = await _experiments(settings, state, database, models.deps, audit_log)
+    dispatcher = Dispatcher(
+        settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics, tracing, experiments
+    )
     spend = SpendRepository(database)
     quotas = Quotas(state.for_feature("quotas"), settings.quotas, price_book(settings, deployments))
     keys = VirtualKeys(KeyRepository(database), state.changes, settings.key_cache_seconds)
@@ -319,6 +323,8 @@ async def _open(
     stack.push_async_callback(stats.close)
     await cluster_metrics.start()
     stack.push_async_callback(cluster_metrics.close)
+    await experiments.start()
+    stack.push_async_callback(experiments.close)
     decisions.start()
     stack.push_async_callback(decisions.close)
     if policy is not None:
@@ -344,6 +350,7 @@ async def _open(
         spend_log=spend_log,
         decision_records=decision_records,
         decision_store=decision_store,
+        experiments=experiments,
         settings=settings,
         deployments=deployments,
         router=router,
@@ -363,4 +370,26 @@ async def _open(
         quotas=quotas,
         started_at=int(time.time()),
         opened=stack,
+    )
+
+
+async def _experiments(
+    settings: Settings, state: StateStores, database: Database, deps: StrategyDeps, audit_log: AuditRepository
+) -> Experiments:
+    """The experiments, starting from the durable store's definitions (what a cold restart has);
+    the shared state's newer version, if any, replaces them at the first sync."""
+    repository = ExperimentRepository(database)
+    try:
+        stored = await repository.all()
+    except StoreUnavailable as error:
+        logger.warning("experiments not loaded from the database (%s): only the shared state's apply", error)
+        stored = []
+    return Experiments(
+        state.changes,
+        state.for_feature("stats"),
+        repository,
+        FeedbackRepository(database),
+        deps,
+        audit_log,
+        stored,
     )

@@ -360,6 +360,12 @@ class Settings(BaseSettings):
         "request, in the database) keeps records; older ones are deleted in the background. 0: no "
         "records are stored.",
     )
+    feedback_window_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="How long after a request `POST /v1/routeiq/feedback` accepts feedback on it "
+        "(the request's decision record must still be kept: see `decision_retention_days`).",
+    )
     log_prompts: bool = Field(
         default=False,
         description="Store the prompt text the router read (the latest user turn, first 4000 "

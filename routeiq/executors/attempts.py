@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.responses import Response, StreamingResponse
@@ -31,6 +31,7 @@ from routeiq.routing.decision import (
     FailedAttempt,
     RequestTrace,
     decision_headers,
+    experiment_headers,
     failure_headers,
     failure_message,
 )
@@ -39,6 +40,9 @@ from routeiq.routing.feedback import RoutingFeedback
 from routeiq.routing.picker import Picker
 from routeiq.routing.strategy import NoHealthyDeployment, RoutingChoice, RoutingContext
 from routeiq.settings import Settings
+
+if TYPE_CHECKING:
+    from routeiq.experiments.live import Experiments
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 ERROR_EVENT_PREFIX = b'data: {"error"'  # how executors end a stream that broke (sse_error_event)
@@ -56,8 +60,10 @@ class Dispatcher:
         affinity: SessionAffinity,
         metrics: Metrics,
         tracing: Tracing | None = None,
+        experiments: Experiments | None = None,
     ) -> None:
         self._settings = settings
+        self._experiments = experiments
         self._picker = picker
         self._passthrough = passthrough
         self._litellm = litellm_executor
@@ -82,6 +88,13 @@ class Dispatcher:
         trace = trace if trace is not None else RequestTrace()
         trace.group, trace.context = context.group, context
         trace.strategy = self._picker.strategy_for(context.group).name
+        enrolment = None
+        if self._experiments is not None:  # one dict lookup unless the group runs an experiment
+            enrolment = self._experiments.enrol(context, call.identity if call is not None else None)
+            if enrolment is not None:
+                enrolment.apply(context)
+                trace.experiment, trace.arm = enrolment.experiment, enrolment.arm.name
+                trace.strategy = enrolment.arm.strategy.name
         trace.streaming = operation.streams and bool(context.body.get("stream"))
         if call is not None:
             context.excluded |= call.excluded_deployments
@@ -119,6 +132,9 @@ class Dispatcher:
                 call_started = time.perf_counter()
                 trace.routing_seconds += call_started - routing_started
                 trace.decision = decision
+                shadows = enrolment is not None and enrolment.shadows and trace.shadow is None
+                if shadows and enrolment is not None and target == context.group:
+                    trace.shadow = enrolment.shadow_decisions(context)  # recorded, never served
                 self._metrics.routing_latency.observe(call_started - routing_started)
                 attempt = self._outcomes.started(decision.deployment)
                 telemetry = AttemptTelemetry(
@@ -144,6 +160,8 @@ class Dispatcher:
                 overhead_ms = max(0.0, (time.perf_counter() - started - upstream_seconds) * 1000)
                 trace.overhead_ms = overhead_ms
                 headers = decision_headers(decision, context, failed, overhead_ms)
+                if trace.experiment is not None:
+                    headers.update(experiment_headers(trace))
                 if isinstance(outcome, Completed):
                     telemetry.answered(outcome.body, outcome.usage)
                     await self._outcomes.served(decision, context, attempt, outcome.usage)

@@ -117,6 +117,9 @@ def decision_record(
         }
         if assessment is not None
         else None,
+        experiment=trace.experiment,
+        arm=trace.arm,
+        shadow=trace.shadow,
         prompt=prompt,
     )
 

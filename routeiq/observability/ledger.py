@@ -173,6 +173,8 @@ def close_request(
     """Write the request's records: ``runtime`` gives the decision log, the decision store and the
     spend log."""
     outcome = request_outcome(trace, status, code)
+    if trace.experiment is not None and trace.arm is not None:
+        observe_arm(runtime, trace, call, outcome, code, arrival)
     if runtime.decisions.enabled:
         runtime.decisions.record(decision_event(trace, request_id, status, outcome, code))
     if runtime.decision_store is not None and arrival is not None:
@@ -197,6 +199,36 @@ def close_request(
         logger.warning(
             "request failed %s", orjson.dumps(failure_fields(trace, request_id, status, code)).decode()
         )
+
+
+def observe_arm(
+    runtime: Runtime,
+    trace: RequestTrace,
+    call: GovernedCall | None,
+    outcome: str,
+    code: str | None,
+    arrival: Arrival | None,
+) -> None:
+    """Count the request in its experiment arm's outcomes (an error: its class, else cost, latency,
+    tokens and tier; served by a fallback group: flagged as such)."""
+    assert trace.experiment is not None and trace.arm is not None
+    served = call.served if call is not None else None
+    decision = trace.decision if trace.served else None
+    failed = outcome in ("failed", "interrupted")
+    runtime.experiments.observe(
+        experiment=trace.experiment,
+        arm=trace.arm,
+        requested_group=trace.group,
+        served_group=decision.deployment.group if decision is not None else None,
+        tier=(decision.tier or decision.deployment.tier) if decision is not None else None,
+        error=(code or outcome) if failed or decision is None else None,
+        cost=(call.cost_usd or 0.0) if call is not None and served is not None else None,
+        latency_ms=(time.perf_counter() - arrival.clock) * 1000 if arrival is not None else None,
+        input_tokens=_tokens(call.usage if call is not None else None, "prompt_tokens"),
+        output_tokens=_tokens(call.usage if call is not None else None, "completion_tokens"),
+        shadow=trace.shadow,
+        served_deployment=decision.deployment.id if decision is not None else None,
+    )
 
 
 def request_outcome(trace: RequestTrace, status: int, code: str | None) -> str:

@@ -42,6 +42,9 @@ class RequestTrace:
     streaming: bool = False
     stream_finished: bool = False  # the stream reached its end (an error event included)
     stream_error: str | None = None  # the error code a stream that broke off ended with
+    experiment: str | None = None  # the experiment the request was enrolled in, and its arm
+    arm: str | None = None
+    shadow: dict[str, dict[str, object]] | None = None  # shadow arm -> the decision it made
 
     def attempted(self) -> list[str]:
         """Every deployment tried, in order (the one that answered last)."""
@@ -93,7 +96,15 @@ def failure_headers(trace: RequestTrace) -> dict[str, str]:
     headers["x-routeiq-fallback-groups"] = ",".join(trace.fallbacks_tried) or "none"
     if trace.context is not None:
         headers["x-routeiq-profile"] = trace.context.profile
+    headers.update(experiment_headers(trace))
     return headers
+
+
+def experiment_headers(trace: RequestTrace) -> dict[str, str]:
+    """``x-routeiq-experiment`` / ``x-routeiq-arm`` for a request enrolled in an experiment."""
+    if trace.experiment is None or trace.arm is None:
+        return {}
+    return {"x-routeiq-experiment": trace.experiment, "x-routeiq-arm": trace.arm}
 
 
 def failure_message(trace: RequestTrace, configured_fallbacks: list[str]) -> str:

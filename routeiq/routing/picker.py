@@ -69,7 +69,10 @@ class Picker:
         candidates = await self.candidates(group, context)
         if span is not None and span.is_recording():
             span.set_attribute("routeiq.routing.candidates", [candidate.id for candidate in candidates])
-        decision = self.strategy_for(group).choose(candidates, context)
+        strategy = context.arm_strategy  # an experiment arm's, in the requested group only
+        if strategy is None or group != context.group:
+            strategy = self.strategy_for(group)
+        decision = strategy.choose(candidates, context)
         context.decision, context.candidates = decision, candidates
         return decision
 

@@ -50,6 +50,8 @@ class RoutingContext:
     session_floor: str | None = None  # the highest tier this session has reached
     assessment: Assessment | None = None  # judged once per request, reused on retries
     candidates: Sequence[Deployment] = ()  # what the current attempt's strategy chose from
+    # An experiment arm's strategy: it decides in the requested group instead of the group's own.
+    arm_strategy: RoutingStrategy | None = None
     _signals: Signals | None = None
 
     @property

@@ -95,5 +95,6 @@ class DecisionRecord:
     assessment: dict[str, Any] | None = None
     experiment: str | None = None
     arm: str | None = None
+    shadow: dict[str, Any] | None = None  # shadow arm -> the decision it made (never served)
     prompt: str | None = None
     id: int | None = None  # assigned by the store

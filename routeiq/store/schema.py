@@ -113,6 +113,7 @@ routing_decisions = sa.Table(
     sa.Column("assessment", JSONType),
     sa.Column("experiment", sa.String(256)),
     sa.Column("arm", sa.String(256)),
+    sa.Column("shadow", JSONType),  # an experiment's shadow arms' decisions (migration 0004)
     sa.Column("prompt", sa.Text),
     sa.Index("ix_routing_decisions_at_id", "at", "id"),
     sa.Index("ix_routing_decisions_request_id", "request_id"),

@@ -11,6 +11,7 @@ from routeiq.api.admin import (
     changes,
     config,
     decisions,
+    experiments,
     keys,
     metrics,
     plugins,
@@ -29,6 +30,7 @@ router.include_router(plugins.router)
 router.include_router(spend.router)
 router.include_router(changes.router)
 router.include_router(decisions.router)
+router.include_router(experiments.router)
 router.include_router(config.router)
 router.include_router(auth.router)
 router.include_router(metrics.router)
