@@ -215,8 +215,13 @@ def test_policies_and_plugins_pages(page: Any, shots: Path) -> None:
     expect(page.get_by_test_id("policy-result")).to_contain_text("no-blocked-team")
     shoot(page, shots, "policies")
     open_page(page, "Plugins")
-    expect(page.get_by_test_id("plugins")).to_contain_text("cost_tracker")
+    plugins = page.get_by_test_id("plugins")
+    expect(plugins).to_contain_text("cost_tracker")
     shoot(page, shots, "plugins")
+    page.get_by_role("button", name="Disable pii").click()
+    expect(plugins.locator("tr", has_text="pii")).to_contain_text("disabled")
+    page.get_by_role("button", name="Enable pii").click()
+    expect(plugins.locator("tr", has_text="pii")).to_contain_text("enabled")
 
 
 def test_config_change_is_applied_and_served(
@@ -261,3 +266,8 @@ def test_narrow_window_and_logout(page: Any, gateway: Gateway, shots: Path) -> N
     assert page.evaluate("() => sessionStorage.length") == 0
     page.goto(f"{gateway.url}/ui/keys")  # a deep link without a session: the login
     expect(page.get_by_label("Admin key")).to_be_visible()
+    # A key that stops working (say, removed from ROUTEIQ_ADMIN_KEYS): the next call's 401 logs out.
+    page.evaluate("() => sessionStorage.setItem('routeiq.admin-key', 'sk-no-longer-valid')")
+    page.goto(f"{gateway.url}/ui/audit")
+    expect(page.get_by_text("Your session ended")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.length") == 0

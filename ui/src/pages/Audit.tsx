@@ -42,7 +42,7 @@ export function Audit() {
                 <td className="nowrap">{when(record.at)}</td><td><code>{record.actor}</code></td><td>{record.action}</td>
                 <td>{record.target ?? "—"}</td>
                 <td><Pill tone={record.outcome === "success" ? "ok" : "bad"}>{record.outcome}</Pill></td>
-                <td className="small details"><code>{JSON.stringify(record.details)}</code></td>
+                <td className="small details"><Details details={record.details} /></td>
               </tr>
             ))}
           </tbody>
@@ -52,5 +52,18 @@ export function Audit() {
           onNext={() => data?.next_cursor && pages.next(Number(data.next_cursor))} />
       </Card>
     </>
+  );
+}
+
+const SHORT_DETAILS = 140; // longer ones (a config change lists every section) open on demand
+
+function Details({ details }: { details: Record<string, unknown> }) {
+  const text = JSON.stringify(details);
+  if (text.length <= SHORT_DETAILS) return <code>{text}</code>;
+  return (
+    <details>
+      <summary><code>{text.slice(0, SHORT_DETAILS)}…</code></summary>
+      <pre className="code">{JSON.stringify(details, null, 2)}</pre>
+    </details>
   );
 }

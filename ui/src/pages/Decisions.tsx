@@ -76,7 +76,7 @@ export function Decisions() {
           <table className="table clickable" data-testid="decisions">
             <thead>
               <tr><th scope="col">Time</th><th scope="col">Request</th><th scope="col">Group</th><th scope="col">Strategy</th>
-                <th scope="col">Tier</th><th scope="col">Served by</th><th scope="col">Outcome</th><th scope="col">Latency</th><th scope="col">Cost</th></tr>
+                <th scope="col" className="opt">Tier</th><th scope="col">Served by</th><th scope="col">Outcome</th><th scope="col">Latency</th><th scope="col" className="opt">Cost</th></tr>
             </thead>
             <tbody>
               {(data?.data ?? []).map((decision) => (
@@ -84,10 +84,10 @@ export function Decisions() {
                   <td className="nowrap" title={when(decision.time)}>{shortWhen(decision.time)}</td>
                   <td><button type="button" className="link" onClick={() => setSelected(decision)}
                     aria-label={`Details of ${decision.request_id}`}><code>{decision.request_id.slice(0, 12)}</code></button></td>
-                  <td>{decision.group ?? "—"}</td><td>{decision.strategy ?? "—"}</td><td>{decision.tier ?? "—"}</td>
+                  <td>{decision.group ?? "—"}</td><td>{decision.strategy ?? "—"}</td><td className="opt">{decision.tier ?? "—"}</td>
                   <td>{decision.served_model ?? "—"}</td>
                   <td><OutcomePill decision={decision} /></td>
-                  <td className="num">{ms(decision.latency_ms)}</td><td className="num">{usd(decision.cost_usd)}</td>
+                  <td className="num">{ms(decision.latency_ms)}</td><td className="num opt">{usd(decision.cost_usd)}</td>
                 </tr>
               ))}
             </tbody>
