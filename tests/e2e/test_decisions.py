@@ -153,7 +153,7 @@ def test_each_request_leaves_exactly_one_record_and_one_log_line(gateway: Gatewa
 
 def test_a_refused_request_is_recorded(gateway: Gateway) -> None:
     since = time.time() - 1
-    request_id = chat(gateway, key="sk-wrong")
+    request_id = chat(gateway, key="sk-wrong", request_id=f"client/{uuid.uuid4().hex}")  # ids may hold "/"
     (record,) = recorded(gateway, [request_id], since)
     assert (record["outcome"], record["status"], record["attempts"]) == ("refused", 401, 0)
     assert record["error_code"] and record["deployment"] is None and record["key_id"] is None

@@ -139,7 +139,7 @@ async def list_decisions(
     return DecisionPage(data=[_decision(record) for record in records], next_cursor=next_cursor)
 
 
-@router.get("/{request_id}", response_model=Decision)
+@router.get("/{request_id:path}", response_model=Decision)  # a client's request id may hold "/"
 async def get_decision(request: Request, request_id: str) -> Decision:
     """One request's decision (the newest, should a client have sent the same request id twice)."""
     record = await runtime_of(request).decision_records.get(request_id)
