@@ -73,10 +73,15 @@ class SpendRepository:
         return [SpendRecord(**row) for row in rows], next_cursor
 
     async def totals(
-        self, by: TotalsBy, since: float | None = None, until: float | None = None
+        self,
+        by: TotalsBy,
+        since: float | None = None,
+        until: float | None = None,
+        values: Sequence[str] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Per ``by`` value: cost_usd, input_tokens, output_tokens and requests. Requests without a
-        value for ``by`` (say, anonymous ones when totalling by key) are left out."""
+        value for ``by`` (say, anonymous ones when totalling by key) are left out; with ``values``,
+        only those (a page of keys asks for its own rows, not every key's)."""
         if by not in ("key_id", "team", "user", "group"):
             raise ValueError(f"cannot total spend by {by!r}")
         column = spend_log.c[by]
@@ -88,7 +93,7 @@ class SpendRepository:
                 sa.func.sum(spend_log.c.output_tokens).label("output_tokens"),
                 sa.func.count().label("requests"),
             )
-            .where(column.is_not(None))
+            .where(column.is_not(None) if values is None else column.in_(list(values)))
             .group_by(column),
             spend_log,
             since,

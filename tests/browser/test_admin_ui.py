@@ -144,11 +144,15 @@ def test_login_refuses_a_wrong_key_then_signs_in(page: Any, gateway: Gateway, sh
 
 def test_dashboard_updates_from_live_traffic(page: Any, gateway: Gateway, shots: Path) -> None:
     expect(page.get_by_text("live", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("no-traffic")).to_be_visible()  # nothing served yet
+    page.keyboard.press("Tab")  # keyboard users get the skip link first
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     for number in range(12):
         assert chat(gateway, text=f"hello {number}").status_code == 200
     stats = page.get_by_test_id("stats")
     # The figures come from the stream: they change without a reload.
     expect(stats).to_contain_text("12 in the last")
+    expect(page.get_by_test_id("no-traffic")).to_have_count(0)
     expect(page.get_by_label("By served model")).to_contain_text("mock-")
     shoot(page, shots, "dashboard")
 
@@ -199,6 +203,14 @@ def test_create_use_and_revoke_a_key(page: Any, gateway: Gateway, shots: Path) -
     secret = page.get_by_label("Secret key").input_value()
     assert secret.startswith("sk-")
     assert chat(gateway, key=secret).status_code == 200
+    row = page.get_by_test_id("keys").locator("tr", has_text="ui-made")
+
+    def spend_shown() -> bool:  # the spend log is written off the request path, within a second
+        page.get_by_role("button", name="Refresh").click()
+        expect(row).to_be_visible()
+        return "1 req" in row.inner_text()
+
+    eventually_sync(spend_shown, timeout=WAIT_MS / 1000)
     shoot(page, shots, "keys")
     page.get_by_role("button", name="Done").click()
     expect(page.get_by_test_id("key-secret")).to_have_count(0)  # shown once, then gone

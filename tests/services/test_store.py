@@ -360,6 +360,7 @@ async def test_spend_write_query_and_totals(db: Database) -> None:
         "k1": {"cost_usd": 0.75, "input_tokens": 110, "output_tokens": 10, "requests": 2},
         "k2": {"cost_usd": 0.25, "input_tokens": 10, "output_tokens": 50, "requests": 1},
     }
+    assert set(await repository.totals("key_id", values=["k2", "k-none"])) == {"k2"}
     assert set(await repository.totals("team")) == {"red", "blue"}
     assert (await repository.totals("user"))["ann"]["requests"] == 2
     by_group = await repository.totals("group")

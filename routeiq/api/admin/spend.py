@@ -4,7 +4,7 @@ request path, so the newest requests appear within about a second)."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -13,6 +13,8 @@ from routeiq.store.pages import MAX_CURSOR
 
 router = APIRouter(prefix="/admin/spend", tags=["admin"])
 
+MAX_VALUES = 1000  # a page of keys (the UI asks for its page's rows only, never every key's)
+
 
 @router.get("")
 async def spend_totals(
@@ -20,9 +22,16 @@ async def spend_totals(
     by: Literal["key_id", "team", "user", "group"] = "team",
     since: float | None = Query(default=None, description="UNIX time, inclusive."),
     until: float | None = Query(default=None, description="UNIX time, exclusive."),
+    value: Annotated[
+        list[str] | None,
+        Query(
+            max_length=MAX_VALUES,
+            description="Only these keys, teams, users or groups (repeat it: `value=a&value=b`).",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Cost (USD), tokens and requests per key, team, user or routing group."""
-    totals = await runtime_of(request).spend.totals(by, since=since, until=until)
+    totals = await runtime_of(request).spend.totals(by, since=since, until=until, values=value)
     return {"by": by, "since": since, "until": until, "totals": totals}
 
 

@@ -16,12 +16,13 @@ export class ApiError extends Error {
   }
 }
 
-type Query = Record<string, string | number | boolean | null | undefined>;
+type Query = Record<string, string | number | boolean | string[] | null | undefined>;
 
 export function withQuery(path: string, query: Query = {}): string {
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(query)) {
-    if (value !== undefined && value !== null && value !== "") params.set(name, String(value));
+    if (Array.isArray(value)) value.forEach((item) => params.append(name, item));
+    else if (value !== undefined && value !== null && value !== "") params.set(name, String(value));
   }
   const text = params.toString();
   return text ? `${path}?${text}` : path;

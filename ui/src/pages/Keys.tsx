@@ -22,11 +22,11 @@ export function Keys() {
   const [secret, setSecret] = useState<{ key: VirtualKey; action: string } | null>(null);
   const [failure, setFailure] = useState<unknown>(null);
   const { data, error, reload } = useLoad<KeysData>(async (signal) => {
-    // Two calls for the whole page: the keys, and every key's spend in one aggregate (never per row).
-    const [keys, spend] = await Promise.all([
-      get<{ data: VirtualKey[] }>("/admin/keys", { limit: PAGE_SIZE, offset: page * PAGE_SIZE, team, include_revoked: includeRevoked }, signal),
-      get<SpendTotals>("/admin/spend", { by: "key_id" }, signal),
-    ]);
+    // Two calls for the whole page: a page of keys, then the spend of those keys in one aggregate
+    // (never one call per row, never every key's totals).
+    const keys = await get<{ data: VirtualKey[] }>("/admin/keys", { limit: PAGE_SIZE, offset: page * PAGE_SIZE, team, include_revoked: includeRevoked }, signal);
+    if (keys.data.length === 0) return { keys: [], spend: {} };
+    const spend = await get<SpendTotals>("/admin/spend", { by: "key_id", value: keys.data.map((key) => key.key_id) }, signal);
     return { keys: keys.data, spend: spend.totals };
   }, [page, team, includeRevoked]);
 
