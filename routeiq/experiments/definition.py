@@ -9,7 +9,6 @@ exists and a strategy can be built in this process is the wiring's to check.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -32,6 +31,7 @@ ExperimentState = Literal["running", "paused", "stopped"]
 STATES = ("running", "paused", "stopped")
 DEFAULT_UNIT = UNIT_KINDS  # team > user > session > request
 ARM_PARAMS = frozenset({"profile"})  # what an arm may set besides its strategy
+MAX_WEIGHT = 1e9  # weights are relative: bounded so that their sum stays a finite number
 _DESIGN = Design(control="")  # the defaults: alpha, effect size, power, minimum sample
 
 
@@ -105,8 +105,10 @@ class ExperimentDefinition:
         for name, weight in weights.items():
             if name not in known:
                 raise InvalidExperiment(f"weights.{name}", f"unknown arm {name!r}")
-            if not math.isfinite(weight) or weight < 0:
-                raise InvalidExperiment(f"weights.{name}", "weights must be finite numbers >= 0")
+            if not 0 <= weight <= MAX_WEIGHT:  # (NaN fails this too)
+                raise InvalidExperiment(
+                    f"weights.{name}", f"weights must be numbers from 0 to {MAX_WEIGHT:g}"
+                )
         arms = tuple(replace(a, weight=float(weights.get(a.name, a.weight))) for a in self.arms)
         live = {a.name: a.weight for a in arms if not a.shadow}
         if sum(live.values()) <= 0:
@@ -185,6 +187,11 @@ def validate(definition: ExperimentDefinition, arm_groups: Sequence[str | None] 
     each arm was given for (None: not said), which must be the experiment's own."""
     arms = definition.arms
     validate_arms([Arm(a.name, a.weight, a.shadow) for a in arms])
+    for index, arm in enumerate(arms):
+        if arm.weight > MAX_WEIGHT:
+            raise InvalidExperiment(
+                f"arms[{index}].weight", f"weights must be numbers from 0 to {MAX_WEIGHT:g}"
+            )
     known = set(strategy_names())
     for index, arm in enumerate(arms):
         if arm.strategy not in known:

@@ -303,7 +303,7 @@ class Experiments:
             result: dict[str, Any] | None = (
                 await asyncio.to_thread(verdict, summaries, definition.design())
             ).to_dict()
-        except ValueError:
+        except Exception:  # a design the numbers cannot serve (an extreme alpha, say): no verdict
             logger.warning("experiment %s: no verdict", definition.id, exc_info=True)
             result = None
         self._verdicts[definition.id] = (now, result)
