@@ -1,4 +1,5 @@
-"""PUT /admin/config through the real server: two workers on Redis, one gateway for the module.
+"""PUT /admin/config through the real server, on both state backends: two workers on Redis, and one
+worker on in-process state. One gateway per backend for the module.
 
 Every wait is on the ``config`` version the workers report at ``GET /admin/changes``, never a sleep.
 """
@@ -9,7 +10,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ from tests.support.gateway import Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
 ADMIN = {"authorization": "Bearer sk-admin"}
-WORKERS = 2
 REDIS_URL = "redis://127.0.0.1:6379/0"
 UPSTREAM_SECRET = "sk-upstream-very-secret"
 CONVERGE_SECONDS = 30.0
@@ -32,7 +32,7 @@ CONVERGE_SECONDS = 30.0
 class Stack:
     gateway: Gateway
     upstream: MockUpstream
-    errors: list[str] = field(default_factory=list)
+    workers: int
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.request(method, f"{self.gateway.url}{path}", headers=ADMIN, timeout=60, **kwargs)
@@ -42,12 +42,12 @@ class Stack:
         return httpx.post(f"{self.gateway.url}/v1/chat/completions", json=body, timeout=30)
 
     def wait_config(self, version: int) -> None:
-        """Until both workers report ``version`` of the config subject."""
+        """Until every worker reports ``version`` of the config subject."""
 
         def converged() -> None:
             view = self.admin("GET", "/admin/changes").json()
             applied = [report["applied"].get("config") for report in view["instances"].values()]
-            assert len(applied) == WORKERS and set(applied) == {version}, view
+            assert len(applied) == self.workers and set(applied) == {version}, view
 
         eventually_sync(converged, timeout=CONVERGE_SECONDS)
 
@@ -62,20 +62,21 @@ def base_config(api_base: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp_path: Path = tmp_path_factory.mktemp("config-apply")
+@pytest.fixture(scope="module", params=["redis", "memory"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp_path: Path = tmp_path_factory.mktemp(f"config-apply-{request.param}")
+    env = {"ROUTEIQ_ADMIN_KEYS": "sk-admin"}
+    workers = 1
+    if request.param == "redis":
+        env["ROUTEIQ_REDIS_URL"] = REDIS_URL
+        env["ROUTEIQ_REDIS_KEY_PREFIX"] = f"test-config-{uuid.uuid4().hex[:8]}:"
+        workers = 2
     with ExitStack() as exits:
         upstream = exits.enter_context(MockUpstream())
-        env = {
-            "ROUTEIQ_ADMIN_KEYS": "sk-admin",
-            "ROUTEIQ_REDIS_URL": REDIS_URL,
-            "ROUTEIQ_REDIS_KEY_PREFIX": f"test-config-{uuid.uuid4().hex[:8]}:",
-        }
-        gateway = Gateway(base_config(upstream.base_url), tmp_path, env, args=("--workers", str(WORKERS)))
+        gateway = Gateway(base_config(upstream.base_url), tmp_path, env, args=("--workers", str(workers)))
         exits.enter_context(gateway)
-        gateway.wait_for_log("router built", count=WORKERS)
-        yield Stack(gateway, upstream)
+        gateway.wait_for_log("router built", count=workers)
+        yield Stack(gateway, upstream, workers)
 
 
 def served_yaml(stack: Stack) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def test_the_applied_config_survives_a_restart_while_the_file_is_unchanged(stack
     assert before["source"] == "applied"
     stack.gateway.stop()
     stack.gateway.start()
-    stack.gateway.wait_for_log("router built", count=WORKERS)
+    stack.gateway.wait_for_log("router built", count=stack.workers)
     after = served_yaml(stack)
     assert (after["source"], after["version"]) == ("applied", before["version"])
     assert stack.chat("extra").status_code == 200
