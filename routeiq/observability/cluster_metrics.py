@@ -151,7 +151,10 @@ class ClusterMetrics:
             counts[f"lat:{histogram_index(latency_seconds * 1000)}"] += 1
         decision = trace.decision
         if decision is not None:
-            counts[f"ovh:{histogram_index(trace.routing_seconds * 1000)}"] += 1
+            # The gateway's own time before the answer (x-routeiq-overhead-ms) when one came; else
+            # the time spent choosing.
+            overhead = trace.overhead_ms if trace.overhead_ms is not None else trace.routing_seconds * 1000
+            counts[f"ovh:{histogram_index(overhead)}"] += 1
             deployment = decision.deployment
             if trace.served:
                 self._label(counts, "model", deployment.upstream_model)
