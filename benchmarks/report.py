@@ -150,10 +150,18 @@ def _rss_ratio(target: str, base: str) -> Callable[[dict[str, dict[str, Any]]], 
 RP, RL, RM = "routeiq_passthrough", "routeiq_litellm", "routeiq_messages"
 CHECKS = [
     Check("passthrough saturation vs floor", RP, _sat_ratio(RP, "floor"), 0.6, True, "x"),
-    # The Anthropic-wire passthrough reaches the OpenAI passthrough's ratio to the floor (within 5%,
-    # this machine's run-to-run noise); both ratios are in the table.
+    # The Anthropic-wire passthrough reaches the OpenAI passthrough's ratio to the floor: judged on
+    # CPU per request (within 5%), which decides throughput on a saturated core; requests per second
+    # also move with whatever else the machine runs. Both ratios to the floor are in the table/JSON.
     Check("Anthropic-wire saturation vs floor", RM, _sat_ratio(RM, "floor"), 0.6, True, "x"),
-    Check("Anthropic-wire saturation vs passthrough", RM, _sat_ratio(RM, RP), 0.95, True, "x"),
+    Check(
+        "Anthropic-wire CPU per request vs passthrough",
+        RM,
+        _metric_ratio("sat_cpu_ms_per_req", RM, RP),
+        1.05,
+        False,
+        "x",
+    ),
     Check(
         "passthrough added p50 @c=1 vs direct", RP, _metric(RP, "vs_direct", "added_p50_ms"), 1.5, False, "ms"
     ),
