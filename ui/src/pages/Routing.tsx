@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { get, post, put } from "../api/client";
-import type { GatewayStatus, StrategyChange, StrategyResponse } from "../api/types";
+import type { ConfigView, GatewayStatus, StrategyChange, StrategyResponse } from "../api/types";
 import { Card, ErrorBox, message, Notice, PageHeader, Pill, useLoad } from "../components/common";
 
 const LEARNED_PREFIX = "llmrouter-";
@@ -9,15 +9,22 @@ const NOT_TRAINED = new Set(["centroid", "cheapest-capable"]); // classifier str
 interface RoutingData {
   status: GatewayStatus;
   strategies: StrategyResponse;
+  trained: Record<string, string>; // algorithm -> artifact directory (routeiq.learned_routers)
+}
+
+function trainedRouters(config: ConfigView | null): Record<string, string> {
+  const routeiq = (config?.config as { routeiq?: { learned_routers?: Record<string, string> } } | undefined)?.routeiq;
+  return routeiq?.learned_routers ?? {};
 }
 
 export function Routing() {
   const { data, error, reload, setData } = useLoad<RoutingData>(async (signal) => {
-    const [status, strategies] = await Promise.all([
+    const [status, strategies, config] = await Promise.all([
       get<GatewayStatus>("/admin/status", undefined, signal),
       get<StrategyResponse>("/admin/strategy", undefined, signal),
+      get<ConfigView>("/admin/config", undefined, signal).catch(() => null), // only for the trained routers
     ]);
-    return { status, strategies };
+    return { status, strategies, trained: trainedRouters(config) };
   }, []);
   const [notice, setNotice] = useState<string | null>(null);
   const [failure, setFailure] = useState<unknown>(null);
@@ -96,7 +103,7 @@ export function Routing() {
           </tbody>
         </table>
       </Card>
-      <TrainedRouters algorithms={learned.map((spec) => spec.name.slice(LEARNED_PREFIX.length))} />
+      <TrainedRouters algorithms={learned.map((spec) => spec.name.slice(LEARNED_PREFIX.length))} trained={data.trained} />
     </>
   );
 }
@@ -115,7 +122,7 @@ function StrategySelect({ id, label, value, inherit, options, onChange }: {
   );
 }
 
-function TrainedRouters({ algorithms }: { algorithms: string[] }) {
+function TrainedRouters({ algorithms, trained }: { algorithms: string[]; trained: Record<string, string> }) {
   const [results, setResults] = useState<Record<string, string>>({});
   const reload = async (algo: string) => {
     setResults((seen) => ({ ...seen, [algo]: "reloading…" }));
@@ -131,12 +138,13 @@ function TrainedRouters({ algorithms }: { algorithms: string[] }) {
       <p className="muted small">Reload re-reads a router's artifact directory, verifies it and swaps it in on every worker;
         a bad artifact is refused and the old router keeps serving. Train one with <code>routeiq train --algo …</code>.</p>
       <table className="table">
-        <thead><tr><th scope="col">Algorithm</th><th scope="col">Strategy</th><th scope="col">Action</th><th scope="col">Result</th></tr></thead>
+        <thead><tr><th scope="col">Algorithm</th><th scope="col">Strategy</th><th scope="col">Artifact</th><th scope="col">Action</th><th scope="col">Result</th></tr></thead>
         <tbody>
           {algorithms.map((algo) => (
             <tr key={algo}>
               <td>{algo}</td><td><code>{LEARNED_PREFIX + algo}</code></td>
-              <td><button type="button" onClick={() => reload(algo)}>Reload {algo}</button></td>
+              <td className="small">{trained[algo] ? <code>{trained[algo]}</code> : <span className="muted">not configured</span>}</td>
+              <td><button type="button" onClick={() => reload(algo)} disabled={!trained[algo]}>Reload {algo}</button></td>
               <td className="small" aria-live="polite">{results[algo] ?? ""}</td>
             </tr>
           ))}
