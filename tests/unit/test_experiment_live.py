@@ -159,3 +159,18 @@ async def test_a_tripped_guardrail_stops_the_experiment_once(experiments: Experi
     assert [record.action for record in audit.records] == ["experiment.stop"]
     series = await experiments.series("exp_t")
     assert series[-1]["state"] == "guardrail_stop"
+
+
+async def test_after_a_cold_restart_the_databases_definitions_run() -> None:
+    """An empty shared state (Redis flushed, every process new): what the database kept applies."""
+    store = MemoryStateStore()
+    deps = StrategyDeps(centroid=CentroidScorer(None), load=LoadTracker())
+    changes = LiveChanges(store, "fresh", resync_seconds=3600)
+    stored = [definition().to_dict()]
+    live = Experiments(changes, store, Definitions(), Feedbacks(), deps, Audit(), stored)  # type: ignore[arg-type]
+    await changes.start()
+    try:
+        enrolment = live.enrol(context("r1"), None)
+        assert enrolment is not None and enrolment.experiment == "exp_t"
+    finally:
+        await changes.close()
