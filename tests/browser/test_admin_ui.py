@@ -214,6 +214,15 @@ def test_create_use_and_revoke_a_key(page: Any, gateway: Gateway, shots: Path) -
     shoot(page, shots, "keys")
     page.get_by_role("button", name="Done").click()
     expect(page.get_by_test_id("key-secret")).to_have_count(0)  # shown once, then gone
+    page.get_by_role("button", name="Limits of ui-made").click()
+    page.get_by_label("At most").first.fill("5")
+    page.get_by_role("button", name="Add a limit").click()
+    page.locator("#limit-1-metric").select_option("spend_usd")
+    page.locator("#limit-1-window").select_option("day")
+    page.locator("#limit-1-limit").fill("2.5")
+    page.get_by_role("button", name="Save limits").click()
+    expect(row).to_contain_text("5 requests / minute")
+    expect(row).to_contain_text("$2.5 / day")
     page.get_by_role("button", name="Revoke ui-made").click()
     expect(page.get_by_role("button", name="Revoke ui-made")).to_have_count(0)
     assert chat(gateway, key=secret).status_code == 401

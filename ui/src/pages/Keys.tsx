@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from "react";
-import { get, post } from "../api/client";
+import { api, get, post } from "../api/client";
 import type { KeyFields, Limit, SpendTotals, VirtualKey } from "../api/types";
 import { Card, ErrorBox, message, Notice, PageHeader, Pager, Pill, useLoad, usd, when } from "../components/common";
 
@@ -21,6 +21,7 @@ export function Keys() {
   const [includeRevoked, setIncludeRevoked] = useState(false);
   const [secret, setSecret] = useState<{ key: VirtualKey; action: string } | null>(null);
   const [failure, setFailure] = useState<unknown>(null);
+  const [editing, setEditing] = useState<VirtualKey | null>(null);
   const { data, error, reload } = useLoad<KeysData>(async (signal) => {
     // Two calls for the whole page: a page of keys, then the spend of those keys in one aggregate
     // (never one call per row, never every key's totals).
@@ -48,6 +49,7 @@ export function Keys() {
       {secret ? <SecretOnce shown={secret} onDone={() => setSecret(null)} /> : null}
       <CreateKey onCreated={(key) => { setSecret({ key, action: "created" }); setPage(0); reload(); }} />
       <ErrorBox error={failure ?? error} />
+      {editing ? <LimitsEditor key={editing.key_id} virtualKey={editing} onDone={(changed) => { setEditing(null); if (changed) reload(); }} /> : null}
       <Card title="Virtual keys">
         <div className="toolbar">
           <label htmlFor="keys-team">Team</label>
@@ -74,6 +76,7 @@ export function Keys() {
                   <td className="nowrap small">{when(key.created_at)}</td>
                   <td className="nowrap">
                     {key.status === "active" ? (<>
+                      <button type="button" onClick={() => setEditing(key)} aria-label={`Limits of ${key.name ?? key.key_id}`}>Limits</button>{" "}
                       <button type="button" onClick={() => act(key, "rotate")} aria-label={`Rotate ${key.name ?? key.key_id}`}>Rotate</button>{" "}
                       <button type="button" className="danger" onClick={() => act(key, "revoke")} aria-label={`Revoke ${key.name ?? key.key_id}`}>Revoke</button>
                     </>) : null}
@@ -155,6 +158,56 @@ function CreateKey({ onCreated }: { onCreated: (key: VirtualKey) => void }) {
         </div>
       </form>
       <Notice>The secret is shown once, right after creation.</Notice>
+    </Card>
+  );
+}
+
+const METRICS: Limit["metric"][] = ["requests", "input_tokens", "output_tokens", "total_tokens", "spend_usd"];
+const WINDOWS: Limit["window"][] = ["minute", "hour", "day", "month"];
+
+/** Edit a key's limits as a whole (PATCH /admin/keys/{id} with the new list; takes effect everywhere). */
+function LimitsEditor({ virtualKey, onDone }: { virtualKey: VirtualKey; onDone: (changed: boolean) => void }) {
+  const [limits, setLimits] = useState<Limit[]>(virtualKey.limits.map((limit) => ({ ...limit })));
+  const [error, setError] = useState<string | null>(null);
+  const change = (index: number, patch: Partial<Limit>) =>
+    setLimits(limits.map((limit, at) => (at === index ? { ...limit, ...patch } : limit)));
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      await api("PATCH", `/admin/keys/${encodeURIComponent(virtualKey.key_id)}`, { limits } satisfies KeyFields);
+      onDone(true);
+    } catch (reason) {
+      setError(message(reason));
+    }
+  };
+  return (
+    <Card title={`Limits of ${virtualKey.name ?? virtualKey.key_id}`}>
+      <form onSubmit={save} data-testid="limits-editor">
+        {limits.length === 0 ? <p className="muted">No limit: only the gateway's own quotas apply.</p> : null}
+        {limits.map((limit, index) => (
+          <div className="toolbar" key={index}>
+            <label htmlFor={`limit-${index}-limit`}>At most</label>
+            <input id={`limit-${index}-limit`} type="number" min={0} step="any" required value={limit.limit}
+              onChange={(event) => change(index, { limit: Number(event.target.value) })} />
+            <label htmlFor={`limit-${index}-metric`} className="visually-hidden">Metric</label>
+            <select id={`limit-${index}-metric`} value={limit.metric} onChange={(event) => change(index, { metric: event.target.value as Limit["metric"] })}>
+              {METRICS.map((metric) => <option key={metric} value={metric}>{metric === "spend_usd" ? "USD spent" : metric.replace("_", " ")}</option>)}
+            </select>
+            <label htmlFor={`limit-${index}-window`}>per</label>
+            <select id={`limit-${index}-window`} value={limit.window} onChange={(event) => change(index, { window: event.target.value as Limit["window"] })}>
+              {WINDOWS.map((window) => <option key={window}>{window}</option>)}
+            </select>
+            <button type="button" onClick={() => setLimits(limits.filter((_, at) => at !== index))} aria-label={`Remove limit ${index + 1}`}>Remove</button>
+          </div>
+        ))}
+        {error ? <div className="error" role="alert">{error}</div> : null}
+        <div className="buttons">
+          <button type="button" onClick={() => setLimits([...limits, { metric: "requests", window: "minute", limit: 60 }])}>Add a limit</button>
+          <button type="submit" className="primary">Save limits</button>
+          <button type="button" onClick={() => onDone(false)}>Cancel</button>
+        </div>
+      </form>
     </Card>
   );
 }
