@@ -322,8 +322,8 @@ class Experiments:
         previous = await self._feedback.put(feedback)
         amounts: dict[str, dict[str, int]] = {}
         for entry, sign in ((previous, -1), (feedback, 1)):
-            if entry is None or entry.experiment is None or entry.arm is None:
-                continue
+            if entry is None or entry.experiment not in self.definitions or entry.arm is None:
+                continue  # not in an experiment, or in one deleted since (its counters are gone)
             key = arm_key(entry.experiment, entry.arm)
             counts = amounts.setdefault(key, {"feedback_n": 0, "feedback_sum": 0, "feedback_sumsq": 0})
             counts["feedback_n"] += sign
