@@ -223,6 +223,13 @@ def test_create_use_and_revoke_a_key(page: Any, gateway: Gateway, shots: Path) -
     page.get_by_role("button", name="Save limits").click()
     expect(row).to_contain_text("5 requests / minute")
     expect(row).to_contain_text("$2.5 / day")
+    page.get_by_role("button", name="Rotate ui-made").click()  # a new secret, shown once; the old one dies
+    expect(page.get_by_test_id("key-secret")).to_contain_text("Key rotated")
+    rotated = page.get_by_label("Secret key").input_value()
+    assert rotated != secret and chat(gateway, key=secret).status_code == 401
+    assert chat(gateway, key=rotated).status_code == 200
+    page.get_by_role("button", name="Done").click()
+    secret = rotated
     page.get_by_role("button", name="Revoke ui-made").click()
     expect(page.get_by_role("button", name="Revoke ui-made")).to_have_count(0)
     assert chat(gateway, key=secret).status_code == 401
