@@ -56,6 +56,12 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
+def carried() -> dict[str, str]:
+    """What one step hands the next (the tests of this module run in order, on one page)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def upstream() -> Iterator[MockUpstream]:
     with MockUpstream() as running:
         yield running
@@ -157,7 +163,9 @@ def test_dashboard_updates_from_live_traffic(page: Any, gateway: Gateway, shots:
     shoot(page, shots, "dashboard")
 
 
-def test_strategy_change_is_followed_by_the_next_request(page: Any, gateway: Gateway, shots: Path) -> None:
+def test_strategy_change_is_followed_by_the_next_request(
+    page: Any, gateway: Gateway, shots: Path, carried: dict[str, str]
+) -> None:
     open_page(page, "Routing")
     page.get_by_label("Strategy of auto").select_option("cost-based-routing")
     expect(page.get_by_role("status")).to_contain_text("auto now routes with cost-based-routing")
@@ -165,11 +173,11 @@ def test_strategy_change_is_followed_by_the_next_request(page: Any, gateway: Gat
     assert answer.status_code == 200
     assert answer.headers["x-routeiq-strategy"] == "cost-based-routing"
     shoot(page, shots, "routing")
-    pytest.shared_request_id = answer.headers["x-request-id"]  # type: ignore[attr-defined]
+    carried["request_id"] = answer.headers["x-request-id"]
 
 
-def test_decisions_explorer_finds_that_request(page: Any, gateway: Gateway, shots: Path) -> None:
-    request_id: str = pytest.shared_request_id  # type: ignore[attr-defined]
+def test_decisions_explorer_finds_that_request(page: Any, shots: Path, carried: dict[str, str]) -> None:
+    request_id = carried["request_id"]
     open_page(page, "Decisions")
     page.get_by_label("Request id").fill(request_id)
 
