@@ -237,3 +237,36 @@ def test_hot_reload_applies_a_changed_file(stack: Stack) -> None:
     assert stack.chat("extra").status_code == 404  # the file is the whole config now
     audit = stack.admin("GET", "/admin/audit", params={"action": "config.apply", "limit": 1}).json()
     assert audit["data"][0]["actor"] == "system:config-file"
+
+
+def test_a_live_strategy_outlives_an_apply_until_the_document_changes_the_strategy(stack: Stack) -> None:
+    def strategies(view: dict[str, Any] | None = None) -> set[str]:
+        responses = [stack.chat("auto") for _ in range(10)]
+        assert all(response.status_code == 200 for response in responses)
+        return {response.headers["x-routeiq-strategy"] for response in responses}
+
+    def wait_strategies(version: int) -> None:
+        def converged() -> None:
+            view = stack.admin("GET", "/admin/changes").json()
+            applied = [report["applied"].get("routing.strategies") for report in view["instances"].values()]
+            assert len(applied) == stack.workers and set(applied) == {version}, view
+
+        eventually_sync(converged, timeout=CONVERGE_SECONDS)
+
+    live = stack.admin("PUT", "/admin/strategy", json={"strategy": "cost-based-routing"})
+    assert live.status_code == 200, live.text
+    wait_strategies(live.json()["version"])
+
+    document = yaml.safe_load(served_yaml(stack)["yaml"])
+    document["router_settings"]["num_retries"] = 2
+    applied = stack.admin("PUT", "/admin/config", json={"yaml": yaml.safe_dump(document)})
+    assert applied.status_code == 200, applied.text
+    stack.wait_config(applied.json()["change_version"])
+    assert strategies() == {"cost-based-routing"}  # handed to the new runtimes
+
+    document["router_settings"]["routing_strategy"] = "least-busy"
+    applied = stack.admin("PUT", "/admin/config", json={"yaml": yaml.safe_dump(document)})
+    assert applied.status_code == 200, applied.text
+    stack.wait_config(applied.json()["change_version"])
+    wait_strategies(live.json()["version"] + 1)
+    assert strategies() == {"least-busy"}
