@@ -200,6 +200,8 @@ def test_feedback_only_from_the_caller_that_made_the_request(
         "experiment": experiment["id"],
         "arm": arm,
     }
+    record = cluster.admin("GET", f"/admin/routing-decisions/{request_id}").json()
+    assert (record["experiment"], record["arm"]) == (experiment["id"], arm)
     with pytest.raises(openai.NotFoundError) as someone_elses:
         send(theirs, {"request_id": request_id, "score": 1})
     with pytest.raises(openai.NotFoundError) as unknown:
