@@ -35,8 +35,9 @@ def config(api_base: str) -> dict[str, Any]:
             deployment("auto", "model-cheap", api_base, id="cheap", tier="budget", input_cost_per_token=1e-7),
             deployment("auto", "model-dear", api_base, id="dear", tier="premium", input_cost_per_token=1e-5),
             deployment("other", "model-other", api_base, id="other"),
+            deployment("flaky", "flaky-fail500", api_base, id="flaky"),
         ],
-        "router_settings": {"routing_strategy": "cost-based-routing"},
+        "router_settings": {"routing_strategy": "cost-based-routing", "fallbacks": [{"flaky": ["other"]}]},
     }
 
 
@@ -237,6 +238,32 @@ def test_weights_and_pause_apply_everywhere(cluster: Cluster, experiment: dict[s
     resumed = cluster.admin("PATCH", path, json={"state": "running", "weights": {"challenger": 3}})
     assert resumed.status_code == 200, resumed.text
     cluster.applied_everywhere("experiments", resumed.json()["version"])
+
+
+def test_requests_a_fallback_served_are_reported_apart(cluster: Cluster) -> None:
+    created = cluster.admin("POST", "/admin/experiments", json={"group": "flaky", "arms": TWO_ARMS})
+    assert created.status_code == 201, created.text
+    experiment_id = created.json()["experiment"]["id"]
+    cluster.applied_everywhere("experiments", created.json()["version"])
+    body = {"model": "flaky", "messages": [{"role": "user", "content": "hello"}]}
+    for _ in range(6):
+        response = httpx.post(
+            f"{cluster.url}/v1/chat/completions",
+            headers={"authorization": f"Bearer {MASTER}"},
+            json=body,
+            timeout=30,
+        )
+        assert response.status_code == 200 and response.headers["x-routeiq-group"] == "other", response.text
+        assert response.headers["x-routeiq-experiment"] == experiment_id
+
+    def counted() -> None:
+        rows = cluster.admin("GET", f"/admin/experiments/{experiment_id}").json()["arms"]
+        assert sum(row["outcomes"]["requests"] for row in rows) == 6
+        assert sum(row["fallback"]["requests"] for row in rows) == 6  # each flagged as a fallback's
+        assert sum(row["outcomes"]["errors"] for row in rows) == 0
+
+    eventually_sync(counted)
+    assert cluster.admin("DELETE", f"/admin/experiments/{experiment_id}").status_code == 200
 
 
 def test_promote_switches_every_worker(cluster: Cluster, experiment: dict[str, Any]) -> None:
