@@ -27,10 +27,11 @@ FLUSH_SECONDS = 0.5
 PREFIX = "experiments:"
 
 # Fixed-point scales of the float sums (integer hash counters): cost in 1e-9 USD, its squares in
-# 1e-15 USD^2 (64 bits hold ~9,000 requests of $1 each, or 90 million of $0.01), scores in 1e-6.
+# 1e-12 USD^2 (64 bits hold 9 million requests of $1 each; a square below 1e-12, a call under a
+# micro-dollar, adds nothing worth keeping to a variance), scores in 1e-6.
 SCALES = {
     "cost_sum": 1e9,
-    "cost_sumsq": 1e15,
+    "cost_sumsq": 1e12,
     "feedback_sum": 1e6,
     "feedback_sumsq": 1e6,
 }
