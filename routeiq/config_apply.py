@@ -353,15 +353,18 @@ class ConfigApplier:
         self._watch_task: asyncio.Task[None] | None = None
         self._failure: tuple[str, str] | None = None  # (sha256, reason) of a document not built here
         self.current = current
-        # Not caught up at startup: the document chosen at startup (the file, or the newest applied
-        # over it) is what this process serves; later versions are applied.
-        self._changes.watch(SUBJECT, self._on_change, catch_up=False, lasting=True)
+        # Until ``start``: the version the shared state holds is judged by the startup rule (see
+        # ``_on_change``), so a PUT made while this process started is not missed.
+        self._starting = True
+        self._changes.watch(SUBJECT, self._on_change, lasting=True)
 
     @property
     def hot_reload(self) -> bool:
         return self._handle.get().settings.config_hot_reload
 
     def start(self) -> None:
+        """Once live changes are followed (their first sync done)."""
+        self._starting = False
         if self._file_path is not None:
             self._watch_task = every(FILE_CHECK_SECONDS, self.check_file, "config file check")
 
@@ -408,7 +411,13 @@ class ConfigApplier:
             digest = sha256(document)
             version = ConfigVersion(0, time.time(), actor, source, document, digest, self._file_sha)
             version_id = await self._history.add(version)
-            value = {"id": version_id, "sha256": digest, "document": document, "source": source}
+            value = {
+                "id": version_id,
+                "sha256": digest,
+                "document": document,
+                "source": source,
+                "file_sha256": self._file_sha,
+            }
             try:
                 change_version = await self._changes.publish(SUBJECT, value)
             except BaseException:
@@ -445,6 +454,8 @@ class ConfigApplier:
             return
         digest, document = str(value.get("sha256")), str(value.get("document", ""))
         version_id = int(value.get("id") or 0)
+        if self._starting and not self._newer_over_this_file(value, version_id):
+            return  # what the cluster serves was applied over another file, or is what started here
         if digest == self.current.sha256:
             self.current = replace(self.current, version=version_id, source="applied")
             return
@@ -460,6 +471,11 @@ class ConfigApplier:
         self.current = AppliedConfig(version_id, "applied", document, digest)
         self._failure = None
         logger.info("config version %d applied (sha256 %s)", version_id, digest[:12])
+
+    def _newer_over_this_file(self, value: dict[str, Any], version_id: int) -> bool:
+        """The startup rule for the version the shared state holds at startup: take it only if it
+        was applied over this very file and is newer than the one chosen from the history."""
+        return value.get("file_sha256") == self._file_sha and version_id > self.current.version
 
     async def _swap(self, settings: Settings) -> None:
         from routeiq.runtime import build_runtime  # imports LiteLLM: loaded by now anyway
