@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
@@ -95,7 +96,7 @@ async def get_config(request: Request) -> dict[str, Any]:
         "version": applier.current.version,
         "source": applier.current.source,
         "yaml": redacted_yaml(data),
-        "config": redact(data) if isinstance(data, dict) else {},
+        "config": _as_json(redact(data)) if isinstance(data, dict) else {},
         "hot_reload": applier.hot_reload,
         "change_version": runtime_of(request).state.changes.applied().get(SUBJECT, 0),
     }
@@ -165,6 +166,12 @@ async def put_config(document: ConfigDocument, request: Request) -> Any:
     return {"version": applied.version, "applied": True, "change_version": applied.change_version}
 
 
+def _as_json(data: dict[str, Any]) -> dict[str, Any]:
+    """YAML allows what JSON does not (keys that are numbers, dates): the JSON form of it."""
+    converted: dict[str, Any] = orjson.loads(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS))
+    return converted
+
+
 class _Refused(APIError):
     """A 400 whose body carries every problem (``errors``) beside the envelope's first one."""
 
@@ -177,8 +184,6 @@ class _Refused(APIError):
 
 
 def _refusal(problems: list[Problem]) -> Response:
-    import orjson
-
     first = problems[0] if problems else Problem("", "invalid config")
     message = f"{first.path}: {first.message}" if first.path else first.message
     if len(problems) > 1:
