@@ -234,8 +234,10 @@ class Dispatcher:
         native: NativeCall | None = None,
     ) -> Completed | Streaming:
         deployment = decision.deployment
-        if native is not None and native.serves(deployment):
-            return await native.execute(deployment)
+        if native is not None:
+            if native.serves(deployment):
+                return await native.execute(deployment)
+            body = native.chat_body_for(deployment, body)  # what this deployment takes of the translation
         if self._passthrough is not None and deployment.speaks_openai:  # uses_passthrough, for mypy
             return await self._passthrough.execute(operation, body, deployment)
         return await self._litellm.execute(operation, body, deployment, context)
