@@ -4,8 +4,9 @@ An action's record is written *before* the action takes effect, so that with
 ``audit_failure_mode: closed`` an action that cannot be recorded is refused (503) instead of
 happening unrecorded. If the action then fails, its record's outcome is changed to ``failure``.
 
-Configuration is not changed through the API but by restarting with another file; ``routeiq serve``
-records a ``config.change`` naming the settings that differ from the last start.
+A configuration applied through ``PUT /admin/config`` (or a hot-reloaded file) is recorded as
+``config.apply`` (``routeiq.config_apply``); ``routeiq serve`` records a ``config.change`` naming the
+settings that differ from the last start.
 """
 
 from __future__ import annotations
