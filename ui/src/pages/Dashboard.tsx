@@ -97,11 +97,12 @@ export function Dashboard() {
               <LineChart label="cost per bucket" unit="USD" color="var(--accent-3)" points={series.map((b) => ({ t: b.t, v: b.cost_usd }))} />
             </Card>
           </div>
-          <div className="grid-4">
+          <div className="grid-bars">
             <Card><BarList label="By tier" counts={metrics.by_tier} /></Card>
             <Card><BarList label="By served model" counts={metrics.by_model} /></Card>
             <Card><BarList label="By group" counts={metrics.by_group} /></Card>
             <Card><BarList label="By strategy" counts={metrics.by_strategy} /></Card>
+            <Card><BarList label="By outcome" counts={metrics.by_outcome} /></Card>
           </div>
           <Card title="Circuit breakers">
             {metrics.breakers.length === 0 ? <p className="muted">No breaker state yet (breakers off, or no deployment called).</p> : (
