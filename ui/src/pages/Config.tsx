@@ -76,7 +76,9 @@ export function Config() {
             </div>
             {errors.length ? (
               <ul className="config-errors" data-testid="config-errors">
-                {errors.map((item, index) => <li key={index}><code>{item.path || "(root)"}</code>: {item.message}</li>)}
+                {errors.map((item, index) => (
+                  <li key={index}><code>{item.path || "(document)"}</code>{item.line ? ` (line ${item.line})` : ""}: {item.message}</li>
+                ))}
               </ul>
             ) : null}
             <div className="buttons">
