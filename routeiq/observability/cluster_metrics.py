@@ -45,6 +45,7 @@ WINDOW_SECONDS = 60  # rates, percentiles and distributions
 SERIES_SECONDS = 300  # the chart series
 KEEP_SECONDS = 600  # a minute's hash outlives its last write by this much
 FLUSH_SECONDS = 1.0
+FINAL_AFTER_SECONDS = 10.0  # a bucket this long past its end holds every worker's flushes
 SNAPSHOT_REUSE_SECONDS = 0.5  # dashboards polling one worker at once share one read of the store
 GATE_REPORT_STALE_SECONDS = 5.0
 MINUTE_KEY = "metrics:minute:{}"
@@ -53,7 +54,7 @@ NANO_USD = 1e9
 # Histogram bucket i holds values in (2^((i-1)/4), 2^(i/4)] milliseconds: 0.001 ms to ~17 min.
 STEPS_PER_DOUBLING = 4
 MIN_INDEX, MAX_INDEX = -40, 80
-MAX_LABELS_PER_BUCKET = 200  # per dimension; more distinct values fold into "other"
+MAX_SHAPES_PER_BUCKET = 1000  # distinct (outcome, error, tier, group, model, strategy) per bucket
 ERROR_OUTCOMES = frozenset({"failed", "rejected", "shed", "interrupted"})
 DIMENSIONS = ("tier", "group", "model", "strategy")
 
@@ -87,20 +88,58 @@ def bucket_start(at: float) -> int:
     return int(at // BUCKET_SECONDS) * BUCKET_SECONDS
 
 
-class _Bucket:
-    """One 10-second bucket of this worker's requests, not yet added to the shared state."""
+# What one request is counted under: outcome, error class, tier, group, served model, strategy.
+Shape = tuple[str, str | None, str | None, str | None, str | None, str | None]
+OTHER_SHAPE: Shape = ("other", None, None, None, None, None)
+SHAPE_DIMENSIONS = ("out", "errc", "tier", "group", "model", "strategy")
 
-    __slots__ = ("cost_usd", "counts")
+
+class _Bucket:
+    """One 10-second bucket of this worker's requests, not yet added to the shared state: a count
+    per request shape and the histograms, turned into the shared hash's fields once a second."""
+
+    __slots__ = ("cost_usd", "input_tokens", "latency", "output_tokens", "overhead", "shapes")
 
     def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
+        self.shapes: dict[Shape, int] = {}
+        self.latency: dict[int, int] = {}
+        self.overhead: dict[int, int] = {}
+        self.input_tokens = 0
+        self.output_tokens = 0
         self.cost_usd = 0.0
 
-    def fields(self, start: int) -> dict[str, int]:
-        fields = {f"{start}|{name}": value for name, value in self.counts.items()}
+    def counts(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for shape, count in self.shapes.items():
+            counts["req"] += count
+            if shape[1] is not None:
+                counts["err"] += count
+            for dimension, value in zip(SHAPE_DIMENSIONS, shape, strict=True):
+                if value is not None:
+                    counts[f"{dimension}:{value}"] += count
+        for kind, histogram in (("lat", self.latency), ("ovh", self.overhead)):
+            for index, count in histogram.items():
+                counts[f"{kind}:{index}"] += count
+        if self.input_tokens:
+            counts["tin"] = self.input_tokens
+        if self.output_tokens:
+            counts["tout"] = self.output_tokens
         if self.cost_usd:
-            fields[f"{start}|cost"] = round(self.cost_usd * NANO_USD)
-        return fields
+            counts["cost"] = round(self.cost_usd * NANO_USD)
+        return counts
+
+    def fields(self, start: int) -> dict[str, int]:
+        return {f"{start}|{name}": value for name, value in self.counts().items()}
+
+    def merge(self, other: _Bucket) -> None:
+        for shape, count in other.shapes.items():
+            self.shapes[shape] = self.shapes.get(shape, 0) + count
+        for mine, theirs in ((self.latency, other.latency), (self.overhead, other.overhead)):
+            for index, count in theirs.items():
+                mine[index] = mine.get(index, 0) + count
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost_usd += other.cost_usd
 
 
 class ClusterMetrics:
@@ -124,6 +163,8 @@ class ClusterMetrics:
         self._task: asyncio.Task[None] | None = None
         self._snapshot_lock = asyncio.Lock()
         self._last_snapshot: tuple[float, dict[str, Any]] | None = None  # (monotonic time, payload)
+        # Buckets read once every worker had flushed into them: not read again (bucket start -> counts).
+        self._final: dict[int, Counter[str]] = {}
 
     # --- the request path ---
 
@@ -141,45 +182,36 @@ class ClusterMetrics:
         bucket = self._pending.get(start)
         if bucket is None:
             bucket = self._pending[start] = _Bucket()
-        counts = bucket.counts
-        counts["req"] += 1
-        counts[f"out:{outcome}"] += 1
-        if outcome in ERROR_OUTCOMES:
-            counts["err"] += 1
-            counts[f"errc:{error_code or f'http_{status}'}"] += 1
-        if latency_seconds is not None:
-            counts[f"lat:{histogram_index(latency_seconds * 1000)}"] += 1
+        error = (error_code or f"http_{status}") if outcome in ERROR_OUTCOMES else None
         decision = trace.decision
-        if decision is not None:
+        if decision is None:
+            shape: Shape = (outcome, error, None, trace.group, None, trace.strategy)
+        else:
+            deployment = decision.deployment
             # The gateway's own time before the answer (x-routeiq-overhead-ms) when one came; else
             # the time spent choosing.
             overhead = trace.overhead_ms if trace.overhead_ms is not None else trace.routing_seconds * 1000
-            counts[f"ovh:{histogram_index(overhead)}"] += 1
-            deployment = decision.deployment
+            index = histogram_index(overhead)
+            bucket.overhead[index] = bucket.overhead.get(index, 0) + 1
             if trace.served:
-                self._label(counts, "model", deployment.upstream_model)
-                self._label(counts, "tier", decision.tier or deployment.tier or "none")
-            self._label(counts, "group", deployment.group if trace.served else trace.group)
-            self._label(counts, "strategy", decision.strategy)
-        else:
-            self._label(counts, "group", trace.group)
-            self._label(counts, "strategy", trace.strategy)
+                tier = decision.tier or deployment.tier or "none"
+                shape = (outcome, error, tier, deployment.group, deployment.upstream_model, decision.strategy)
+            else:
+                shape = (outcome, error, None, trace.group, None, decision.strategy)
+        shapes = bucket.shapes
+        if shape not in shapes and len(shapes) >= MAX_SHAPES_PER_BUCKET:
+            shape = OTHER_SHAPE  # bounded, whatever labels arrive
+        shapes[shape] = shapes.get(shape, 0) + 1
+        if latency_seconds is not None:
+            index = histogram_index(latency_seconds * 1000)
+            bucket.latency[index] = bucket.latency.get(index, 0) + 1
         if call is not None and call.served is not None:
-            usage = call.usage or {}
-            counts["tin"] += _int(usage.get("prompt_tokens"))
-            counts["tout"] += _int(usage.get("completion_tokens"))
+            usage = call.usage
+            if usage:
+                prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+                bucket.input_tokens += prompt if isinstance(prompt, int) else 0
+                bucket.output_tokens += completion if isinstance(completion, int) else 0
             bucket.cost_usd += call.cost_usd or 0.0
-
-    @staticmethod
-    def _label(counts: Counter[str], dimension: str, value: str | None) -> None:
-        if value is None:
-            return
-        name = f"{dimension}:{value}"
-        if name not in counts:  # a new label in this bucket (rare): bound how many there can be
-            prefix = dimension + ":"
-            if sum(1 for key in counts if key.startswith(prefix)) >= MAX_LABELS_PER_BUCKET:
-                name = prefix + "other"
-        counts[name] += 1
 
     # --- flushing ---
 
@@ -211,6 +243,9 @@ class ClusterMetrics:
                     await self._store.hincr(MINUTE_KEY.format(minute), fields, KEEP_SECONDS)
                     for start in [s for s in pending if s // 60 * 60 == minute]:
                         del pending[start]
+        except StateUnavailable:
+            self._final.clear()  # these counts will land late, in buckets perhaps thought final
+            raise
         finally:
             for start, bucket in pending.items():  # not added: merge back with what came meanwhile
                 if start >= horizon:
@@ -222,9 +257,8 @@ class ClusterMetrics:
         current = self._pending.get(start)
         if current is None:
             self._pending[start] = bucket
-            return
-        current.counts.update(bucket.counts)
-        current.cost_usd += bucket.cost_usd
+        else:
+            current.merge(bucket)
 
     # --- reading ---
 
@@ -246,9 +280,10 @@ class ClusterMetrics:
         first = current - SERIES_SECONDS + BUCKET_SECONDS
         scope = "cluster" if self._shared else "worker"
         try:
-            buckets = await self._stored_buckets(first, current)
+            buckets = await self._stored_buckets(first, current, now)
             gates = await self._gate_totals(now)
         except StateUnavailable:
+            self._final.clear()  # counts held back meanwhile will land in buckets thought final
             scope = "worker"
             buckets = self._pending_buckets(first)
             gates = {"in_flight": self._gate.in_flight, "queue_depth": self._gate.queue_depth}
@@ -286,25 +321,31 @@ class ClusterMetrics:
             ],
         }
 
-    async def _stored_buckets(self, first: int, last: int) -> dict[int, Counter[str]]:
-        minutes = range(first // 60 * 60, last // 60 * 60 + 1, 60)
+    async def _stored_buckets(self, first: int, last: int, now: float) -> dict[int, Counter[str]]:
+        """The buckets from ``first`` to ``last``: final ones from this worker's copy, the minutes
+        holding any other read from the store."""
+        final_until = now - BUCKET_SECONDS - FINAL_AFTER_SECONDS  # buckets starting before are final
+        self._final = {start: counts for start, counts in self._final.items() if start >= first}
+        starts = range(first, last + 1, BUCKET_SECONDS)
+        minutes = sorted({start // 60 * 60 for start in starts if start not in self._final})
         hashes = await asyncio.gather(*(self._store.hgetall(MINUTE_KEY.format(m)) for m in minutes))
-        buckets: dict[int, Counter[str]] = {}
+        read: dict[int, Counter[str]] = {}
         for stored in hashes:
             for field, value in stored.items():
                 start_text, _, name = field.partition("|")
                 start = int(start_text)
-                if first <= start <= last:
-                    buckets.setdefault(start, Counter())[name] += int(value)
-        return buckets
+                if first <= start <= last and start not in self._final:
+                    read.setdefault(start, Counter())[name] += int(value)
+        for start in starts:
+            if start not in self._final and start // 60 * 60 in minutes and start < final_until:
+                self._final[start] = read.get(start, Counter())
+        return {**read, **self._final}
 
     def _pending_buckets(self, first: int) -> dict[int, Counter[str]]:
         buckets: dict[int, Counter[str]] = {}
         for start, bucket in self._pending.items():
             if start >= first:
-                counts = Counter(bucket.counts)
-                counts["cost"] += round(bucket.cost_usd * NANO_USD)
-                buckets[start] = counts
+                buckets[start] = bucket.counts()
         return buckets
 
     async def _gate_totals(self, now: float) -> dict[str, int]:
@@ -321,10 +362,6 @@ class ClusterMetrics:
             with contextlib.suppress(StateUnavailable):
                 await self._store.delete_entries(GATES_KEY, stale)
         return totals
-
-
-def _int(value: object) -> int:
-    return int(value) if isinstance(value, int | float) else 0
 
 
 def _labelled(counts: Counter[str], dimension: str) -> dict[str, int]:
