@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from litellm.litellm_core_utils.reasoning_effort_utils import reasoning_effort_from_thinking_budget
-
 from routeiq.executors.base import UpstreamError
 from routeiq.routing.deployments import Deployment
 
@@ -94,6 +92,12 @@ def fit_chat_body(
         elif anthropic:
             fitted["thinking"] = thinking
         else:
+            # Imported here: building the app must not import LiteLLM (seconds); by the time a call
+            # is translated the runtime has imported it, so this costs a dict lookup.
+            from litellm.litellm_core_utils.reasoning_effort_utils import (
+                reasoning_effort_from_thinking_budget,
+            )
+
             fitted["reasoning_effort"] = reasoning_effort_from_thinking_budget(thinking["budget_tokens"])
     if renames_max_tokens:
         fitted["max_completion_tokens"] = fitted.pop("max_tokens")
