@@ -14,7 +14,13 @@ what that configuration costs:
 ``vkey_governed``        virtual key with limits, Redis, policy file, the three plugins
 ``routeiq_traced``       as ``routeiq_passthrough``, with OpenTelemetry tracing on: 10% of requests
                          sampled, exported over OTLP/HTTP to the mock (which answers 200)
+``routeiq_dashboard``    as ``routeiq_passthrough``, with two admin dashboards connected to
+                         ``/admin/metrics/stream`` for the whole run (the admin plane must not slow
+                         the data plane: same target as the passthrough)
 ==================  =======================================================================
+
+Every RouteIQ scenario runs with the decision log on (its default: a line per request on stderr,
+a row per request in the decision store).
 
 Redis is one database (db 7 by default, which the test suite never uses), flushed before every
 measured window of a Redis scenario so quota counters start from zero and no limit is ever reached:
@@ -24,6 +30,7 @@ key prefix, so scenarios that run side by side never read each other's counters 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from typing import Any
@@ -105,6 +112,7 @@ class Scenario:
     traced: bool = False  # OpenTelemetry tracing on, at TRACE_SAMPLE_RATIO
     limit: float | None = None  # the saturation ratio to the floor it must reach, if it has a target
     wire: str = "openai"  # the bench deployment's wire: "anthropic" serves the Messages passthrough
+    dashboards: int = 0  # admin SSE clients kept on /admin/metrics/stream while it is measured
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -136,6 +144,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "routeiq_traced", "master key, nothing configured, OpenTelemetry traces sampled at 10%", traced=True
     ),
+    Scenario(
+        "routeiq_dashboard",
+        "master key, nothing configured, 2 SSE clients on /admin/metrics/stream",
+        dashboards=2,
+        limit=0.6,
+    ),
 )
 BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}
 FULLY_GOVERNED = "vkey_governed"  # the configuration scaling, soak RSS and c=1 latency are measured on
@@ -146,6 +160,7 @@ SHORT_LABELS = {
     "vkey_redis": "RouteIQ vkey+Redis",
     "vkey_governed": "RouteIQ vkey+gov",
     "routeiq_traced": "RouteIQ traced 10%",
+    "routeiq_dashboard": "RouteIQ + 2 SSE",
 }
 TRACE_SAMPLE_RATIO = "0.1"
 
@@ -238,3 +253,20 @@ class RedisDb:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
             self._client = None
+
+
+async def watch_dashboard(host: str, port: int, events: list[int], index: int) -> None:
+    """One admin dashboard: the live metrics stream, read until cancelled; ``events[index]`` counts
+    the ``metrics`` events it got (a stream that stalled or broke shows as too few)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"GET /admin/metrics/stream HTTP/1.1\r\nhost: {host}:{port}\r\naccept: text/event-stream\r\n"
+        f"authorization: Bearer {ADMIN_KEY}\r\n\r\n"
+    )
+    writer.write(head.encode())
+    try:
+        while line := await reader.readline():
+            if line.startswith(b"event: metrics"):
+                events[index] += 1
+    finally:
+        writer.close()

@@ -838,6 +838,31 @@ def write_json(report: dict[str, Any], path: Path | None) -> None:
     print(f"JSON written to {path}")
 
 
+def open_dashboards(bench: Bench) -> list[asyncio.Task[None]]:
+    """The admin SSE clients of the scenarios that have them, connected for the whole run."""
+    tasks = []
+    for target in usable(bench):
+        count = target.scenario.dashboards if target.scenario is not None else 0
+        if count:
+            events = bench.findings.setdefault("dashboard_events", {}).setdefault(target.key, [0] * count)
+            tasks += [
+                asyncio.create_task(governed.watch_dashboard(HOST, target.port, events, index))
+                for index in range(count)
+            ]
+    return tasks
+
+
+async def close_dashboards(bench: Bench, tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    broken = [r for r in results if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError)]
+    if broken:
+        bench.log(f"dashboard streams broke: {broken}")
+    if tasks:
+        bench.log(f"dashboard metrics events received: {bench.findings.get('dashboard_events')}")
+
+
 # Entry point ---------------------------------------------------------------------------------
 async def run(bench: Bench) -> dict[str, Any]:
     """Start everything, measure, and return the report."""
@@ -848,12 +873,14 @@ async def run(bench: Bench) -> dict[str, Any]:
     await start_targets(bench)
     await issue_virtual_keys(bench)
     bench.log("servers ready: " + ", ".join(f"{t.result.label}={t.result.status}" for t in bench.targets))
+    dashboards = open_dashboards(bench)
     try:
         await warm_up(bench)
         await run_rounds(bench)
         await phase_scaling(bench)
         await phase_soak(bench)
     finally:
+        await close_dashboards(bench, dashboards)
         if bench.redis is not None:
             await bench.redis.close()
     record_rss(bench)
