@@ -133,6 +133,21 @@ def test_traffic_fills_both_arms_live(page: Any, gateway: Gateway, shots: Path) 
     shoot(page, shots, "experiments")
 
 
+def test_weights_pause_and_resume(page: Any, gateway: Gateway) -> None:  # noqa: F811
+    page.get_by_role("button", name="Change weights").click()
+    page.get_by_label("Weight of challenger").fill("3")
+    page.get_by_role("button", name="Save weights").click()
+    expect(page.get_by_role("status").filter(has_text="Weights changed")).to_be_visible()
+    expect(page.get_by_test_id("arms").locator('tr[data-arm="challenger"]')).to_contain_text("75% of units")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_test_id("experiments")).to_contain_text("paused")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_test_id("experiment-actions")).to_contain_text("running")
+    (experiment,) = admin_get(gateway, "/admin/experiments")["data"]
+    assert experiment["state"] == "running"
+    assert {arm["name"]: arm["weight"] for arm in experiment["arms"]} == {"control": 1, "challenger": 3}
+
+
 def test_promote_makes_the_arm_the_groups_strategy(page: Any, gateway: Gateway, shots: Path) -> None:  # noqa: F811
     page.get_by_role("button", name="Promote challenger").click()  # the confirmation is accepted
     expect(page.get_by_role("status").filter(has_text="Promoted challenger")).to_be_visible()
