@@ -61,13 +61,12 @@ def admin_get(gateway: Gateway, path: str) -> Any:
     return answer.json()
 
 
-def send_traffic_and_feedback(gateway: Gateway) -> dict[str, int]:
-    """REQUESTS chat completions through the SDK (each its own unit: the master key has no team),
-    and a thumbs up or down on a few of them; the count of requests each arm served."""
+def send_traffic_and_feedback(gateway: Gateway, served: dict[str, int], count: int) -> None:
+    """``count`` chat completions through the SDK (each its own unit: the master key has no team),
+    and a thumbs up or down on a few of them; ``served`` counts the requests each arm served."""
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER, max_retries=0)
-    served: dict[str, int] = {}
     rated: list[str] = []
-    for number in range(REQUESTS):
+    for number in range(count):
         raw = client.chat.completions.with_raw_response.create(
             model="auto", messages=[{"role": "user", "content": f"question {number}"}]
         )
@@ -89,7 +88,6 @@ def send_traffic_and_feedback(gateway: Gateway) -> dict[str, int]:
                 raise AssertionError("decision record not written yet") from error
 
         eventually_sync(accepted, timeout=WAIT_MS / 1000)
-    return served
 
 
 def test_create_an_experiment_in_the_form(page: Any, gateway: Gateway, shots: Path) -> None:  # noqa: F811
@@ -122,14 +120,19 @@ def test_create_an_experiment_in_the_form(page: Any, gateway: Gateway, shots: Pa
 
 
 def test_traffic_fills_both_arms_live(page: Any, gateway: Gateway, shots: Path) -> None:  # noqa: F811
-    served = send_traffic_and_feedback(gateway)
+    served: dict[str, int] = {}
+    send_traffic_and_feedback(gateway, served, REQUESTS // 2)
+    # The chart needs two recorded points (one every 5 s): a second batch after them moves it.
+    chart = page.get_by_test_id("estimate-chart").locator("svg")
+    expect(chart).to_be_visible()
+    drawn = chart.get_attribute("aria-label")  # says how many points
+    send_traffic_and_feedback(gateway, served, REQUESTS // 2)
     assert set(served) == {"control", "challenger"}, served  # 40 units, 50/50: both arms get some
     table = page.get_by_test_id("arms")
     for arm, count in served.items():  # no reload: the table refreshes itself every 2 s
         expect(table.locator(f'tr[data-arm="{arm}"] [data-testid="requests"]')).to_have_text(str(count))
     expect(table.locator("tbody")).to_contain_text(re.compile(r"mean (0|1)\.\d\d"))  # the feedback arrived
-    # The chart needs two recorded points (one every 5 s).
-    expect(page.get_by_test_id("estimate-chart").locator("svg")).to_be_visible()
+    expect(chart).not_to_have_attribute("aria-label", drawn or "")  # a point after the second batch
     shoot(page, shots, "experiments")
 
 

@@ -105,7 +105,8 @@ export function ExperimentView({ id, onChanged, onDeleted }: {
         <div><dt>Guardrails</dt><dd>{experiment.guardrails.length ? experiment.guardrails.map((guardrail) =>
           `${guardrail.metric}${guardrail.margin ? ` (margin ${guardrail.margin})` : ""}`).join(", ") : "none"}</dd></div>
         <div><dt>Design</dt><dd>α {experiment.alpha} · effect {pct(experiment.effect_size)} · min {experiment.min_samples_per_arm}/arm</dd></div>
-        <div><dt>Created</dt><dd>{when(experiment.created_at)}{experiment.created_by ? ` by ${experiment.created_by}` : ""}</dd></div>
+        <div><dt>Created</dt><dd>{when(experiment.created_at)}</dd></div>
+        <div><dt>Created by</dt><dd>{experiment.created_by ?? "—"}</dd></div>
       </dl>
       {experiment.stopped_reason ? <Notice kind={experiment.promoted_arm ? "ok" : "warn"}>Stopped: {experiment.stopped_reason}</Notice> : null}
       <VerdictBox verdict={verdict} experiment={experiment} onPromote={(name) => {
@@ -169,7 +170,7 @@ function ArmTable({ arms, verdict, experiment, onPromote }: {
           <tr>
             <th scope="col">Arm</th><th scope="col">Weight</th><th scope="col" className="num">Requests</th>
             <th scope="col" className="num">Errors</th><th scope="col" className="num">{metricOf(metric).label} <span className="sub">95% interval</span></th>
-            <th scope="col" className="num">vs control</th><th scope="col" className="num">P(best)</th>
+            <th scope="col" className="num">vs control <span className="sub">95% interval</span></th><th scope="col" className="num">P(best)</th>
             <th scope="col" className="num">Fallback served</th><th scope="col" className="num">Feedback</th><th scope="col">Action</th>
           </tr>
         </thead>
