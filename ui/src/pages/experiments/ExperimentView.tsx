@@ -1,6 +1,6 @@
 // One experiment, live: the verdict, the arm table (every 2 s while the tab is visible), the chart
 // of the estimate over time, and its actions (pause/resume, weights, stop, promote, delete).
-import { useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { api, ApiError, get, post } from "../../api/client";
 import { Card, ErrorBox, message, Notice, Pill, pct, when } from "../../components/common";
 import { armColor, EstimateChart } from "./EstimateChart";
@@ -17,10 +17,22 @@ export function stateTone(state: string): "ok" | "bad" | "warn" | "muted" {
 export function ExperimentView({ id, onChanged, onDeleted }: {
   id: string; onChanged: (experiment: Experiment) => void; onDeleted: (id: string) => void;
 }) {
+  // A stopped experiment's numbers no longer move: read once (and after an action), not every 2 s.
+  const [finishedSeen, setFinishedSeen] = useState(false);
   const { data, error, refresh } = usePolling<ExperimentDetail>(
     (signal) => get<ExperimentDetail>(`/admin/experiments/${encodeURIComponent(id)}`, undefined, signal),
-    REFRESH_MS, [id],
+    finishedSeen ? 0 : REFRESH_MS, [id],
   );
+  // A change made elsewhere (another operator, a guardrail stop) reaches the list from here.
+  const seen = useRef<number | null>(null);
+  const changedAt = data?.experiment.updated_at ?? null;
+  useEffect(() => {
+    if (!data) return;
+    setFinishedSeen(data.experiment.state === "stopped");
+    if (seen.current !== null && seen.current !== changedAt) onChanged(data.experiment);
+    seen.current = changedAt;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [changedAt, data?.experiment.state]);
   const [notice, setNotice] = useState<string | null>(null);
   const [failure, setFailure] = useState<unknown>(null);
   const [editingWeights, setEditingWeights] = useState(false);

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 
-/** Load now and every `ms` while the tab is visible (hidden: no calls; shown again: at once).
- *  One call at a time; the latest answer wins; `stop` ends the polling (say, after a 404). */
+/** Load now and every `ms` while the tab is visible (hidden: no calls; shown again: at once);
+ *  `ms` 0 loads once. One call at a time; the latest answer wins. */
 export function usePolling<T>(load: (signal: AbortSignal) => Promise<T>, ms: number, deps: unknown[]) {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -24,10 +24,10 @@ export function usePolling<T>(load: (signal: AbortSignal) => Promise<T>, ms: num
         if (!controller.signal.aborted) setError(reason);
       } finally {
         running = false;
-        if (!controller.signal.aborted) timer = window.setTimeout(run, ms);
+        if (!controller.signal.aborted && ms > 0) timer = window.setTimeout(run, ms);
       }
     };
-    const onVisibility = () => { if (document.visibilityState === "visible") void run(); };
+    const onVisibility = () => { if (document.visibilityState === "visible" && ms > 0) void run(); };
     document.addEventListener("visibilitychange", onVisibility);
     void run();
     return () => {
