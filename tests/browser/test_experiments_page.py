@@ -153,7 +153,7 @@ def test_weights_pause_and_resume(page: Any, gateway: Gateway) -> None:  # noqa:
 
 def test_promote_makes_the_arm_the_groups_strategy(page: Any, gateway: Gateway, shots: Path) -> None:  # noqa: F811
     page.get_by_role("button", name="Promote challenger").click()  # the confirmation is accepted
-    expect(page.get_by_role("status").filter(has_text="Promoted challenger")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="now routes with cost-based-routing")).to_be_visible()
     expect(page.get_by_test_id("experiments")).to_contain_text("promoted challenger")
     assert admin_get(gateway, "/admin/strategy")["active"]["groups"]["auto"] == "cost-based-routing"
     page.set_viewport_size({"width": 420, "height": 860})

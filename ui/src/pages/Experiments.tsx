@@ -100,7 +100,7 @@ export function Experiments() {
         ) : null}
       </Card>
       {shown ? (
-        <ExperimentView key={shown} id={shown} onChanged={replace}
+        <ExperimentView key={shown} id={shown} onChanged={(changed) => { setNotice(null); replace(changed); }}
           onDeleted={(id) => {
             if (list.data) list.setData({ data: list.data.data.filter((experiment) => experiment.id !== id) });
             setOpen(null);
