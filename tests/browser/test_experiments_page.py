@@ -117,6 +117,7 @@ def test_create_an_experiment_in_the_form(page: Any, gateway: Gateway, shots: Pa
     expect(page.get_by_role("status").filter(has_text="is running on auto")).to_be_visible()
     expect(page.get_by_test_id("experiments")).to_contain_text("shuffle vs cheapest")
     expect(page.get_by_test_id("verdict")).to_contain_text("Not enough data yet")
+    expect(page.get_by_test_id("experiments")).to_contain_text("verdict: not enough data")
 
 
 def test_traffic_fills_both_arms_live(page: Any, gateway: Gateway, shots: Path) -> None:  # noqa: F811

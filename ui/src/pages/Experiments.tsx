@@ -1,6 +1,6 @@
 // A/B experiments between routing strategies (/admin/experiments, docs/experiments.md): the list,
 // the create form, and the open experiment's live arm table, verdict, chart and actions.
-import { useState } from "react";
+import { useCallback, useState } from "react";
 import { get } from "../api/client";
 import type { GatewayStatus, StrategyResponse } from "../api/types";
 import { Card, ErrorBox, Notice, PageHeader, Pill, shortWhen, useLoad } from "../components/common";
@@ -17,9 +17,10 @@ interface Catalogue {
 
 /** What the list can say of the outcome without a call per row: the verdict itself is read for
  *  the open experiment only. */
-function outcome(experiment: Experiment): string {
+function outcome(experiment: Experiment, verdict: string | null): string {
   if (experiment.promoted_arm) return `promoted ${experiment.promoted_arm}`;
   if (experiment.stopped_reason) return experiment.stopped_reason;
+  if (verdict) return `verdict: ${verdict.replace(/_/g, " ")}`;
   return experiment.state === "paused" ? "paused: nobody assigned" : "open it for the live verdict";
 }
 
@@ -28,6 +29,7 @@ export function Experiments() {
   const [creating, setCreating] = useState(false);
   const [open, setOpen] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  const [verdict, setVerdict] = useState<{ id: string; state: string | null } | null>(null);
   // The groups and the strategy catalogue (the Routing page's), for the create form only.
   const catalogue = useLoad<Catalogue | null>(async (signal) => {
     if (!creating) return null;
@@ -40,6 +42,7 @@ export function Experiments() {
 
   const experiments = list.data?.data ?? [];
   const shown = open ?? experiments.find((experiment) => experiment.state !== "stopped")?.id ?? experiments[0]?.id ?? null;
+  const onVerdict = useCallback((state: string | null) => setVerdict(shown ? { id: shown, state } : null), [shown]);
   const replace = (changed: Experiment) => {
     if (!list.data) return;
     const known = list.data.data.some((experiment) => experiment.id === changed.id);
@@ -85,7 +88,7 @@ export function Experiments() {
                     <div key={arm.name}>{arm.name}: <code>{arm.strategy}</code>{arm.shadow ? " (shadow)" : ` ×${arm.weight}`}</div>
                   ))}</td>
                   <td className="small">{metricOf(experiment.primary).label}</td>
-                  <td className="small">{outcome(experiment)}</td>
+                  <td className="small">{outcome(experiment, isOpen && verdict?.id === experiment.id ? verdict.state : null)}</td>
                   <td className="nowrap small">{shortWhen(experiment.created_at)}</td>
                   <td>{isOpen ? <span className="muted small">shown below</span> :
                     <button type="button" onClick={() => setOpen(experiment.id)} aria-label={`Open ${title}`}>Open</button>}</td>
@@ -100,7 +103,7 @@ export function Experiments() {
         ) : null}
       </Card>
       {shown ? (
-        <ExperimentView key={shown} id={shown} onChanged={(changed) => { setNotice(null); replace(changed); }}
+        <ExperimentView key={shown} id={shown} onVerdict={onVerdict} onChanged={(changed) => { setNotice(null); replace(changed); }}
           onDeleted={(id) => {
             if (list.data) list.setData({ data: list.data.data.filter((experiment) => experiment.id !== id) });
             setOpen(null);

@@ -14,8 +14,9 @@ export function stateTone(state: string): "ok" | "bad" | "warn" | "muted" {
   return state === "running" ? "ok" : state === "paused" ? "warn" : "muted";
 }
 
-export function ExperimentView({ id, onChanged, onDeleted }: {
+export function ExperimentView({ id, onChanged, onDeleted, onVerdict }: {
   id: string; onChanged: (experiment: Experiment) => void; onDeleted: (id: string) => void;
+  onVerdict: (state: Verdict["state"] | null) => void;
 }) {
   // A stopped experiment's numbers no longer move: read once (and after an action), not every 2 s.
   const [finishedSeen, setFinishedSeen] = useState(false);
@@ -23,6 +24,8 @@ export function ExperimentView({ id, onChanged, onDeleted }: {
     (signal) => get<ExperimentDetail>(`/admin/experiments/${encodeURIComponent(id)}`, undefined, signal),
     finishedSeen ? 0 : REFRESH_MS, [id],
   );
+  const verdictState = data?.verdict?.state ?? null;
+  useEffect(() => onVerdict(verdictState), [verdictState, onVerdict]);
   // A change made elsewhere (another operator, a guardrail stop) reaches the list from here.
   const seen = useRef<number | null>(null);
   const changedAt = data?.experiment.updated_at ?? null;
