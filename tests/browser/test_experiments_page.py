@@ -112,6 +112,12 @@ def test_create_an_experiment_in_the_form(page: Any, gateway: Gateway, shots: Pa
     assert admin_get(gateway, "/admin/experiments")["data"] == []
     form.get_by_label("Arm 1 weight").fill("1")
     form.get_by_label("Arm 2 weight").fill("1")
+    # Two arms of one name: the 400 names arms[1].name, shown under that input, which takes the focus.
+    form.get_by_label("Arm 2 name").fill("control")
+    form.get_by_role("button", name="Start experiment").click()
+    expect(page.locator('[id="exp-error-arms.1.name"]')).to_contain_text("used twice")
+    expect(form.get_by_label("Arm 2 name")).to_be_focused()
+    form.get_by_label("Arm 2 name").fill("challenger")
     shoot(page, shots, "experiments-create")
     form.get_by_role("button", name="Start experiment").click()
     expect(page.get_by_role("status").filter(has_text="is running on auto")).to_be_visible()

@@ -1,6 +1,6 @@
 // The create form: a group, 2+ arms (strategy, weight, shadow, optional profile), the unit order,
 // the primary metric, guardrails and the design. A 400's `param` puts its message at that field.
-import { useRef, useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { ApiError, post } from "../../api/client";
 import type { GatewayStatus, StrategyResponse } from "../../api/types";
 import { Card, message } from "../../components/common";
@@ -63,6 +63,11 @@ export function CreateExperiment({ status, strategies, onCreated, onCancel }: {
   const [busy, setBusy] = useState(false);
   const form = useRef<HTMLFormElement>(null);
 
+  // Once a server error is shown, the field it names takes the focus.
+  useEffect(() => {
+    if (Object.keys(errors).length) form.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
+  }, [errors]);
+
   const changeArm = (index: number, patch: Partial<ArmDraft>) =>
     setArms(arms.map((arm, at) => (at === index ? { ...arm, ...patch } : arm)));
   const moveUnit = (index: number, by: -1 | 1) => {
@@ -122,8 +127,6 @@ export function CreateExperiment({ status, strategies, onCreated, onCancel }: {
       const at = reason instanceof ApiError && reason.param ? fieldOf(reason.param) : null;
       if (at) {
         setErrors({ [at]: reason instanceof ApiError ? reason.message : message(reason) });
-        // After the render that marks it: the field with the error takes the focus.
-        window.setTimeout(() => form.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus(), 0);
       } else {
         setGeneral(message(reason));
       }
@@ -135,7 +138,8 @@ export function CreateExperiment({ status, strategies, onCreated, onCancel }: {
   const live = arms.filter((arm) => !arm.shadow && arm.name.trim());
   return (
     <Card title="New experiment">
-      <form ref={form} onSubmit={submit} data-testid="create-experiment" noValidate>
+      <form ref={form} onSubmit={submit} data-testid="create-experiment" noValidate
+        onChange={() => { if (Object.keys(errors).length) setErrors({}); }}>
         <div className="form-grid exp-top">
           <div className="field">
             <label htmlFor="exp-name">Experiment name</label>
