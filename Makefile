@@ -21,7 +21,7 @@ test: $(STAMP) services browser
 	$(BIN)/ruff check routeiq tests benchmarks
 	$(BIN)/ruff format --check routeiq tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check routeiq tests benchmarks
