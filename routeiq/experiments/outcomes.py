@@ -13,15 +13,13 @@ deployments fail cannot look cheap), ``<arm>:shadow`` a shadow arm's decisions (
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from routeiq.experiments.summary import ArmSummary, bucket_index
-from routeiq.periodic import every, stop
 from routeiq.state.base import StateStore
+from routeiq.state.counters import SharedCounters
 
 FLUSH_SECONDS = 0.5
 PREFIX = "experiments:"
@@ -73,11 +71,10 @@ class ArmCounters:
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
-        self._pending: dict[str, Counter[str]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._counters = SharedCounters(store, FLUSH_SECONDS, "experiment counters flush")
 
     def add(self, key: str, amounts: Mapping[str, int]) -> None:
-        self._pending.setdefault(key, Counter()).update(amounts)
+        self._counters.add(key, amounts)
 
     def served(self, key: str, outcome: RequestOutcome) -> None:
         """One request of the arm: its error class when it failed; cost, latency, tokens and tier
@@ -100,33 +97,21 @@ class ArmCounters:
         self.add(key, amounts)
 
     async def start(self) -> None:
-        self._task = every(FLUSH_SECONDS, self.flush, "experiment counters flush")
+        await self._counters.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            await stop([self._task])
-        with contextlib.suppress(Exception):
-            await self.flush()
+        await self._counters.close()
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, {}
-        for index, (key, amounts) in enumerate(batch.items()):
-            try:
-                await self._store.hincr(key, dict(amounts))
-            except Exception:
-                for rest_key, rest in list(batch.items())[index:]:  # kept for the next flush
-                    self._pending.setdefault(rest_key, Counter()).update(rest)
-                raise
+        await self._counters.flush()
 
     async def read(self, key: str) -> dict[str, int]:
         """The cluster's counts of ``key`` (this worker's unflushed ones included)."""
         counts = Counter(await self._store.hgetall(key))
-        counts.update(self._pending.get(key, Counter()))
+        counts.update(self._counters.pending(key))
         return dict(counts)
 
     async def delete(self, keys: list[str]) -> None:
         for key in keys:
-            self._pending.pop(key, None)
+            self._counters.forget(key)
             await self._store.delete(key)

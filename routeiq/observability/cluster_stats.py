@@ -8,13 +8,11 @@ returns; the snapshot then says it only covers this worker.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import Counter
 
-from routeiq.periodic import every, stop
 from routeiq.state.base import StateStore, StateUnavailable
+from routeiq.state.counters import SharedCounters
 
 logger = logging.getLogger("routeiq.stats")
 
@@ -25,30 +23,19 @@ FLUSH_SECONDS = 0.5
 class ClusterStats:
     def __init__(self, store: StateStore) -> None:
         self._store = store
-        self._pending: Counter[str] = Counter()
-        self._task: asyncio.Task[None] | None = None
+        self._counters = SharedCounters(store, FLUSH_SECONDS, "stats flush")
 
     def count(self, group: str, deployment: str, outcome: str) -> None:
-        self._pending[f"{group}|{deployment}|{outcome}"] += 1
+        self._counters.incr(KEY, f"{group}|{deployment}|{outcome}")
 
     async def start(self) -> None:
-        self._task = every(FLUSH_SECONDS, self.flush, "stats flush")
+        await self._counters.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            await stop([self._task])
-        with contextlib.suppress(Exception):
-            await self.flush()
+        await self._counters.close()
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, Counter()
-        try:
-            await self._store.hincr(KEY, dict(batch))
-        except Exception:
-            self._pending.update(batch)  # keep them for the next flush rather than lose them
-            raise
+        await self._counters.flush()
 
     async def snapshot(self) -> dict[str, object]:
         """Cluster-wide totals by group, deployment and outcome (this worker's unflushed counts included)."""
@@ -57,7 +44,7 @@ class ClusterStats:
             counts = Counter(await self._store.hgetall(KEY))
         except StateUnavailable:
             counts, scope = Counter(), "this worker only (shared state unreachable)"
-        counts.update(self._pending)
+        counts.update(self._counters.pending(KEY))
         by_deployment: dict[str, dict[str, int]] = {}
         total = 0
         for field, value in counts.items():

@@ -12,18 +12,14 @@ Off the request path: counters are summed in the worker and added to the store e
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections import Counter, defaultdict
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from routeiq.governance.call import GovernedCall
-from routeiq.periodic import every, stop
 from routeiq.plugins.base import CallResult, Plugin, PluginHealth, PluginServices
-from routeiq.state.base import StateStore
+from routeiq.state.counters import SharedCounters
 
 logger = logging.getLogger("routeiq.plugins.cost")
 
@@ -67,24 +63,19 @@ class CostTracker(Plugin[CostSettings]):
 
     def __init__(self, settings: CostSettings) -> None:
         super().__init__(settings)
-        self._pending: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self._store: StateStore | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._flush_failed = False
+        self._counters: SharedCounters | None = None  # the store comes with the services, at startup
 
     async def startup(self, services: PluginServices) -> None:
-        self._store = services.state
-        self._task = every(self.settings.flush_seconds, self.flush, "spend counters flush")
+        self._counters = SharedCounters(services.state, self.settings.flush_seconds, "spend counters flush")
+        await self._counters.start()
 
     async def shutdown(self) -> None:
-        if self._task is not None:
-            await stop([self._task])
-        with contextlib.suppress(Exception):
-            await self.flush()
+        if self._counters is not None:
+            await self._counters.close()
 
     async def health(self) -> PluginHealth:
-        if self._flush_failed:
-            waiting = len(self._pending)
+        if self._counters is not None and self._counters.failing:
+            waiting = self._counters.waiting
             return PluginHealth("degraded", f"state store unreachable; {waiting} counters waiting")
         return PluginHealth()
 
@@ -100,20 +91,10 @@ class CostTracker(Plugin[CostSettings]):
             "output_tokens": output_tokens,
             "requests": 1,
         }
-        for key in spend_keys(call):
-            self._pending[key].update(amounts)
+        if self._counters is not None:
+            for key in spend_keys(call):
+                self._counters.add(key, amounts)
 
     async def flush(self) -> None:
-        if not self._pending or self._store is None:
-            return
-        batch, self._pending = self._pending, defaultdict(Counter)
-        for index, (key, amounts) in enumerate(batch.items()):
-            try:
-                await self._store.hincr(key, dict(amounts))
-            except Exception:
-                # Keep this and every unwritten counter for the next flush rather than lose them.
-                for unwritten, fields in list(batch.items())[index:]:
-                    self._pending[unwritten].update(fields)
-                self._flush_failed = True
-                raise
-        self._flush_failed = False
+        if self._counters is not None:
+            await self._counters.flush()
