@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from routeiq.config import DocumentInvalid, settings_from_document
-from routeiq.config_apply import (
+from routeiq.config_document import (
     REDACTED,
     changed_paths,
     is_secret_name,

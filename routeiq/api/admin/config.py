@@ -17,10 +17,8 @@ from starlette.responses import Response
 from routeiq.api.errors import APIError, error_body
 from routeiq.api.runtime import runtime_handle, runtime_of
 from routeiq.config import DocumentInvalid, Problem
-from routeiq.config_apply import (
-    SUBJECT,
-    ApplyFailed,
-    ConfigApplier,
+from routeiq.config_apply import SUBJECT, ApplyFailed, ConfigApplier
+from routeiq.config_document import (
     changed_paths,
     parse_document,
     problem_dicts,
