@@ -380,6 +380,8 @@ def test_concurrent_calls_cannot_overspend_a_budget(executor: str, tmp_path: Pat
             "ROUTEIQ_REDIS_URL": own_redis.url,
             "ROUTEIQ_MASTER_KEY": MASTER,
             "ROUTEIQ_PASSTHROUGH": "auto" if executor == "passthrough" else "off",
+            # Shared counting, not timeouts, is tested here: see test_four_workers_let_exactly_n_through.
+            "ROUTEIQ_REDIS_TIMEOUT_SECONDS": "10",
         }
         with Gateway(budget_config(upstream.base_url), tmp_path, env, args=("--workers", "2")) as gateway:
             gateway.wait_for_log("router built", count=2)
@@ -419,6 +421,7 @@ def test_concurrent_calls_cannot_overspend_a_budget(executor: str, tmp_path: Pat
                 spent = sum(tokens or 0 for tokens in admitted) * CALL_USD / 5
                 assert spent <= BUDGET_USD + CALL_USD + 1e-9, (call.__name__, len(admitted))
                 assert len(admitted) >= BUDGET_USD / CALL_USD - 1, (call.__name__, len(admitted))
+            assert "shared state unavailable" not in gateway.log()
 
 
 # --- across workers, and without Redis ------------------------------------------------------------
