@@ -603,7 +603,7 @@ def test_guardrails_take_linear_time_on_hostile_megabytes(guardrail: str) -> Non
         # First 4x the text (linear 4x, quadratic 16x): quadratic code fails here in seconds
         # instead of spending minutes on the megabyte.
         assert small / tiny < 10, (shape, round(small / tiny, 1))
-        large = best_time(scan, hostile(unit, MB), runs=1)
+        large = best_time(scan, hostile(unit, MB), runs=2)  # the best of two: one run can hit a pause
         ratios[shape] = round(large / small, 1)
     assert max(ratios.values()) < 40, ratios
 
