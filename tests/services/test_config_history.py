@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 
 from routeiq.store.config_history import ConfigHistory, ConfigVersion
 from routeiq.store.database import Database
-from tests.support.databases import create_postgres_database, drop_postgres_database
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    name, url = create_postgres_database()
-    yield url
-    drop_postgres_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def history(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ConfigHistory]:
-    url = (
-        f"sqlite:///{tmp_path / 'store.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    database = Database(url)
-    await database.upgrade()
-    yield ConfigHistory(database)
-    await database.close()
+@pytest.fixture
+async def history(db: Database) -> ConfigHistory:
+    return ConfigHistory(db)
 
 
 def version(document: str, at: float) -> ConfigVersion:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,27 +18,6 @@ from routeiq.store.decisions import (
     encode_cursor,
 )
 from routeiq.store.records import DecisionRecord
-from tests.support.databases import create_postgres_database, drop_postgres_database, reset_postgres_schema
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    name, url = create_postgres_database()
-    yield url
-    drop_postgres_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        await reset_postgres_schema(url)
-    database = Database(url)
-    await database.upgrade()
-    yield database
-    await database.close()
 
 
 def record(at: float, request_id: str, **fields: Any) -> DecisionRecord:

@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
-import pytest
-
 from routeiq.experiments.definition import ArmSpec, ExperimentDefinition
 from routeiq.store.database import Database
 from routeiq.store.decisions import DecisionRepository
 from routeiq.store.experiments import ExperimentRepository, Feedback, FeedbackRepository
 from routeiq.store.records import DecisionRecord
-from tests.support.databases import create_postgres_database, drop_postgres_database, reset_postgres_schema
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    name, url = create_postgres_database()
-    yield url
-    drop_postgres_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        await reset_postgres_schema(url)
-    database = Database(url)
-    await database.upgrade()
-    yield database
-    await database.close()
 
 
 async def test_definitions_round_trip_and_replace(db: Database) -> None:

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,6 @@ from routeiq.store.migrations import HEAD_REVISION
 from routeiq.store.records import AuditRecord, KeyRecord, SpendRecord
 from routeiq.store.spend import SpendRepository
 from tests.support.databases import (
-    create_postgres_database,
-    drop_postgres_database,
     reset_postgres_schema,
 )
 from tests.support.eventually import eventually
@@ -33,31 +31,6 @@ from tests.support.eventually import eventually
 HEAD = Database.head_revision()
 
 UNREACHABLE_POSTGRES = "postgresql://routeiq:s3cret-pw@127.0.0.1:1/nowhere"
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    name, url = create_postgres_database()
-    yield url
-    drop_postgres_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database (no tables) of each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    await reset_postgres_schema(url)
-    return url
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.upgrade()
-    yield database
-    await database.close()
 
 
 @pytest.fixture
