@@ -42,7 +42,7 @@ from routeiq.config_document import (
     sha256,
 )
 from routeiq.periodic import every, stop
-from routeiq.settings import RouterSettings, Settings
+from routeiq.settings import Settings
 from routeiq.state.base import StateUnavailable
 from routeiq.state.changes import Change, ChangeRefused
 from routeiq.store.config_history import ConfigHistory, ConfigVersion
@@ -167,7 +167,7 @@ class ConfigApplier:
         shared state is away; nothing changed) or ``ApplyFailed`` (announced, not built here)."""
         async with self._lock:
             document, settings = await self.check(text)
-            before = self._handle.get().settings.router_settings
+            before = self._handle.get().settings
             digest = sha256(document)
             version = ConfigVersion(0, time.time(), actor, source, document, digest, self._file_sha)
             version_id = await self._history.add(version)
@@ -190,19 +190,19 @@ class ConfigApplier:
             await self._follow_configured_strategies(before, settings)
             return Applied(version_id, change_version)
 
-    async def _follow_configured_strategies(self, before: RouterSettings, settings: Settings) -> None:
+    async def _follow_configured_strategies(self, before: Settings, settings: Settings) -> None:
         """A strategy set through ``PUT /admin/strategy`` outlives a config apply (the new runtime is
         handed it), unless the document changes the configured strategies: then those are what the
         operator asked for, and they go out as the next strategy change."""
         after = settings.router_settings
-        if (before.routing_strategy, before.group_strategies) == (
+        if (before.router_settings.routing_strategy, before.group_strategy_names()) == (
             after.routing_strategy,
-            after.group_strategies,
+            settings.group_strategy_names(),  # a cascade group's strategy is llmrouter-cascade
         ):
             return
         from routeiq.routing.active import SUBJECT as STRATEGIES
 
-        wanted = {"default": after.routing_strategy, "groups": dict(after.group_strategies)}
+        wanted = {"default": after.routing_strategy, "groups": settings.group_strategy_names()}
         try:
             await self._changes.publish(STRATEGIES, wanted)
         except StateUnavailable:

@@ -37,6 +37,7 @@ from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.resilience.traffic import TrafficGate
 from routeiq.routing.active import ActiveStrategy
 from routeiq.routing.affinity import SessionAffinity
+from routeiq.routing.cascade import build_plans
 from routeiq.routing.deployments import DeploymentTable, litellm_model_list
 from routeiq.routing.feedback import RoutingFeedback
 from routeiq.routing.litellm_hook import LiteLLMRoutingHook
@@ -261,7 +262,7 @@ async def _open(
         picker,
         models.deps,
         configured.routing_strategy,
-        configured.group_strategies,
+        settings.group_strategy_names(),  # group_strategies and every cascade group
         local_if_unavailable=settings.state_failure_mode.routing == "open",
     )
     router.register_plugin(LiteLLMRoutingHook(router, picker))
@@ -284,8 +285,18 @@ async def _open(
     litellm_executor = LiteLLMExecutor(router, settings.request_timeout_seconds)
     audit_log = AuditRepository(database)
     experiments = await _experiments(settings, state, database, models.deps, audit_log)
+    cascades = build_plans(settings, deployments)  # None without cascades; a bad verifier stops startup
     dispatcher = Dispatcher(
-        settings, picker, passthrough, litellm_executor, outcomes, affinity, metrics, tracing, experiments
+        settings,
+        picker,
+        passthrough,
+        litellm_executor,
+        outcomes,
+        affinity,
+        metrics,
+        tracing,
+        experiments,
+        cascades,
     )
     spend = SpendRepository(database)
     quotas = Quotas(state.for_feature("quotas"), settings.quotas, price_book(settings, deployments))

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from routeiq.governance.limits import QuotaSettings
 from routeiq.routing.catalogue import (
+    CASCADE_STRATEGY,
     DEFAULT_STRATEGY,
     LEARNED_ALGORITHMS,
     TIERS,
@@ -239,6 +240,51 @@ class PluginConfig(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict, description="The plugin's own settings.")
 
 
+class CascadeVerifierSettings(BaseModel):
+    """How a cascade judges an answer: a score in 0..1, higher = more likely right."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["scorer", "judge", "logprobs"] = Field(
+        description="`scorer`: the trained answer verifier (`routeiq train --algo verifier`); `judge`: a "
+        "call to the routing group in `group`, whose answer must be exactly a number 0..1 (`format: "
+        "score`) or YES/NO (`format: yes_no`); `logprobs`: the cheap answer's mean token probability "
+        "(the cheap call asks for `logprobs`)."
+    )
+    artifact: str | None = Field(
+        default=None, description="scorer: the verifier artifact's directory (sha256, and HMAC if signed)."
+    )
+    group: str | None = Field(default=None, description="judge: the routing group asked to judge.")
+    format: Literal["score", "yes_no"] = Field(default="score", description="judge: the answer it must give.")
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Past this the verifier counts as failed: the request escalates.",
+    )
+
+
+class CascadeSettings(BaseModel):
+    """One group's cascade: its tiers answer in order until the verifier accepts an answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tiers: list[str] = Field(
+        min_length=2,
+        description="Steps, cheapest first: each a tier (the group's deployments at that tier) or a "
+        "deployment id of the group. The last step's answer is served unverified.",
+    )
+    verifier: CascadeVerifierSettings = Field(description="What scores each step's answer but the last.")
+    threshold: float = Field(
+        default=0.5, ge=0, le=1, description="An answer scoring below this escalates to the next step."
+    )
+    streaming: Literal["buffer", "bypass"] = Field(
+        default="buffer",
+        description="A streamed request: `buffer` (verify the whole answer, then stream the final one: the "
+        "first byte waits for every call) or `bypass` (route it to the first step without the cascade).",
+    )
+
+
 DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+", "sqlite:///")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -414,6 +460,11 @@ class Settings(BaseSettings):
     router_hmac_key: SecretStr | None = Field(
         default=None, description="If set, trained router artifacts must carry a valid HMAC signature."
     )
+    cascades: dict[str, CascadeSettings] = Field(
+        default_factory=dict,
+        description=f"Per group, the `{CASCADE_STRATEGY}` strategy: {{group: {{tiers, verifier, threshold, "
+        "streaming}}}} (docs/routing.md, Cascade).",
+    )
 
     # LiteLLM-shaped sections of the config file
     model_list: list[DeploymentConfig] = Field(default_factory=list)
@@ -489,6 +540,7 @@ class Settings(BaseSettings):
             if spec is not None and spec.algorithm is not None and spec.algorithm not in self.learned_routers:
                 problems.append(spec.missing_artifact())
         problems += self._alias_problems(groups)
+        problems += self._cascade_problems(groups)
         unknown_quota_groups = sorted(set(self.quotas.groups) - groups)
         if unknown_quota_groups:
             problems.append(f"quotas.groups names unknown group(s) {unknown_quota_groups}")
@@ -517,8 +569,73 @@ class Settings(BaseSettings):
                 )
         return problems
 
+    def _cascade_problems(self, groups: set[str]) -> list[str]:
+        from routeiq.routing.deployments import deployment_ids  # (routing imports settings' types)
+
+        problems = []
+        strategies = self.router_settings.group_strategies
+        if self.router_settings.routing_strategy == CASCADE_STRATEGY:
+            problems.append(
+                f"router_settings.routing_strategy: {CASCADE_STRATEGY} is set per group, in routeiq.cascades"
+            )
+        for group, name in strategies.items():
+            if name == CASCADE_STRATEGY and group not in self.cascades:
+                key = f"router_settings.group_strategies.{group}"
+                problems.append(f"{key}: {CASCADE_STRATEGY} needs routeiq.cascades.{group}")
+        members: dict[str, list[tuple[str, str | None]]] = {}
+        for entry, deployment_id in zip(self.model_list, deployment_ids(self.model_list), strict=True):
+            members.setdefault(entry.model_name, []).append((deployment_id, entry.model_info.tier))
+        for group, cascade in self.cascades.items():
+            key = f"cascades.{group}"
+            if group not in groups:
+                problems.append(f"{key}: unknown group {group!r}{did_you_mean(group, groups)}")
+                continue
+            if strategies.get(group, CASCADE_STRATEGY) != CASCADE_STRATEGY:
+                problems.append(
+                    f"{key}: router_settings.group_strategies.{group} is {strategies[group]!r}; "
+                    f"a cascade group's strategy is {CASCADE_STRATEGY}"
+                )
+            ids = {deployment_id for deployment_id, _ in members[group]}
+            tiers = {tier for _, tier in members[group] if tier is not None}
+            for step in cascade.tiers:
+                if step not in ids and step not in tiers:
+                    problems.append(
+                        f"{key}.tiers: {step!r} is neither a tier of group {group!r} ({sorted(tiers)}) "
+                        f"nor one of its deployment ids ({sorted(ids)})"
+                    )
+            if len(set(cascade.tiers)) != len(cascade.tiers):
+                problems.append(f"{key}.tiers: a step is named twice")
+            problems += _verifier_problems(f"{key}.verifier", cascade.verifier, group, groups)
+        return problems
+
+    def group_strategy_names(self) -> dict[str, str]:
+        """Each group's configured strategy: ``group_strategies`` and every cascade group."""
+        return {**dict.fromkeys(self.cascades, CASCADE_STRATEGY), **self.router_settings.group_strategies}
+
     def fallbacks_for(self, group: str) -> list[str]:
         for rule in self.router_settings.fallbacks:
             if group in rule:
                 return rule[group]
         return []
+
+
+def _verifier_problems(
+    key: str, verifier: CascadeVerifierSettings, group: str, groups: set[str]
+) -> list[str]:
+    problems = []
+    if verifier.kind == "scorer" and not verifier.artifact:
+        problems.append(f"{key}.artifact: the scorer needs its artifact (routeiq train --algo verifier)")
+    if verifier.kind != "scorer" and verifier.artifact:
+        problems.append(f"{key}.artifact: only the scorer reads an artifact (kind is {verifier.kind})")
+    if verifier.kind == "judge":
+        if not verifier.group:
+            problems.append(f"{key}.group: the judge needs the routing group that judges")
+        elif verifier.group not in groups:
+            problems.append(
+                f"{key}.group: unknown group {verifier.group!r}{did_you_mean(verifier.group, groups)}"
+            )
+        elif verifier.group == group:
+            problems.append(f"{key}.group: a group cannot judge its own cascade ({group!r})")
+    elif verifier.group:
+        problems.append(f"{key}.group: only the judge calls a group (kind is {verifier.kind})")
+    return problems

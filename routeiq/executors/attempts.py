@@ -6,6 +6,7 @@ its first event arrived, and from then on a failure is reported inside the strea
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from routeiq.errors import NoDeploymentAvailable, NoDeploymentCanServe, UpstreamFailed
-from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError
+from routeiq.executors.base import Completed, Operation, Streaming, UpstreamError, upstream_timeout
+from routeiq.executors.cascade import CascadeRun
 from routeiq.executors.litellm_router import LiteLLMExecutor
 from routeiq.executors.native import NativeCall
 from routeiq.executors.passthrough import PassthroughExecutor
@@ -26,6 +28,8 @@ from routeiq.observability.attempt_telemetry import AttemptTelemetry, record_cho
 from routeiq.observability.metrics import Metrics
 from routeiq.observability.tracing import Tracing
 from routeiq.routing.affinity import SessionAffinity
+from routeiq.routing.cascade import CascadePlans
+from routeiq.routing.catalogue import CASCADE_STRATEGY
 from routeiq.routing.constraints import NoCapableDeployment
 from routeiq.routing.decision import (
     FailedAttempt,
@@ -61,8 +65,10 @@ class Dispatcher:
         metrics: Metrics,
         tracing: Tracing | None = None,
         experiments: Experiments | None = None,
+        cascades: CascadePlans | None = None,
     ) -> None:
         self._settings = settings
+        self._cascades = cascades
         self._experiments = experiments
         self._picker = picker
         self._passthrough = passthrough
@@ -107,6 +113,10 @@ class Dispatcher:
         fallbacks, out_of_reach = reachable_fallbacks(call, configured)
         for group in out_of_reach:
             trace.skipped[group] = "not tried, outside this key's allowed groups"
+        if trace.strategy == CASCADE_STRATEGY:  # the only check a group without a cascade pays
+            answered = await self._cascade(operation, body, context, started, call, trace, native)
+            if answered is not None:
+                return answered
         failed: list[str] = []
         no_healthy: NoHealthyDeployment | None = None
         attempts_per_group = 1 + self._settings.router_settings.num_retries
@@ -218,6 +228,73 @@ class Dispatcher:
             await self._outcomes.failed(decision.deployment, failure, attempt)
         else:
             await self._outcomes.served(decision, context, attempt, stream.usage())
+
+    async def _cascade(
+        self,
+        operation: Operation,
+        body: dict[str, Any],
+        context: RoutingContext,
+        started: float,
+        call: GovernedCall | None,
+        trace: RequestTrace,
+        native: NativeCall | None,
+    ) -> Response | None:
+        """The group's cascade, for a chat request it takes (None: route it the usual way)."""
+        plan = self._cascades.get(context.group) if self._cascades is not None else None
+        if plan is None or operation is not Operation.CHAT or native is not None:
+            return None  # (a stream the group bypasses, embeddings, a natively forwarded call)
+        if trace.streaming and not plan.buffers_streams:
+            return None
+        try:
+            return await CascadeRun(self, plan, body, context, call, trace, started).serve()
+        except UpstreamError as error:  # only the caller's fault comes out: passed on, as usual
+            raise _client_error(error, failure_headers(trace)) from None
+
+    @property
+    def picker(self) -> Picker:
+        return self._picker
+
+    @property
+    def attempts_per_group(self) -> int:
+        return 1 + self._settings.router_settings.num_retries
+
+    async def call_whole(
+        self,
+        operation: Operation,
+        body: dict[str, Any],
+        decision: RoutingChoice,
+        context: RoutingContext,
+        trace: RequestTrace,
+    ) -> Completed:
+        """One attempt whose answer is read whole (``body`` does not stream), with the attempt's
+        telemetry and feedback; a failure is recorded on ``trace`` and raised."""
+        deployment = decision.deployment
+        attempt = self._outcomes.started(deployment)
+        telemetry = AttemptTelemetry(
+            self._tracing, self._metrics, operation, decision, body, len(trace.failures) + 1
+        )
+        try:
+            outcome = await self._execute(operation, body, decision, context)
+            if not isinstance(outcome, Completed):  # not expected: the body does not ask for a stream
+                await outcome.close()
+                raise UpstreamError(502, "a stream came back unasked", code="upstream_error", retryable=True)
+        except UpstreamError as error:
+            telemetry.failed(error)
+            await self._outcomes.failed(deployment, error, attempt)
+            trace.failures.append(_failed_attempt(decision, error))
+            context.excluded.add(deployment.id)
+            raise
+        except asyncio.CancelledError as error:  # a verifier's timeout: the call counts as timed out
+            telemetry.crashed(error)
+            timeout = upstream_timeout(f"deployment {deployment.id} outlasted the cascade verifier's timeout")
+            await asyncio.shield(self._outcomes.failed(deployment, timeout, attempt))
+            raise
+        except BaseException as error:
+            telemetry.crashed(error)
+            raise
+        telemetry.answered(outcome.body, outcome.usage)
+        await self._outcomes.served(decision, context, attempt, outcome.usage)
+        return outcome
 
     async def session_floor(self, session_id: str) -> str | None:
         return await self._affinity.floor(session_id)

@@ -42,6 +42,15 @@ class Served:
     model: str  # the upstream model string, e.g. openai/gpt-4o-mini
 
 
+@dataclass(slots=True)
+class Charge:
+    """One upstream call a request made, when it made more than one (a cascade): each is a spend row."""
+
+    served: Served
+    usage: dict[str, Any] | None
+    cost_usd: float | None
+
+
 @dataclass
 class GovernedCall:
     identity: Identity
@@ -64,6 +73,8 @@ class GovernedCall:
     served: Served | None = None
     usage: dict[str, Any] | None = None
     cost_usd: float | None = None
+    # Every call made, when there were several (a cascade); ``usage`` and ``cost_usd`` are then their sums.
+    charges: list[Charge] = field(default_factory=list)
 
     @property
     def model(self) -> str | None:

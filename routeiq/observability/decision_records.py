@@ -69,6 +69,10 @@ def decision_record(
         }
         for failure in trace.failures
     ]
+    attempted += [  # answers a cascade turned down (it says which in ``reason``)
+        {"deployment": deployment_id, "group": trace.group, "status": 200, "error_code": "cascade_escalated"}
+        for deployment_id in trace.escalated
+    ]
     if served is not None:
         attempted.append(
             {"deployment": served.id, "group": served.group, "status": status, "error_code": None}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from routeiq.governance.call import MODEL_CALL_SUFFIXES, GovernedCall, current_call
+from routeiq.governance.call import MODEL_CALL_SUFFIXES, GovernedCall, Served, current_call
 from routeiq.observability import genai
 from routeiq.observability.decision_records import decision_record
 from routeiq.observability.tracing import Tracing
@@ -194,7 +194,8 @@ def close_request(
         )
     if call is not None and call.served is not None:
         # Every served request, whatever plugins are on; the cost tracker keeps only live counters.
-        runtime.spend_log.submit(spend_record(call))
+        for record in spend_records(call):
+            runtime.spend_log.submit(record)
     if outcome in ("failed", "interrupted"):
         logger.warning(
             "request failed %s", orjson.dumps(failure_fields(trace, request_id, status, code)).decode()
@@ -263,17 +264,34 @@ def failure_fields(trace: RequestTrace, request_id: str, status: int, code: str 
     }
 
 
-def spend_record(call: GovernedCall) -> SpendRecord:
-    assert call.served is not None
+def spend_records(call: GovernedCall) -> list[SpendRecord]:
+    """One row per upstream call: a cascade's every step and judge call, else the one that answered."""
+    if not call.charges:
+        return [spend_record(call)]
+    return [
+        spend_record(call, charge.served, charge.usage, charge.cost_usd)  # each call as it was made
+        for charge in call.charges
+    ]
+
+
+def spend_record(
+    call: GovernedCall,
+    served: Served | None = None,
+    usage: dict[str, Any] | None = None,
+    cost_usd: float | None = None,
+) -> SpendRecord:
+    if served is None:
+        served, usage, cost_usd = call.served, call.usage, call.cost_usd
+    assert served is not None
     return SpendRecord(
         at=time.time(),
         request_id=call.request_id,
-        group=call.served.group,
-        deployment_id=call.served.deployment_id,
-        model=call.served.model,
-        input_tokens=_tokens(call.usage, "prompt_tokens"),
-        output_tokens=_tokens(call.usage, "completion_tokens"),
-        cost_usd=call.cost_usd or 0.0,  # 0 when the deployment's prices are unknown
+        group=served.group,
+        deployment_id=served.deployment_id,
+        model=served.model,
+        input_tokens=_tokens(usage, "prompt_tokens"),
+        output_tokens=_tokens(usage, "completion_tokens"),
+        cost_usd=cost_usd or 0.0,  # 0 when the deployment's prices are unknown
         key_id=call.identity.key_id,
         team=call.identity.team,
         user=call.identity.user,

@@ -23,6 +23,7 @@ TRAINABLE = (*LEARNED_ALGORITHMS, ANSWER_VERIFIER)
 
 LEARNED_PREFIX = "llmrouter-"
 CENTROID_STRATEGY = "llmrouter-centroid"
+CASCADE_STRATEGY = "llmrouter-cascade"
 DEFAULT_STRATEGY = CENTROID_STRATEGY
 
 
@@ -72,6 +73,10 @@ STRATEGIES: tuple[StrategySpec, ...] = (
     ),
     StrategySpec(
         "llmrouter-cheapest-capable", "The cheapest deployment at or above the tier the classifier asks for."
+    ),
+    StrategySpec(
+        CASCADE_STRATEGY,
+        "The cheapest tier answers first; a verifier escalates weak answers (routeiq.cascades.<group>).",
     ),
 )
 

@@ -45,6 +45,8 @@ class RequestTrace:
     experiment: str | None = None  # the experiment the request was enrolled in, and its arm
     arm: str | None = None
     shadow: dict[str, dict[str, object]] | None = None  # shadow arm -> the decision it made
+    cascade: str | None = None  # a cascade's steps and verdicts (``x-routeiq-cascade``)
+    escalated: list[str] = field(default_factory=list)  # deployments whose answers a cascade turned down
 
     def attempted(self) -> list[str]:
         """Every deployment tried, in order (the one that answered last)."""
@@ -160,4 +162,6 @@ def decision_event(
         "fallback_groups": trace.fallbacks_tried,
         "routing_ms": round(trace.routing_seconds * 1000, 3),
         "reason": decision.reason if decision is not None else None,
+        "cascade": trace.cascade,
+        "escalated_deployments": trace.escalated,
     }

@@ -58,5 +58,9 @@ def create_strategy(name: str, deps: StrategyDeps) -> RoutingStrategy:
         return CheapestCapable(spec, deps.centroid)
     if name == "llmrouter-centroid":
         return TierRouting(spec, deps.centroid)
+    if name == "llmrouter-cascade":
+        from routeiq.routing.cascade import CascadeStrategy
+
+        return CascadeStrategy()
     # Reached only if the catalogue gains a name no branch above builds; a unit test builds every name.
     raise ValueError(f"routing strategy {name!r} is catalogued but has no builder")

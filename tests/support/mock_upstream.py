@@ -29,6 +29,11 @@ understood anywhere in the model name (substring match, several may be combined)
   streamed as ``delta.reasoning_content`` pieces before the content.
 * ``llamaguard`` -- answer chat like a LlamaGuard model: ``unsafe\nS1`` when the last user message
   contains ``MODERATION_MARKER``, else ``safe``.
+* ``scripted`` -- answer chat with the text of the marker ``[[<model>:<text>]]`` (``<model>`` the
+  requested model name) when the last user message holds one, so a test scripts each model's answer.
+
+A chat request with ``logprobs: true`` gets token log-probabilities for its content: each piece's is
+the number in a ``[[logprob:<x>]]`` marker of the last user message, else -0.01.
 
 ``POST /v1/messages`` (and ``/v1/messages/count_tokens``) answer as Anthropic does, for
 Anthropic-wire deployments: see ``tests.support.mock_anthropic``. ``POST /v1/responses`` answers as OpenAI's
@@ -245,6 +250,10 @@ def _content_text(content: Any) -> str:
 
 
 def _reply_text(model: str, prompt: str) -> str:
+    if "scripted" in model:
+        scripted = re.search(rf"\[\[{re.escape(model)}:(.*?)\]\]", prompt, re.DOTALL)
+        if scripted:
+            return scripted.group(1)
     if "llamaguard" in model:
         return "unsafe\nS1" if MODERATION_MARKER in prompt else "safe"
     return f"mock reply from {model}: {prompt[:40]}"
@@ -440,6 +449,7 @@ class ChatPlan:
     usage: JSON
     arguments: str = "{}"
     reasoning: str | None = None
+    logprobs: JSON | None = None
 
     @classmethod
     def from_body(cls, body: JSON, model: str, behaviour: Behaviour | None = None) -> ChatPlan:
@@ -453,6 +463,14 @@ class ChatPlan:
             reasoning = f"mock reasoning at effort {body.get('reasoning_effort')}"
             completion_tokens += _count_tokens(reasoning)
         n = _choice_count(body)
+        logprobs = None
+        if body.get("logprobs") is True and tool_name is None:
+            marker = re.search(r"\[\[logprob:(-?[\d.]+)\]\]", _last_user_text(messages))
+            value = float(marker.group(1)) if marker else -0.01
+            pieces = _split_pieces(content)
+            logprobs = {
+                "content": [{"token": p, "logprob": value, "bytes": None, "top_logprobs": []} for p in pieces]
+            }
         return cls(
             completion_id=_new_id("chatcmpl-"),
             created=int(time.time()),
@@ -463,6 +481,7 @@ class ChatPlan:
             usage=_usage(_prompt_tokens_for_messages(messages), completion_tokens * n),
             arguments=arguments,
             reasoning=reasoning,
+            logprobs=logprobs,
         )
 
     @property
@@ -490,7 +509,12 @@ def _chat_message(plan: ChatPlan) -> JSON:
 
 def _chat_completion(plan: ChatPlan) -> JSON:
     choices = [
-        {"index": i, "message": _chat_message(plan), "logprobs": None, "finish_reason": plan.finish_reason}
+        {
+            "index": i,
+            "message": _chat_message(plan),
+            "logprobs": plan.logprobs,
+            "finish_reason": plan.finish_reason,
+        }
         for i in range(plan.n)
     ]
     return {
