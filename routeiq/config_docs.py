@@ -15,6 +15,8 @@ from routeiq.config import ENV_PREFIX
 from routeiq.governance.limits import Limit, QuotaSettings
 from routeiq.settings import (
     AdminSettings,
+    CascadeSettings,
+    CascadeVerifierSettings,
     CircuitBreakerSettings,
     DeploymentConfig,
     LiteLLMParams,
@@ -129,6 +131,21 @@ def render() -> str:
         )
     )
     parts.append(_table("A limit", "One entry of a limits list.", _rows(Limit, "<limit>.", None)))
+    parts.append(
+        _table(
+            "`routeiq.cascades.<group>`",
+            "A group's cascade (`llmrouter-cascade`, docs/routing.md): its steps answer in turn until the "
+            "verifier accepts an answer.",
+            _rows(CascadeSettings, "routeiq.cascades.<group>.", None),
+        )
+    )
+    parts.append(
+        _table(
+            "`routeiq.cascades.<group>.verifier`",
+            "What scores each answer but the last step's; a verifier that fails or times out escalates.",
+            _rows(CascadeVerifierSettings, "routeiq.cascades.<group>.verifier.", None),
+        )
+    )
     parts.append(
         _table(
             "`routeiq.plugins[]`",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -281,7 +282,8 @@ class CascadeSettings(BaseModel):
     streaming: Literal["buffer", "bypass"] = Field(
         default="buffer",
         description="A streamed request: `buffer` (verify the whole answer, then stream the final one: the "
-        "first byte waits for every call) or `bypass` (route it to the first step without the cascade).",
+        "first byte waits for every call) or `bypass` (no cascade: the cheapest deployment of the lowest "
+        "tier answers, streamed).",
     )
 
 
@@ -462,8 +464,8 @@ class Settings(BaseSettings):
     )
     cascades: dict[str, CascadeSettings] = Field(
         default_factory=dict,
-        description=f"Per group, the `{CASCADE_STRATEGY}` strategy: {{group: {{tiers, verifier, threshold, "
-        "streaming}}}} (docs/routing.md, Cascade).",
+        description=f"Per group, the `{CASCADE_STRATEGY}` strategy: `{{group: {{tiers, verifier, threshold, "
+        "streaming}}` (tables below; docs/routing.md, Cascade).",
     )
 
     # LiteLLM-shaped sections of the config file
@@ -625,6 +627,9 @@ def _verifier_problems(
     problems = []
     if verifier.kind == "scorer" and not verifier.artifact:
         problems.append(f"{key}.artifact: the scorer needs its artifact (routeiq train --algo verifier)")
+    elif verifier.kind == "scorer" and not (Path(str(verifier.artifact)) / "manifest.json").is_file():
+        # (its hashes and arrays are checked when the runtime loads it)
+        problems.append(f"{key}.artifact: {verifier.artifact!r} holds no verifier artifact (manifest.json)")
     if verifier.kind != "scorer" and verifier.artifact:
         problems.append(f"{key}.artifact: only the scorer reads an artifact (kind is {verifier.kind})")
     if verifier.kind == "judge":

@@ -79,7 +79,7 @@ def cascade_config(api_base: str, artifact: Path) -> dict[str, Any]:
         *ladder("broken-judged", api_base),
         *ladder("confident", api_base),
         priced(deployment("judge", "mock-judge-scripted", api_base, id="judge"), JUDGE_PRICE),
-        deployment("slow-judge", "mock-judge-scripted-slow3000ms", api_base, id="slow-judge"),
+        deployment("slow-judge", "mock-judge-scripted-slow5000ms", api_base, id="slow-judge"),
         deployment("broken-judge", "judge-fail500", api_base, id="broken-judge"),
         deployment("plain", "mock-plain", api_base, id="plain"),
     ]
@@ -210,9 +210,9 @@ def test_a_judge_that_accepts_keeps_the_cheap_answer_and_is_charged(cascade: Cas
         if "judge-pass" in str(r["body"]) and r["body"]["model"] != CHEAP
     )
     assert "Answer:\nfive" in judge["messages"][-1]["content"]
-    _, judge_row = cascade.spend_rows(headers["x-request-id"], 2)
-    assert (judge_row["deployment_id"], judge_row["group"]) == ("judge", "judge")
-    assert judge_row["cost_usd"] > 0
+    rows = {row["deployment_id"]: row for row in cascade.spend_rows(headers["x-request-id"], 2)}
+    assert set(rows) == {"judged-cheap", "judge"}
+    assert rows["judge"]["group"] == "judge" and rows["judge"]["cost_usd"] > 0
 
 
 @pytest.mark.parametrize(
@@ -221,7 +221,7 @@ def test_a_judge_that_accepts_keeps_the_cheap_answer_and_is_charged(cascade: Cas
         ("judged", "[[mock-judge-scripted:0.8, I think]]", "error"),  # off-format: a verifier failure
         ("judged", "[[mock-judge-scripted:0.2]]", "0.20"),  # a low score
         ("broken-judged", "", "error"),  # the judge's upstream answers 500
-        ("slow-judged", "[[mock-judge-scripted-slow3000ms:0.9]]", "timeout"),  # past timeout_seconds
+        ("slow-judged", "[[mock-judge-scripted-slow5000ms:0.9]]", "timeout"),  # past timeout_seconds
     ],
 )
 def test_a_rejecting_failing_or_slow_judge_escalates(
@@ -233,7 +233,7 @@ def test_a_rejecting_failing_or_slow_judge_escalates(
     assert answer.choices[0].message.content.startswith(f"mock reply from {PREMIUM}")
     assert headers["x-routeiq-deployment-id"] == f"{group}-top"
     if verdict == "timeout":
-        assert time.monotonic() - began < 2.5, "the judge's 3 s were not waited for"
+        assert time.monotonic() - began < 4.5, "the judge's 5 s were not waited for"
 
 
 def test_logprob_confidence_decides_and_the_client_gets_no_logprobs_it_did_not_ask_for(
@@ -296,4 +296,5 @@ def test_a_cascade_whose_verifier_cannot_load_stops_startup_naming_the_key(tmp_p
     config = cascade_config("http://127.0.0.1:9/v1", tmp_path / "no-verifier-here")
     with pytest.raises(RuntimeError) as refused:
         Gateway(config, tmp_path).start()
-    assert "cascades.scored.verifier.artifact: cannot load the answer verifier" in str(refused.value)
+    assert "cascades.scored.verifier.artifact: " in str(refused.value)
+    assert "holds no verifier artifact (manifest.json)" in str(refused.value)

@@ -221,7 +221,14 @@ def test_an_unknown_cascade_group_is_refused(tmp_path: Path) -> None:
     assert "cascades.autoo: unknown group 'autoo' (did you mean 'auto'?)" in str(refused.value)
 
 
+def test_a_missing_scorer_artifact_is_refused_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load(tmp_path, document({**JUDGED, "verifier": {"kind": "scorer", "artifact": str(tmp_path / "x")}}))
+    assert "cascades.auto.verifier.artifact: " in str(refused.value)
+
+
 def test_a_scorer_artifact_that_does_not_load_stops_the_build_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"format": "something else"}')
     settings = load(tmp_path, document({**JUDGED, "verifier": {"kind": "scorer", "artifact": str(tmp_path)}}))
     with pytest.raises(ValueError) as refused:
         build_plans(settings, DeploymentTable(settings.model_list))
