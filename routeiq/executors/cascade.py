@@ -82,7 +82,12 @@ class CascadeRun:
         trail: list[tuple[str, str | None]] = []
         final: tuple[RoutingChoice, Completed, dict[str, Any]] | None = None
         for index, step in enumerate(plan.steps):
-            answered = await self._answer(step, body)
+            try:
+                answered = await self._answer(step, body)
+            except UpstreamError:  # the caller's fault, says the upstream: passed on unless we have an answer
+                if final is None:
+                    raise
+                answered = None
             if answered is None:
                 trail.append((step.label, "failed"))
                 continue
@@ -184,6 +189,7 @@ class CascadeRun:
         except (NoHealthyDeployment, NoCapableDeployment) as error:
             raise VerifierFailed(f"no judge deployment available: {error}") from None
         decision = picker.strategy_for(group).choose(candidates, context)
+        context.decision, context.candidates = decision, candidates  # LiteLLM's hook serves this pick
         try:
             completed = await self._timed(
                 Operation.CHAT, {**body, "model": group}, decision, context, RequestTrace(group=group)
