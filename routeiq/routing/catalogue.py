@@ -15,7 +15,7 @@ from dataclasses import dataclass
 TIERS = ("free", "budget", "standard", "premium", "reasoning")
 
 # The algorithms ``routeiq train --algo`` fits; each serves as the strategy ``llmrouter-<algorithm>``.
-LEARNED_ALGORITHMS = ("linear", "knn", "svm", "mlp", "mf", "elo")
+LEARNED_ALGORITHMS = ("linear", "knn", "svm", "mlp", "mf", "elo", "ensemble")
 
 # ``routeiq train --algo verifier`` fits the answer verifier a cascade asks (not a routing strategy).
 ANSWER_VERIFIER = "verifier"

@@ -29,7 +29,7 @@ def test_l2_is_chosen_by_cross_validation_and_probabilities_keep_the_base_rate()
     scorer = algorithm("linear").fit(features, scores, Pair(weak=0, strong=1), 0, {})
     params = scorer.params()
     assert [row["l2"] for row in params["cv"]] == list(L2_GRID)
-    best = max(params["cv"], key=lambda row: (row["cv_auroc"], row["l2"]))
+    best = max(params["cv"], key=lambda row: (row["cv_apgr"], row["l2"]))
     assert params["l2"] == best["l2"]
     p_strong = scorer.predict(features)[:, -1]
     wins = scores[:, 0] == 0
@@ -81,6 +81,35 @@ def test_knn_chooses_k_by_cross_validation_unless_given() -> None:
     scorer = algorithm("knn").fit(features / np.r_[100.0, 1, 1, 1, 1, 0.01], scores, Pair(0, 1), 0, {})
     params = scorer.params()
     assert [row["k"] for row in params["cv"]] == [16, 32, 64, 128]  # 256 > a quarter of a fold's rows
-    assert params["k"] == max(params["cv"], key=lambda row: (row["cv_auroc"], row["k"]))["k"]
+    assert params["k"] == max(params["cv"], key=lambda row: (row["cv_apgr"], row["k"]))["k"]
     assert algorithm("knn").fit(features, scores, Pair(0, 1), 0, {"k": 8}).params() == {"k": 8}
     assert as_trained(params) == {}  # training-side CV searches k again in every fold
+
+
+def test_ensemble_mixes_linear_and_knn_by_cross_validation_and_round_trips(tmp_path: Path) -> None:
+    features, scores = noisy_problem(900, seed=6)
+    scaled = features / np.r_[100.0, 1, 1, 1, 1, 0.01]
+    scorer = algorithm("ensemble").fit(scaled, scores, Pair(0, 1), 0, {})
+    params = scorer.params()
+    assert [row["knn_weight"] for row in params["cv"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    best = max(params["cv"], key=lambda row: (row["cv_apgr"], -abs(row["knn_weight"] - 0.5)))
+    assert params["knn_weight"] == best["knn_weight"]
+    assert "l2" in params["linear"] and "k" in params["knn"]  # each member's own search, recorded
+    mixed = scorer.predict(scaled)
+    weight = params["knn_weight"]
+    np.testing.assert_allclose(
+        mixed, (1 - weight) * scorer.linear.predict(scaled) + weight * scorer.knn.predict(scaled)
+    )
+    assert as_trained(params) == {}  # training-side CV fits members and weight afresh in each fold
+    fixed = algorithm("ensemble").fit(scaled, scores, Pair(0, 1), 0, {"knn_weight": 0.25})
+    assert fixed.params()["knn_weight"] == 0.25 and "cv" not in fixed.params()
+    easy = [f"hello there friend, how are you doing today number {i}" for i in range(60)]
+    hard = [f"prove the integral of the polynomial series converges, lemma {i}" for i in range(60)]
+    data = RoutingDataset(
+        tuple(easy + hard), ("weak", "strong"), np.array([[1.0, 1.0]] * 60 + [[0.0, 1.0]] * 60)
+    )
+    router = train_router(data, "ensemble", HashingEncoder(64), seed=1)
+    loaded = load_router(save_router(router, tmp_path / "ensemble"))
+    texts = ["hello friend", "prove the lemma converges"]
+    np.testing.assert_allclose(loaded.predict(texts).scores, router.predict(texts).scores)
+    assert loaded.info.params == router.info.params

@@ -40,7 +40,7 @@ from routeiq.routing.classifier.artifacts import (
     sha256_file,
 )
 from routeiq.routing.classifier.calibration import fit_logistic
-from routeiq.routing.classifier.centroid import centre, load_encoder, similarities, tier_features
+from routeiq.routing.classifier.centroid import centre, load_encoder, similarities, text_sizes, tier_features
 from routeiq.routing.classifier.encoder import PromptEncoder, StaticEncoder
 from routeiq.routing.classifier.prototypes import CATEGORIES, TIERS, load_prototypes
 
@@ -61,7 +61,7 @@ def stored_prototypes(centred: np.ndarray) -> np.ndarray:
 
 
 def out_of_fold(
-    centred: np.ndarray, counts: np.ndarray, tiers: np.ndarray, cats: np.ndarray
+    centred: np.ndarray, sizes: np.ndarray, tiers: np.ndarray, cats: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tier features and category predictions for each prototype from prototypes other than its fold's."""
     folds = np.arange(len(tiers)) % FOLDS
@@ -72,7 +72,7 @@ def out_of_fold(
         train, held = folds != fold, folds == fold
         cat_c = class_centroids(centred[train], cats[train], len(CATEGORIES))
         features[held] = tier_features(
-            centred[held], counts[held], stored[train], tiers[train], TIER_NEIGHBOURS
+            centred[held], sizes[held], stored[train], tiers[train], TIER_NEIGHBOURS
         )
         predicted[held] = similarities(centred[held], cat_c).argmax(axis=1)
     return features, predicted
@@ -111,13 +111,14 @@ def build(
     else:
         source_dir = prepare_transformer_dir(data_dir, out_dir)
         encoder = load_encoder(source_dir / ENCODER_DIR)
-    embeddings, counts = encoder.embed_with_counts([p.text for p in prototypes])
+    texts = [p.text for p in prototypes]
+    embeddings = encoder.embed(texts)
     tiers = np.array([TIERS.index(p.tier) for p in prototypes])
     cats = np.array([CATEGORIES.index(p.category) for p in prototypes])
 
     center = embeddings.mean(axis=0).astype(np.float32)
     centred = centre(embeddings, center)
-    features, predicted = out_of_fold(centred, counts, tiers, cats)
+    features, predicted = out_of_fold(centred, text_sizes(texts), tiers, cats)
     weights, offset = fit_logistic(features, tiers)
     p_oof = 1.0 / (1.0 + np.exp(-(features @ weights + offset)))
 
@@ -158,10 +159,12 @@ def build(
         "calibration": {
             "tier_neighbours": TIER_NEIGHBOURS,
             "tier_weight_margin": round(float(weights[0]), 6),
-            "tier_weight_log_tokens": round(float(weights[1]), 6),
+            "tier_weight_log_chars": round(float(weights[1]), 6),
             "tier_offset": round(offset, 6),
             "borderline_margin": DEFAULT_BORDERLINE_MARGIN,
             "out_of_fold_tier_accuracy": round(float(((p_oof >= 0.5) == (tiers == 1)).mean()), 4),
+            # Calibration, not just accuracy: the mean squared gap between p_strong and the tier (0/1).
+            "out_of_fold_tier_brier": round(float(((p_oof - tiers) ** 2).mean()), 4),
             "out_of_fold_category_accuracy": round(float((predicted == cats).mean()), 4),
             "folds": FOLDS,
         },

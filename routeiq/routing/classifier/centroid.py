@@ -1,10 +1,13 @@
 """The zero-config prompt classifier: nearest prototypes over a static embedding.
 
-Tier: p_strong = sigmoid(a * (knn(complex) - knn(simple)) + b * log(1 + tokens) + c), where knn(t)
+Tier: p_strong = sigmoid(a * (knn(complex) - knn(simple)) + b * log(1 + characters) + c), where knn(t)
 is the mean cosine to the K most similar prototypes of tier t (the prototypes act as many small
 centroids: "hard" and "easy" are each a union of unlike regions, which one mean per tier blurs),
 and a, b, c are fitted at build time on the prototypes (out-of-fold). The size term is there
-because length is real evidence (long prompts carry more context and more constraints). Near the
+because length is real evidence (long prompts carry more context and more constraints), and it keeps
+prompts whose meaning is alike (one domain: math word problems, one exam) in a useful order. It counts
+characters, not WordPiece tokens: formulas and numbers split into many tokens, so a token count
+ranks a short equation above a long question (on MMLU STEM, log tokens alone routes below random). Near the
 decision boundary the classifier picks ``complex``: sending an easy prompt to a strong model costs
 money, sending a hard one to a weak model costs a wrong answer.
 Category: the most similar of the eight category centroids.
@@ -79,12 +82,17 @@ def similarities(rows: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return (rows[:, None, :] * centroids[None, :, :]).sum(axis=-1)
 
 
+def text_sizes(texts: Sequence[str]) -> np.ndarray:
+    """Each text's length in characters (the size feature), as float64."""
+    return np.fromiter((len(text) for text in texts), dtype=np.float64, count=len(texts))
+
+
 def tier_features(
-    centred: np.ndarray, token_counts: np.ndarray, prototypes: np.ndarray, prototype_tiers: np.ndarray, k: int
+    centred: np.ndarray, sizes: np.ndarray, prototypes: np.ndarray, prototype_tiers: np.ndarray, k: int
 ) -> np.ndarray:
-    """The calibrated model's inputs, shape (n, 2): k-nearest-prototype margin and log(1 + tokens)."""
+    """The calibrated model's inputs, shape (n, 2): k-nearest-prototype margin and log(1 + characters)."""
     margin = tier_margin(centred, prototypes, prototype_tiers, k)
-    return np.column_stack([margin, np.log1p(token_counts.astype(np.float64))])
+    return np.column_stack([margin, np.log1p(sizes.astype(np.float64))])
 
 
 def tier_margin(
@@ -140,7 +148,7 @@ class CentroidClassifier:
             raise ClassifierUnavailable("centroids.npz needs prototypes of both tiers")
         calibration = arrays["tier_calibration"].astype(np.float64)
         if calibration.shape != (3,):
-            raise ClassifierUnavailable("centroids.npz tier_calibration must hold (margin, length, offset)")
+            raise ClassifierUnavailable("centroids.npz tier_calibration must hold (margin, size, offset)")
         self._weights, self._offset = calibration[:2], float(calibration[2])
         self._category_names = tuple(str(name) for name in arrays["category_names"])
         self._category_centroids = arrays["category_centroids"].astype(np.float32)
@@ -178,24 +186,27 @@ class CentroidClassifier:
         return self._category_names
 
     def classify(self, text: str) -> Classification:
-        return self.classify_embeddings(*self._encoder.embed_with_counts([text]))[0]
+        return self.classify_embeddings(self._encoder.embed([text]), [text])[0]
 
     def classify_many(self, texts: Sequence[str]) -> list[Classification]:
-        return self.classify_embeddings(*self._encoder.embed_with_counts(list(texts)))
+        texts = list(texts)
+        return self.classify_embeddings(self._encoder.embed(texts), texts)
 
-    def p_strong(self, embeddings: np.ndarray, token_counts: np.ndarray) -> np.ndarray:
-        """Vectorised p_strong for ``encoder.embed_with_counts`` output (for batch scoring)."""
-        return self._p_strong(centre(embeddings, self._center), token_counts)
+    def p_strong(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """Vectorised p_strong for ``encoder.embed(texts)`` output and the texts (for batch scoring)."""
+        return self._p_strong(centre(embeddings, self._center), text_sizes(texts))
 
-    def _p_strong(self, centred: np.ndarray, token_counts: np.ndarray) -> np.ndarray:
-        features = tier_features(centred, token_counts, self._prototypes, self._prototype_tiers, self._k)
+    def _p_strong(self, centred: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        features = tier_features(centred, sizes, self._prototypes, self._prototype_tiers, self._k)
         logits = (features * self._weights).sum(axis=1) + self._offset
         return np.asarray(1.0 / (1.0 + np.exp(-logits)))
 
-    def classify_embeddings(self, embeddings: np.ndarray, token_counts: np.ndarray) -> list[Classification]:
-        """Classify rows from ``encoder.embed_with_counts`` (lets callers embed once, use twice)."""
+    def classify_embeddings(self, embeddings: np.ndarray, texts: Sequence[str]) -> list[Classification]:
+        """Classify rows of ``encoder.embed(texts)`` (lets callers embed once, use twice)."""
+        if len(texts) != embeddings.shape[0]:
+            raise ValueError("one embedding per text")
         centred = centre(embeddings, self._center)
-        p_strong = self._p_strong(centred, token_counts)
+        p_strong = self._p_strong(centred, text_sizes(texts))
         category_index = similarities(centred, self._category_centroids).argmax(axis=1)
         out = []
         for p, index in zip(p_strong.tolist(), category_index.tolist(), strict=True):

@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     outcomes = load_mmlu(args.data)
     classifier = CentroidClassifier.load(args.classifier)
     scores = {
-        "centroid_p_strong": classifier.p_strong(*classifier.encoder.embed_with_counts(outcomes.prompts)),
+        "centroid_p_strong": classifier.p_strong(
+            classifier.encoder.embed(outcomes.prompts), outcomes.prompts
+        ),
         "length_chars": np.array([len(p) for p in outcomes.prompts], dtype=np.float64),
     }
     test = np.array([in_test_split(p) for p in outcomes.prompts])

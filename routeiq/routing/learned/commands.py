@@ -127,9 +127,14 @@ def as_trained(params: dict[str, Any]) -> dict[str, Any]:
     """The trained router's parameters to re-fit each fold with: after any adaptation (knn's clamped
     ``k``), but without what training itself chose by cross-validation (linear's ``l2``, listed in
     ``params["cv"]``): each fold searches again on its own rows, so the held-out fold never picks it.
+    An ensemble's member records (nested dicts) are dropped too: each fold fits its members afresh.
     """
-    searched = {key for row in params.get("cv", ()) for key in row if key != "cv_auroc"}
-    return {key: value for key, value in params.items() if key != "cv" and key not in searched}
+    searched = {key for row in params.get("cv", ()) for key in row if not key.startswith("cv_")}
+    return {
+        key: value
+        for key, value in params.items()
+        if key != "cv" and key not in searched and not isinstance(value, dict)
+    }
 
 
 def _cross_validate(
@@ -281,8 +286,8 @@ def _classify_chunk(
         shared: np.ndarray | None = None
         categories: list[Any] = [None] * len(texts)
         if classifier is not None:
-            shared, token_counts = classifier.encoder.embed_with_counts(texts)
-            categories = classifier.classify_embeddings(shared, token_counts)
+            shared = classifier.encoder.embed(texts)
+            categories = classifier.classify_embeddings(shared, texts)
         if learned is None:
             for item in categories:
                 tier = item.tier if threshold is None else (COMPLEX if item.p_strong >= threshold else SIMPLE)

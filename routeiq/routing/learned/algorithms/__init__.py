@@ -5,6 +5,7 @@ from __future__ import annotations
 from routeiq.routing.catalogue import LEARNED_ALGORITHMS
 from routeiq.routing.learned.algorithms.base import Algorithm, Pair, Params, Scorer
 from routeiq.routing.learned.algorithms.elo import Elo
+from routeiq.routing.learned.algorithms.ensemble import Ensemble
 from routeiq.routing.learned.algorithms.knn import Knn
 from routeiq.routing.learned.algorithms.linear import Linear
 from routeiq.routing.learned.algorithms.mf import Mf
@@ -23,6 +24,7 @@ def algorithm(name: str) -> Algorithm:
         "mf": Mf,
         "elo": Elo,
         "linear": Linear,
+        "ensemble": Ensemble,
     }
     try:
         return factories[name]()

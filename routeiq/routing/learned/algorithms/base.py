@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from routeiq.routing import quality
+
 Params = dict[str, Any]
 
 
@@ -92,3 +94,19 @@ def require(arrays: dict[str, np.ndarray], *names: str) -> list[np.ndarray]:
     if missing:
         raise KeyError(f"missing arrays: {', '.join(missing)}")
     return [arrays[name] for name in names]
+
+
+def ranking_quality(scores: np.ndarray, target: np.ndarray, paired: bool = True) -> tuple[float, float]:
+    """(APGR, AUROC) of ``scores`` against the routed column's soft target, for hyper-parameter searches.
+
+    With a pair the target is ``(1 + strong - weak) / 2`` and APGR is measured on the gain
+    ``strong - weak``: the figure routing is judged by, which also counts the prompts where the strong
+    model does worse (AUROC, "strong wins" against the rest, does not). Without a pair, or when the
+    rows hold no positive gain to recover, the first number is the AUROC again.
+    """
+    labels = target > 0.5
+    auroc = float(quality.auroc(scores, labels)) if 0 < labels.sum() < labels.size else 0.5
+    gain = 2.0 * target - 1.0
+    if not paired or float(gain.sum()) <= 0.0:
+        return auroc, auroc
+    return float(quality.apgr(scores, np.zeros_like(gain), gain)), auroc

@@ -7,7 +7,8 @@ like the training data, and a useful sanity baseline for the parametric routers.
 Unless ``--param k=...`` fixes it, ``k`` is chosen by cross-validation on the training rows only:
 each fold's rows are scored by their neighbours among the other folds for every candidate ``k`` at
 once (one similarity pass, then running means over the sorted neighbours), and the ``k`` with the best
-out-of-fold AUROC of the routed column wins; every candidate's score is kept in ``params["cv"]``.
+out-of-fold APGR of the routed column (AUROC without a pair) wins; every candidate's score is kept
+in ``params["cv"]``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeiq.routing import quality
-from routeiq.routing.learned.algorithms.base import Pair, Params, check_parameters, require, with_pair_column
+from routeiq.routing.learned.algorithms.base import (
+    Pair,
+    Params,
+    check_parameters,
+    ranking_quality,
+    require,
+    with_pair_column,
+)
 
 BATCH = 1024  # query rows per similarity block: bounds memory at BATCH x n_train floats
 DEFAULT_K = 64
@@ -66,8 +73,11 @@ def max_k(rows: int) -> int:
     return max(1, int(rows * MAX_K_FRACTION))
 
 
-def choose_k(points: np.ndarray, target: np.ndarray, seed: int) -> tuple[int, list[dict[str, Any]]]:
-    """The grid's ``k`` (those a fold's training rows allow) with the best out-of-fold AUROC."""
+def choose_k(
+    points: np.ndarray, target: np.ndarray, seed: int, paired: bool = True
+) -> tuple[int, list[dict[str, Any]]]:
+    """The grid's ``k`` (those a fold's training rows allow) with the best out-of-fold APGR (for a
+    pair; else AUROC): see ``ranking_quality``."""
     n = len(points)
     assignment = np.empty(n, dtype=np.int64)
     assignment[np.random.default_rng(seed).permutation(n)] = np.arange(n) % CV_FOLDS
@@ -86,15 +96,11 @@ def choose_k(points: np.ndarray, target: np.ndarray, seed: int) -> tuple[int, li
             running = np.cumsum(ranked, axis=1)
             for index, k in enumerate(grid):
                 scores[index, rows] = running[:, k - 1] / k
-    labels = target > 0.5
-    search = [
-        {
-            "k": k,
-            "cv_auroc": round(float(quality.auroc(scores[i], labels)), 4) if 0 < labels.sum() < n else 0.5,
-        }
-        for i, k in enumerate(grid)
-    ]
-    best = max(search, key=lambda row: (row["cv_auroc"], row["k"]))
+    search = []
+    for i, k in enumerate(grid):
+        apgr, auroc = ranking_quality(scores[i], target, paired)
+        search.append({"k": k, "cv_apgr": round(apgr, 4), "cv_auroc": round(auroc, 4)})
+    best = max(search, key=lambda row: (row["cv_apgr"], row["k"]))
     return int(best["k"]), search
 
 
@@ -127,7 +133,7 @@ class Knn:
         if "k" in params:
             k = int(params["k"])
         else:
-            k, search = choose_k(points, targets[:, -1], seed)
+            k, search = choose_k(points, targets[:, -1], seed, pair is not None)
         if k < 1:
             raise ValueError("k must be at least 1")
         return KnnScorer(points, targets, k, tuple(search))

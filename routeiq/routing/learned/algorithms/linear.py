@@ -10,9 +10,10 @@ counted half), fitted by Newton's method on the cross-entropy to the soft target
   model wins" is a minority, and unweighted the model would mostly learn the base rate. The offset
   is then corrected by the log prior odds (King and Zeng's prior correction), so the probability is
   again calibrated to the training base rate while the ranking keeps what the balanced fit learned.
-- The L2 strength is chosen by k-fold cross-validation on the training rows only (the pair column's
-  AUROC, or the first output's without a pair); every candidate's score is kept in ``params`` and so
-  in the artifact's manifest. ``--param l2=...`` fixes it and skips the search.
+- The L2 strength is chosen by k-fold cross-validation on the training rows only (the out-of-fold
+  APGR of the pair column, the figure routing is judged by; the AUROC without a pair); every
+  candidate's score is kept in ``params`` and so in the artifact's manifest. ``--param l2=...`` fixes
+  it and skips the search.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from routeiq.routing import quality
 from routeiq.routing.learned.algorithms.base import (
     Pair,
     Params,
     check_parameters,
     keep_as_is,
+    ranking_quality,
     require,
     sigmoid,
     with_pair_column,
@@ -115,12 +116,14 @@ def _ranked_column(targets: np.ndarray) -> int:
     return targets.shape[1] - 1  # the pair column when there is one, else the last model's
 
 
-def choose_l2(x: np.ndarray, target: np.ndarray, folds: int, seed: int) -> tuple[float, list[dict[str, Any]]]:
-    """The grid's L2 with the best out-of-fold AUROC on these rows (ties: the stronger penalty)."""
+def choose_l2(
+    x: np.ndarray, target: np.ndarray, folds: int, seed: int, paired: bool = True
+) -> tuple[float, list[dict[str, Any]]]:
+    """The grid's L2 with the best out-of-fold APGR on these rows (for a pair; else AUROC; ties: the
+    stronger penalty): see ``ranking_quality``."""
     order = np.random.default_rng(seed).permutation(len(x))
     assignment = np.empty(len(x), dtype=np.int64)
     assignment[order] = np.arange(len(x)) % folds
-    labels = target > 0.5
     search: list[dict[str, Any]] = []
     for l2 in L2_GRID:
         scores = np.empty(len(x))
@@ -129,9 +132,9 @@ def choose_l2(x: np.ndarray, target: np.ndarray, folds: int, seed: int) -> tuple
             mean, scale = standardisation(x[kept])
             weights, offset = fit_weighted_logistic((x[kept] - mean) * scale, target[kept], l2)
             scores[held] = ((x[held] - mean) * scale) @ weights + offset
-        auroc = quality.auroc(scores, labels) if labels.any() and not labels.all() else 0.5
-        search.append({"l2": l2, "cv_auroc": round(float(auroc), 4)})
-    best = max(search, key=lambda row: (row["cv_auroc"], row["l2"]))
+        apgr, auroc = ranking_quality(scores, target, paired)
+        search.append({"l2": l2, "cv_apgr": round(apgr, 4), "cv_auroc": round(auroc, 4)})
+    best = max(search, key=lambda row: (row["cv_apgr"], row["l2"]))
     return float(best["l2"]), search
 
 
@@ -162,7 +165,7 @@ class Linear:
         if "l2" in params:
             l2 = float(params["l2"])
         else:
-            l2, search = choose_l2(x, targets[:, _ranked_column(targets)], folds, seed)
+            l2, search = choose_l2(x, targets[:, _ranked_column(targets)], folds, seed, pair is not None)
         if l2 < 0:
             raise ValueError("l2 must be non-negative")
         mean, scale = standardisation(x)
