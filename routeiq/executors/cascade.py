@@ -27,7 +27,14 @@ from starlette.responses import Response
 from routeiq.executors.base import Completed, Operation, UpstreamError
 from routeiq.executors.sse_replay import completion_events
 from routeiq.governance.call import Charge, GovernedCall, Served
-from routeiq.routing.cascade import CascadePlan, CascadeStep, CascadeStrategy, header_value, step_trail
+from routeiq.routing.cascade import (
+    CascadePlan,
+    CascadeStep,
+    CascadeStrategy,
+    header_value,
+    step_trail,
+    steps_from,
+)
 from routeiq.routing.constraints import NoCapableDeployment
 from routeiq.routing.decision import RequestTrace, decision_headers, experiment_headers
 from routeiq.routing.deployments import Deployment, usage_cost
@@ -81,7 +88,8 @@ class CascadeRun:
         plan, body = self.plan, self._step_body()
         trail: list[tuple[str, str | None]] = []
         final: tuple[RoutingChoice, Completed, dict[str, Any]] | None = None
-        for index, step in enumerate(plan.steps):
+        steps = steps_from(plan.steps, self.context.session_floor)  # a session's tier only rises
+        for index, step in enumerate(steps):
             try:
                 answered = await self._answer(step, body)
             except UpstreamError:  # the caller's fault, says the upstream: passed on unless we have an answer
@@ -95,7 +103,7 @@ class CascadeRun:
             if final is not None:
                 self.trace.escalated.append(final[0].deployment.id)
             final = (decision, completed, parsed)
-            if index == len(plan.steps) - 1:
+            if index == len(steps) - 1:
                 trail.append((step.label, None))
                 break
             verdict, accepted = await self._verify(parsed)

@@ -50,6 +50,13 @@ class CascadeStep:
 
     label: str
     deployment_ids: frozenset[str]
+    top_rank: int = len(TIERS)  # its highest tier's rank (an untiered deployment ranks above all)
+
+
+def steps_from(steps: Sequence[CascadeStep], floor: str | None) -> list[CascadeStep]:
+    """The steps a session may use: none wholly below its tier floor, and always the last."""
+    lowest = RANK.get(floor, -1) if floor is not None else -1
+    return [step for step in steps[:-1] if step.top_rank >= lowest] + list(steps[-1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +95,15 @@ def build_plans(settings: Settings, deployments: DeploymentTable) -> CascadePlan
     plans = {}
     for group, config in settings.cascades.items():
         members = deployments.group(group)
-        steps = tuple(
-            CascadeStep(
-                label,
-                frozenset(d.id for d in members if d.id == label or (d.tier == label and label in RANK)),
-            )
-            for label in config.tiers
-        )
+        steps = []
+        for label in config.tiers:
+            chosen = [d for d in members if d.id == label or (d.tier == label and label in RANK)]
+            ranks = [RANK.get(d.tier, len(TIERS)) if d.tier else len(TIERS) for d in chosen]
+            steps.append(CascadeStep(label, frozenset(d.id for d in chosen), max(ranks, default=len(TIERS))))
         verifier = build_verifier(config.verifier, f"cascades.{group}.verifier", hmac_key)
         plans[group] = CascadePlan(
             group,
-            steps,
+            tuple(steps),
             verifier,
             config.threshold,
             config.verifier.timeout_seconds,

@@ -199,6 +199,15 @@ def test_an_answer_the_scorer_rejects_escalates_and_every_call_is_charged(cascad
     assert record["attempted"][0]["error_code"] == "cascade_escalated"
 
 
+def test_a_session_that_escalated_stays_on_the_tier_it_reached(cascade: Cascade) -> None:
+    session = {"x-routeiq-session-id": "cascade-session"}
+    headers, _ = cascade.ask("scored", marked("session-1", WRONG), extra_headers=session)
+    assert headers["x-routeiq-cascade"].endswith("\u2192premium")
+    headers, _ = cascade.ask("scored", marked("session-2", RIGHT), extra_headers=session)
+    assert headers["x-routeiq-cascade"] == "premium"  # the cheap step is below the session's floor
+    assert cascade.upstream_models("session-2") == [PREMIUM]
+
+
 def test_a_judge_that_accepts_keeps_the_cheap_answer_and_is_charged(cascade: Cascade) -> None:
     headers, answer = cascade.ask("judged", marked("judge-pass", "five", "[[mock-judge-scripted: 0.8\n]]"))
     assert answer.choices[0].message.content == "five"

@@ -15,7 +15,7 @@ import yaml
 from routeiq.config import ConfigError, load_settings
 from routeiq.executors.cascade import summed_usage
 from routeiq.executors.sse_replay import completion_events
-from routeiq.routing.cascade import CascadeStrategy, build_plans, header_value, step_trail
+from routeiq.routing.cascade import CascadeStrategy, build_plans, header_value, step_trail, steps_from
 from routeiq.routing.deployments import DeploymentTable
 from routeiq.routing.strategy import RoutingContext
 from routeiq.routing.verifiers import Answer, VerifierFailed
@@ -241,3 +241,15 @@ def test_the_strategy_picks_the_cheapest_of_the_lowest_tier(tmp_path: Path) -> N
     context = RoutingContext(request_id="r", group="auto", body={})
     choice = CascadeStrategy().choose(list(table.group("auto"))[::-1], context)
     assert choice.deployment.id == "cheap" and choice.strategy == "llmrouter-cascade"
+
+
+def test_a_session_floor_skips_the_steps_below_it_but_never_the_last(tmp_path: Path) -> None:
+    settings = load(tmp_path, document({**JUDGED, "tiers": ["cheap", "premium"]}))
+    plans = build_plans(settings, DeploymentTable(settings.model_list))
+    assert plans is not None
+    plan = plans.get("auto")
+    assert plan is not None
+    assert [step.label for step in steps_from(plan.steps, None)] == ["cheap", "premium"]
+    assert [step.label for step in steps_from(plan.steps, "budget")] == ["cheap", "premium"]
+    assert [step.label for step in steps_from(plan.steps, "standard")] == ["premium"]
+    assert [step.label for step in steps_from(plan.steps, "reasoning")] == ["premium"]
