@@ -148,10 +148,10 @@ class CascadeRun:
                 if not error.retryable:
                     raise  # the caller's fault: the dispatcher passes the upstream's answer on
                 continue
+            self.charges.append((decision.deployment, completed.usage))  # it answered: it is paid for
             parsed = _parsed(completed.body)
-            if parsed is None:  # (executors refuse a 200 that is not a JSON object already)
+            if parsed is None:  # (executors refuse a 200 that is not JSON already; this is not an object)
                 continue
-            self.charges.append((decision.deployment, completed.usage))
             return decision, completed, parsed
         return None
 
