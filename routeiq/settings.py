@@ -584,6 +584,8 @@ class Settings(BaseSettings):
             if name == CASCADE_STRATEGY and group not in self.cascades:
                 key = f"router_settings.group_strategies.{group}"
                 problems.append(f"{key}: {CASCADE_STRATEGY} needs routeiq.cascades.{group}")
+        if not self.cascades:
+            return problems
         members: dict[str, list[tuple[str, str | None]]] = {}
         for entry, deployment_id in zip(self.model_list, deployment_ids(self.model_list), strict=True):
             members.setdefault(entry.model_name, []).append((deployment_id, entry.model_info.tier))
