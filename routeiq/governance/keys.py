@@ -6,10 +6,14 @@ no comparison ever runs over the secret itself. Each worker caches what it looke
 ``key_cache_seconds``; every change goes out as the live change ``keys`` so that all workers and
 replicas forget the key at once (revocation does not wait for the cache). A worker that missed a
 change (versions skipped) forgets its whole cache: it cannot know which keys changed.
+
+Callers that miss the cache for the same key at the same moment share one database lookup: when a
+busy key's entry expires, the requests in flight must not each query the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -93,6 +97,8 @@ class VirtualKeys:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
+        self._lookups: dict[str, asyncio.Future[_Cached]] = {}  # by key hash, while in flight
+        self._forgotten = 0  # changes applied so far: a lookup that overlapped one is not cached
         # Not caught up at startup: the cache starts empty, so nothing stored before can be stale in it.
         changes.watch(SUBJECT, self._forget, catch_up=False)
 
@@ -102,14 +108,7 @@ class VirtualKeys:
         now = self._clock()
         cached = self._cache.get(key_hash)
         if cached is None or cached.until <= now:
-            record = await self._repository.by_hash(key_hash)
-            if record is not None and not hmac.compare_digest(record.key_hash, key_hash):
-                record = None
-            identity = identity_of(record) if record is not None else None
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()  # bounded: random keys sprayed at the gateway cannot grow it
-            cached = _Cached(record, identity, now + self._cache_seconds)
-            self._cache[key_hash] = cached
+            cached = await self._look_up(key_hash, now)
         record = cached.record
         if record is None:
             return None
@@ -118,6 +117,37 @@ class VirtualKeys:
         if record.expires_at is not None and record.expires_at <= now:
             raise KeyRefused("key_expired", "this API key has expired")
         return cached.identity
+
+    async def _look_up(self, key_hash: str, now: float) -> _Cached:
+        pending = self._lookups.get(key_hash)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(key_hash, now))
+            self._lookups[key_hash] = pending
+            pending.add_done_callback(lambda done: self._lookup_done(key_hash, done))
+        # Shielded: a caller that goes away must not cancel the lookup the others wait for.
+        return await asyncio.shield(pending)
+
+    def _lookup_done(self, key_hash: str, done: asyncio.Future[_Cached]) -> None:
+        if self._lookups.get(key_hash) is done:
+            del self._lookups[key_hash]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have gone away
+
+    async def _fetch(self, key_hash: str, now: float) -> _Cached:
+        forgotten = self._forgotten
+        record = await self._repository.by_hash(key_hash)
+        if record is not None and not hmac.compare_digest(record.key_hash, key_hash):
+            record = None
+        cached = _Cached(
+            record, identity_of(record) if record is not None else None, now + self._cache_seconds
+        )
+        # A change applied while the lookup ran may be about this key: serve what was read to the
+        # callers that asked before it, but do not keep it (callers after it start a new lookup).
+        if forgotten == self._forgotten:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()  # bounded: random keys sprayed at the gateway cannot grow it
+            self._cache[key_hash] = cached
+        return cached
 
     async def create(self, fields: dict[str, Any], created_by: str) -> tuple[KeyRecord, str]:
         secret = new_secret()
@@ -184,6 +214,8 @@ class VirtualKeys:
         await self._changes.publish(SUBJECT, {"forget": key_hash}, local_if_unavailable=True)
 
     def _forget(self, change: Change) -> None:
+        self._forgotten += 1
+        self._lookups.clear()
         key_hash = (change.value or {}).get("forget")
         if change.follows_previous and isinstance(key_hash, str):
             self._cache.pop(key_hash, None)

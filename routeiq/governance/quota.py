@@ -27,7 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from routeiq.api.texts import texts
@@ -67,31 +67,28 @@ _WHAT_OF_METRIC: dict[Metric, str] = {
 
 @dataclass(frozen=True, slots=True)
 class AppliedLimit:
-    """One limit as it applies to one subject: the key, team or user it names, or the group."""
+    """One limit as it applies to one subject: the key, team or user it names, or the group.
+
+    What the request path reads (counter name, window, cap, header kind) is worked out once here:
+    a call reads each of them several times while reserving, answering and settling.
+    """
 
     scope: Scope
     subject: str
     limit: Limit
+    # The metric is always the last part, so a subject containing ':' stays unambiguous.
+    counter: str = field(init=False)
+    window: Window = field(init=False)
+    cap: int = field(init=False)  # the limit as a StateStore integer (micro-dollars for spend)
+    kind: HeaderKind = field(init=False)
 
-    @property
-    def counter(self) -> str:
-        # The metric is always the last part, so a subject containing ':' stays unambiguous.
-        return f"quota:{self.scope}:{self.subject}:{self.limit.metric}"
-
-    @property
-    def window(self) -> Window:
-        return Window(self.limit.window)
-
-    @property
-    def cap(self) -> int:
-        """The limit as a StateStore integer (micro-dollars for spend)."""
-        if self.limit.is_budget:
-            return round(self.limit.limit * MICRO_USD_PER_USD)
-        return math.floor(self.limit.limit)
-
-    @property
-    def kind(self) -> HeaderKind:
-        return _KIND_OF_METRIC[self.limit.metric]
+    def __post_init__(self) -> None:
+        limit = self.limit
+        cap = round(limit.limit * MICRO_USD_PER_USD) if limit.is_budget else math.floor(limit.limit)
+        object.__setattr__(self, "counter", f"quota:{self.scope}:{self.subject}:{limit.metric}")
+        object.__setattr__(self, "window", Window(limit.window))
+        object.__setattr__(self, "cap", cap)
+        object.__setattr__(self, "kind", _KIND_OF_METRIC[limit.metric])
 
     def describe(self) -> str:
         """For messages, e.g. ``team 'ml': 100 tokens per minute``. Never the key's secret."""
