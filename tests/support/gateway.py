@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import yaml
 
-READY_TIMEOUT_SECONDS = 60.0
+# A deadline, not a wait: a gateway is usually ready in seconds, but a loaded 2-core machine has
+# taken over a minute to import LiteLLM.
+READY_TIMEOUT_SECONDS = 180.0
 
 
 def free_port() -> int:
