@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.gateway import Gateway
+from tests.support.gateway import COMMAND_TIMEOUT_SECONDS, Gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
@@ -67,7 +67,9 @@ def check_config(config: dict[str, Any], tmp: Path) -> subprocess.CompletedProce
     secrets = {name: "placeholder" for name in re.findall(r"os\.environ/(\w+)", text)}
     command = [sys.executable, "-m", "routeiq", "check-config", str(path)]
     environ = {**os.environ, **secrets}
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp, env=environ)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS, cwd=tmp, env=environ
+    )
 
 
 EXAMPLES = list(yaml_blocks())

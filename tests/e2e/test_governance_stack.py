@@ -29,7 +29,7 @@ from routeiq.resilience.traffic import TrafficGate
 from routeiq.runtime_handle import RuntimeHandle
 from routeiq.settings import Settings
 from tests.support.eventually import eventually_sync
-from tests.support.gateway import Gateway, deployment
+from tests.support.gateway import COMMAND_TIMEOUT_SECONDS, Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
 MASTER = {"authorization": "Bearer sk-stack-master"}
@@ -168,7 +168,10 @@ def test_a_malformed_limit_in_the_config_stops_startup_with_a_clear_message(tmp_
     )
     for command in (["check-config", str(config)], ["serve", "--config", str(config)]):
         result = subprocess.run(
-            [sys.executable, "-m", "routeiq", *command], capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "routeiq", *command],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
         )
         assert result.returncode == 2, result.stderr
         assert "routeiq.quotas.teams.a.0.window" in result.stderr and "Traceback" not in result.stderr

@@ -25,7 +25,7 @@ import yaml
 
 from routeiq.plugins.builtin.pii import find_pii
 from tests.support.eventually import eventually_sync
-from tests.support.gateway import Gateway, deployment
+from tests.support.gateway import COMMAND_TIMEOUT_SECONDS, Gateway, deployment
 from tests.support.mock_upstream import MODERATION_MARKER, MockUpstream
 from tests.support.plugin_fixtures import install_entry_points
 
@@ -464,7 +464,7 @@ def write_config(tmp_path: Path, plugins: list[dict[str, Any]]) -> Path:
 
 def check_config(path: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "routeiq", "check-config", str(path)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS)
 
 
 def test_check_config_names_a_bad_plugin(tmp_path: Path) -> None:

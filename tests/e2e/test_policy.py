@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.support.eventually import eventually_sync
-from tests.support.gateway import Gateway, deployment
+from tests.support.gateway import COMMAND_TIMEOUT_SECONDS, Gateway, deployment
 from tests.support.mock_upstream import MockUpstream
 
 MASTER_KEY = "sk-policy-master"
@@ -379,7 +379,7 @@ def check_config(
         capture_output=True,
         text=True,
         cwd="/",  # the policy file is found next to the config, not in the working directory
-        timeout=120,
+        timeout=COMMAND_TIMEOUT_SECONDS,
     )
 
 

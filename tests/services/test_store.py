@@ -27,6 +27,7 @@ from tests.support.databases import (
     reset_postgres_schema,
 )
 from tests.support.eventually import eventually
+from tests.support.gateway import COMMAND_TIMEOUT_SECONDS
 
 HEAD = Database.head_revision()
 
@@ -467,7 +468,7 @@ def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedP
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=COMMAND_TIMEOUT_SECONDS,
     )
 
 

@@ -18,6 +18,8 @@ import yaml
 # A deadline, not a wait: a gateway is usually ready in seconds, but a loaded 2-core machine has
 # taken over a minute to import LiteLLM.
 READY_TIMEOUT_SECONDS = 180.0
+# The same for a one-shot ``routeiq`` command (check-config, db, serve that fails at startup).
+COMMAND_TIMEOUT_SECONDS = 300.0
 
 
 def free_port() -> int:

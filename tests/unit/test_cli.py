@@ -9,14 +9,17 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from tests.support.gateway import free_port
+from tests.support.gateway import COMMAND_TIMEOUT_SECONDS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "routeiq", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "routeiq", *args],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
     )
 
 
@@ -97,7 +100,7 @@ def run_with(
         [sys.executable, "-m", "routeiq", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=COMMAND_TIMEOUT_SECONDS,
         env={**environ, **env},
         cwd=cwd,
     )
