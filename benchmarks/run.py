@@ -123,7 +123,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--chunks", type=int, default=20, help="chunks per streamed mock response")
     parser.add_argument("--chunk-delay-ms", type=float, default=1.0, help="mock gap between stream chunks")
     parser.add_argument(
-        "--ready-timeout", type=float, default=30.0, help="seconds a server may take to be ready"
+        "--ready-timeout", type=float, default=120.0, help="seconds a server may take to be ready"
     )
     parser.add_argument(
         "--only",

@@ -41,15 +41,18 @@ class Leases:
     def take(self, slots: Sequence[Slot], amounts: Sequence[int]) -> tuple[int, ...] | None:
         """Serve a call from the spare of every one of its counters, all or nothing; the counts it
         implies (shared count less what is still spare here), or None to go to the shared store."""
+        # (Every call of a busy process comes here: plain loops, no properties.)
         held = []
         for slot, amount in zip(slots, amounts, strict=True):
             entry = self._held.get(slot)
-            if entry is None or entry.count is None or entry.spare < amount:
+            if entry is None or entry.count is None or entry.granted - entry.used < amount:
                 return None
             held.append(entry)
+        counts = []
         for entry, amount in zip(held, amounts, strict=True):
             entry.used += amount
-        return tuple(entry.count - entry.spare for entry in held if entry.count is not None)
+            counts.append(entry.count - entry.granted + entry.used)  # type: ignore[operator]
+        return tuple(counts)
 
     def release_for(self, slot: Slot) -> int:
         """Hand the slot's spare to a reservation about to go to the shared store: set aside now, so

@@ -48,6 +48,7 @@ CHARS_PER_TOKEN = 4  # the usual rough rule for English text; settling corrects 
 UNAVAILABLE_RETRY_SECONDS = 1.0
 FLUSH_SECONDS = 0.5  # how long units given back or leased may sit in a process before going back
 LEASE_CALLS = 32  # a reservation may lease up to this many calls' worth for the process's next calls
+MAX_PLANS = 10_000  # (caller, group) pairs whose limits are kept worked out
 
 _KIND_OF_METRIC: dict[Metric, HeaderKind] = {
     "requests": "requests",
@@ -81,14 +82,17 @@ class AppliedLimit:
     window: Window = field(init=False)
     cap: int = field(init=False)  # the limit as a StateStore integer (micro-dollars for spend)
     kind: HeaderKind = field(init=False)
+    cap_text: str = field(init=False)  # the cap as its x-ratelimit-limit-* header says it
 
     def __post_init__(self) -> None:
         limit = self.limit
         cap = round(limit.limit * MICRO_USD_PER_USD) if limit.is_budget else math.floor(limit.limit)
+        kind = _KIND_OF_METRIC[limit.metric]
         object.__setattr__(self, "counter", f"quota:{self.scope}:{self.subject}:{limit.metric}")
         object.__setattr__(self, "window", Window(limit.window))
         object.__setattr__(self, "cap", cap)
-        object.__setattr__(self, "kind", _KIND_OF_METRIC[limit.metric])
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "cap_text", _amount_text(kind, cap))
 
     def describe(self) -> str:
         """For messages, e.g. ``team 'ml': 100 tokens per minute``. Never the key's secret."""
@@ -158,9 +162,9 @@ class Usage:
     cost_usd: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per call, and frozen fields cost a call each to set
 class Ticket:
-    """A granted reservation: what was reserved, when (its window buckets) and the counts after it."""
+    """A granted reservation: what was reserved, in which counter buckets, and the counts after it."""
 
     limits: tuple[AppliedLimit, ...]
     amounts: tuple[int, ...]
@@ -168,12 +172,16 @@ class Ticket:
     reserved_at: float
     counts: tuple[int, ...]
     reset_seconds: tuple[float, ...]
+    slots: tuple[Slot, ...]  # each limit's counter bucket, which settling corrects
+    ends_at: tuple[float, ...]  # when each of those buckets ends
 
 
 # --- which limits apply ----------------------------------------------------------------------
 
 
-def applicable_limits(identity: Identity, group: str | None, settings: QuotaSettings) -> list[AppliedLimit]:
+def applicable_limits(
+    identity: Identity, group: str | None, settings: QuotaSettings
+) -> tuple[AppliedLimit, ...]:
     """Every limit for this caller and group, one per counter (the smallest when several name one).
 
     Identity comes from the credential only: master and anonymous callers have no key, team or user,
@@ -198,7 +206,7 @@ def applicable_limits(identity: Identity, group: str | None, settings: QuotaSett
         # Two limits on one counter must not both reserve: that would count the call twice.
         if slot not in tightest or applied.cap < tightest[slot].cap:
             tightest[slot] = applied
-    return list(tightest.values())
+    return tuple(tightest.values())
 
 
 # --- estimating a call -----------------------------------------------------------------------
@@ -306,6 +314,12 @@ def _amount_text(kind: HeaderKind, micro_or_count: int) -> str:
     return str(micro_or_count)
 
 
+_HEADER_NAMES: dict[HeaderKind, tuple[str, str, str]] = {
+    kind: (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+    for kind in ("requests", "tokens", "budget")
+}
+
+
 def limit_headers(
     limits: Sequence[AppliedLimit],
     counts: Sequence[int],
@@ -325,9 +339,10 @@ def limit_headers(
     headers: dict[str, str] = {}
     for kind, index in chosen.items():
         applied = limits[index]
-        headers[f"x-ratelimit-limit-{kind}"] = _amount_text(kind, applied.cap)
-        headers[f"x-ratelimit-remaining-{kind}"] = _amount_text(kind, max(0, applied.cap - counts[index]))
-        headers[f"x-ratelimit-reset-{kind}"] = format_reset(resets[index])
+        limit_name, remaining_name, reset_name = _HEADER_NAMES[kind]
+        headers[limit_name] = applied.cap_text
+        headers[remaining_name] = _amount_text(kind, max(0, applied.cap - counts[index]))
+        headers[reset_name] = format_reset(resets[index])
     return headers
 
 
@@ -347,6 +362,17 @@ class Quotas:
         self._prices = prices or PriceBook({}, lambda group: ())
         self._leases = Leases()
         self._tasks: list[asyncio.Task[None]] = []
+        # The limits of each (caller, group) seen lately. Keyed by the Identity object, which the key
+        # cache hands out for as long as the key is unchanged; the object is kept beside the limits
+        # so a recycled id() is never mistaken for it.
+        self._plans: dict[tuple[int, str | None], tuple[Identity, tuple[AppliedLimit, ...]]] = {}
+        # The buckets of each limits tuple (from _plans) while its windows last: id -> (limits,
+        # valid from, valid until, slots, ends).
+        self._bucket_cache: dict[
+            int, tuple[Sequence[AppliedLimit], float, float, tuple[Slot, ...], tuple[float, ...]]
+        ] = {}
+        # Counter buckets whose lease this process is refilling from the shared store right now.
+        self._refills: dict[tuple[Slot, ...], asyncio.Event] = {}
 
     @property
     def settings(self) -> QuotaSettings:
@@ -369,8 +395,16 @@ class Quotas:
             or (identity.user is not None and identity.user in self._settings.users)
         )
 
-    def limits_for(self, identity: Identity, group: str | None) -> list[AppliedLimit]:
-        return applicable_limits(identity, group, self._settings)
+    def limits_for(self, identity: Identity, group: str | None) -> tuple[AppliedLimit, ...]:
+        plan_key = (id(identity), group)
+        known = self._plans.get(plan_key)
+        if known is not None and known[0] is identity:
+            return known[1]
+        limits = applicable_limits(identity, group, self._settings)
+        if len(self._plans) >= MAX_PLANS:
+            self._plans.clear()  # bounded, like the key cache that hands out the identities
+        self._plans[plan_key] = (identity, limits)
+        return limits
 
     def estimate(self, body: Mapping[str, Any], route: str, group: str | None = None) -> Estimate:
         """What the call may use, priced at the dearest deployment ``group`` may reach."""
@@ -382,16 +416,57 @@ class Quotas:
         """Reserve the call against every limit at once; ``QuotaExceeded`` when refused
         (``QuotaUnavailable`` if the shared store is down and quotas fail closed)."""
         now = time.time() if now is None else now
-        amounts = tuple(reserved_amount(applied.limit.metric, estimate) for applied in limits)
+        amounts = tuple([reserved_amount(applied.limit.metric, estimate) for applied in limits])
+        slots, ends_at = self._buckets(limits, now)
+        resets = tuple([end - now for end in ends_at])
+        held = self._leases.take(slots, amounts)
+        if held is None and (refill := self._refills.get(slots)) is not None:
+            # Another call of this process is fetching a lease for these counters: its lease will
+            # most likely serve this call too, so wait for it instead of also going to the store
+            # (after a flush, every concurrent call would otherwise make its own round trip).
+            await refill.wait()
+            held = self._leases.take(slots, amounts)
+        if held is not None:
+            return Ticket(tuple(limits), amounts, estimate, now, held, resets, slots, ends_at)
+        refilling = slots not in self._refills
+        if refilling:
+            self._refills[slots] = asyncio.Event()
+        try:
+            counts, resets = await self._reserve_shared(limits, amounts, slots, ends_at, now)
+        finally:
+            if refilling:
+                self._refills.pop(slots).set()
+        return Ticket(tuple(limits), amounts, estimate, now, counts, resets, slots, ends_at)
+
+    def _buckets(
+        self, limits: Sequence[AppliedLimit], now: float
+    ) -> tuple[tuple[Slot, ...], tuple[float, ...]]:
+        """The counter bucket each limit's window has at ``now``, and when each ends: worked out
+        again only when one of the windows has moved on (most calls of a minute share them)."""
+        known = self._bucket_cache.get(id(limits))
+        if known is not None and known[0] is limits and known[1] <= now < known[2]:
+            return known[3], known[4]
         buckets = [bucket_of(applied.window, now) for applied in limits]
-        slots = [
+        slots = tuple(
             (applied.counter, applied.window, bucket.id)
             for applied, bucket in zip(limits, buckets, strict=True)
-        ]
-        resets = tuple(bucket.reset_seconds(now) for bucket in buckets)
-        held = self._leases.take(slots, amounts)
-        if held is not None:
-            return Ticket(tuple(limits), amounts, estimate, now, held, resets)
+        )
+        ends_at = tuple(bucket.ends_at for bucket in buckets)
+        if len(self._bucket_cache) >= MAX_PLANS:
+            self._bucket_cache.clear()
+        self._bucket_cache[id(limits)] = (limits, now, min(ends_at, default=now), slots, ends_at)
+        return slots, ends_at
+
+    async def _reserve_shared(
+        self,
+        limits: Sequence[AppliedLimit],
+        amounts: tuple[int, ...],
+        slots: tuple[Slot, ...],
+        ends_at: tuple[float, ...],
+        now: float,
+    ) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """One atomic reservation in the shared store, handing back this process's spare and asking
+        for a lease: the counts after it and the windows' reset times."""
         releases = [self._leases.release_for(slot) for slot in slots]
         reservations = [
             Reservation(applied.counter, applied.window, amount, applied.cap, release, LEASE_CALLS * amount)
@@ -408,12 +483,12 @@ class Quotas:
             self._restore(slots, releases)
             raise refusal(limits, amounts, result)
         counts = tuple(
-            self._leases.granted(slot, now, bucket.ends_at, units, amount, count)
-            for slot, bucket, units, amount, count in zip(
-                slots, buckets, result.granted, amounts, result.counts, strict=True
+            self._leases.granted(slot, now, end, units, amount, count)
+            for slot, end, units, amount, count in zip(
+                slots, ends_at, result.granted, amounts, result.counts, strict=True
             )
         )
-        return Ticket(tuple(limits), amounts, estimate, now, counts, result.reset_seconds)
+        return counts, result.reset_seconds
 
     def headers(self, ticket: Ticket) -> dict[str, str]:
         return limit_headers(ticket.limits, ticket.counts, ticket.reset_seconds)
@@ -425,12 +500,12 @@ class Quotas:
         settling costs no round trip. A window that has ended meanwhile is left alone.
         """
         now = time.time()
-        for applied, reserved in zip(ticket.limits, ticket.amounts, strict=True):
+        for applied, reserved, slot, ends_at in zip(
+            ticket.limits, ticket.amounts, ticket.slots, ticket.ends_at, strict=True
+        ):
             delta = settled_amount(applied.limit.metric, usage, reserved) - reserved
-            bucket = bucket_of(applied.window, ticket.reserved_at)
-            if delta and bucket.ends_at > now:
-                slot = (applied.counter, applied.window, bucket.id)
-                self._leases.settle(slot, ticket.reserved_at, bucket.ends_at, delta)
+            if delta and ends_at > now:
+                self._leases.settle(slot, ticket.reserved_at, ends_at, delta)
 
     async def flush(self) -> None:
         """Hand every spare unit (and debt) back to the shared counters, in one round trip."""

@@ -26,6 +26,10 @@ class Window(enum.Enum):
     DAY = "day"
     MONTH = "month"
 
+    # Members are singletons compared by identity, so identity can hash them too: Enum's own
+    # __hash__ is a Python-level call, and windows are part of the keys of the quota hot path.
+    __hash__ = object.__hash__
+
 
 # A lease (units granted beyond a call's own amount, for later calls of the same process) is only
 # granted while at least this many calls of that size still fit, and takes at most this share of

@@ -280,6 +280,38 @@ async def test_with_plenty_of_room_most_calls_are_served_from_a_lease(store: Sta
     assert await count(store, by_metric["spend_usd"], at) == 200 * 50  # micro-dollars
 
 
+async def test_concurrent_calls_after_a_flush_share_one_refill_of_the_lease(store: StateStore) -> None:
+    """A flush hands the lease back; the 30 calls then in flight together wait for one call's new
+    lease instead of each going to the shared store."""
+    counting = CountingStore(store)
+    quotas = Quotas(counting, QuotaSettings())  # type: ignore[arg-type]
+    identity = key_identity(limit("requests", "hour", 100_000), limit("total_tokens", "hour", 10_000_000))
+    limits = quotas.limits_for(identity, None)
+    for _ in range(3):
+        await quotas.flush()
+        before = counting.reserves
+        tickets = await asyncio.gather(*(quotas.reserve(limits, Estimate(10, 90)) for _ in range(30)))
+        assert counting.reserves - before == 1
+    await quotas.flush()
+    assert await count(store, limits[0], tickets[0].reserved_at) == 90
+    remaining = sorted(int(quotas.headers(t)["x-ratelimit-remaining-requests"]) for t in tickets)
+    assert remaining == list(range(100_000 - 90, 100_000 - 60))
+
+
+async def test_a_refused_refill_lets_the_waiting_calls_try_for_themselves(store: StateStore) -> None:
+    """Near the limit no lease is granted: calls that waited for a refill go to the store
+    themselves, and exactly as many pass as the limit allows."""
+    quotas = quotas_on(store)
+    limits = quotas.limits_for(key_identity(limit("requests", "hour", 5)), None)
+    outcomes = await asyncio.gather(
+        *(quotas.reserve(limits, Estimate(1, 1)) for _ in range(12)), return_exceptions=True
+    )
+    assert sum(1 for outcome in outcomes if not isinstance(outcome, BaseException)) == 5
+    assert all(
+        isinstance(outcome, QuotaExceeded) for outcome in outcomes if isinstance(outcome, BaseException)
+    )
+
+
 async def test_near_a_limit_no_lease_is_granted_so_n_allowed_is_exactly_n(store: StateStore) -> None:
     """Four processes share a 20-request limit; 100 calls spread unevenly over them: exactly 20 pass."""
     processes = [quotas_on(store) for _ in range(4)]

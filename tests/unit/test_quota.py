@@ -66,7 +66,7 @@ def test_limits_come_from_key_team_user_and_group() -> None:
     }
     # Master and anonymous callers have no key, team or user: only group limits reach them.
     assert [a.scope for a in applicable_limits(MASTER, "auto", settings)] == ["group"]
-    assert applicable_limits(MASTER, "other", settings) == []
+    assert applicable_limits(MASTER, "other", settings) == ()
 
 
 @pytest.mark.parametrize(
