@@ -85,6 +85,11 @@ class Detector:
     kind: PiiKind
     pattern: re.Pattern[str]
     valid: Callable[[str], bool]
+    # A character every match contains: a text without one is not scanned (most prose has no "@").
+    needs: re.Pattern[str]
+
+
+_DIGIT = re.compile(r"\d")
 
 
 _LABEL = r"[A-Za-z0-9-]{1,63}"  # one DNS label
@@ -96,13 +101,19 @@ DETECTORS: dict[PiiKind, Detector] = {
     detector.kind: detector
     for detector in (
         # "@domain" only: the local part before the "@" is found by ``_email_spans``.
-        Detector("email", re.compile(rf"@{_LABEL}(?:\.{_LABEL}){{0,8}}\.[A-Za-z]{{2,63}}"), _always),
-        Detector("card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
+        Detector(
+            "email",
+            re.compile(rf"@{_LABEL}(?:\.{_LABEL}){{0,8}}\.[A-Za-z]{{2,63}}"),
+            _always,
+            re.compile("@"),
+        ),
+        Detector("card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card, _DIGIT),
         Detector(
             "national_id",
             # US SSN (123-45-6789) or UK National Insurance number (QQ123456C)
             re.compile(r"(?<![\w-])(?:\d{3}-\d{2}-\d{4}|[A-CEGHJ-PR-TW-Z]{2}\d{6}[A-D])(?![\w-])"),
             _national_id,
+            _DIGIT,
         ),
         Detector(
             "ip",
@@ -111,8 +122,9 @@ DETECTORS: dict[PiiKind, Detector] = {
                 r"|(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"
             ),
             _ip,
+            re.compile(r"[\d:]"),
         ),
-        Detector("phone", re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{7,20}\d(?!\w)"), _phone),
+        Detector("phone", re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{7,20}\d(?!\w)"), _phone, _DIGIT),
     )
 }
 
@@ -156,6 +168,8 @@ def find_pii(text: str, kinds: tuple[PiiKind, ...] = KINDS) -> list[Finding]:
         if kind not in kinds:
             continue
         detector = DETECTORS[kind]
+        if detector.needs.search(text) is None:
+            continue
         starts = [finding.start for finding in taken]
         found = [
             Finding(kind, start, end)
