@@ -89,8 +89,7 @@ class RuleMatch(BaseModel):
     method: list[str] | None = Field(default=None, description="HTTP method.")
     source_cidr: list[str] | None = Field(default=None, description="Client address networks.")
 
-    _patterns: dict[str, re.Pattern[str]] = PrivateAttr(default_factory=dict)
-    _networks: tuple[IPNetwork, ...] = PrivateAttr(default=())
+    _compiled: CompiledMatch | None = PrivateAttr(default=None)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -133,23 +132,38 @@ class RuleMatch(BaseModel):
         return value
 
     def model_post_init(self, context: Any) -> None:
-        for name in PATTERN_FIELDS:
-            patterns = getattr(self, name)
-            if patterns is not None:
-                self._patterns[name] = _glob(patterns)
-        self._networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in self.source_cidr or ())
+        patterns = {name: _glob(getattr(self, name)) for name in PATTERN_FIELDS if getattr(self, name)}
+        served = patterns.pop("served_model", None)
+        networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in self.source_cidr or ())
+        self._compiled = CompiledMatch(tuple(patterns.items()), networks, served)
+
+    @property
+    def compiled(self) -> CompiledMatch:
+        assert self._compiled is not None  # built by model_post_init
+        return self._compiled
 
     def served_pattern(self) -> re.Pattern[str] | None:
-        return self._patterns.get("served_model")
+        return self.compiled.served
+
+    def mismatch(self, request: PolicyRequest) -> str | None:
+        """The first field (other than ``served_model``) this request does not match, or None."""
+        return self.compiled.mismatch(request)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledMatch:
+    """A rule's match as it is judged on every governed request: compiled patterns in plain
+    attributes (a pydantic private attribute costs a Python-level lookup on every read)."""
+
+    patterns: tuple[tuple[str, re.Pattern[str]], ...]  # every named field but served_model
+    networks: tuple[IPNetwork, ...]
+    served: re.Pattern[str] | None
 
     def mismatch(self, request: PolicyRequest) -> str | None:
         """The first field (other than ``served_model``) this request does not match, or None.
 
-        Judged on every governed request for every rule: only the fields the rule names are looked
-        at, and nothing is built per call."""
-        for name, pattern in self._patterns.items():
-            if name == "served_model":
-                continue
+        Only the fields the rule names are looked at, and nothing is built per call."""
+        for name, pattern in self.patterns:
             if name == "group":
                 if not any(pattern.match(group) for group in request.groups):
                     return name
@@ -157,9 +171,9 @@ class RuleMatch(BaseModel):
             value = getattr(request, name)
             if value is None or not pattern.match(value):
                 return name
-        if self._networks:
+        if self.networks:
             address = request.address
-            if address is None or not any(address in network for network in self._networks):
+            if address is None or not any(address in network for network in self.networks):
                 return "source_cidr"
         return None
 
@@ -247,6 +261,10 @@ class RuleSet:
     ) -> None:
         # sorted() is stable: equal priorities keep the order of the file.
         self.rules = sorted(rules, key=lambda rule: rule.priority)
+        # What judging reads, per rule in order: the match and the ruling it gives when it decides.
+        self._judged = [
+            (rule.match.compiled, Ruling(rule.action == "allow", rule.name, rule.why)) for rule in self.rules
+        ]
         self.source = source
         self.digest = digest
         self.loaded_at = time.time()
@@ -265,11 +283,10 @@ class RuleSet:
         undecided = {target.id: target for target in targets}
         decided: dict[str, Ruling] = {}
         request_level: Ruling | None = None
-        for rule in self.rules:
-            if rule.match.mismatch(request) is not None:
+        for match, decision in self._judged:
+            if match.mismatch(request) is not None:
                 continue
-            decision = Ruling(rule.action == "allow", rule.name, rule.why)
-            served = rule.match.served_pattern()
+            served = match.served
             if served is None:
                 request_level = decision
                 decided.update(dict.fromkeys(undecided, decision))
