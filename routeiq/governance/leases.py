@@ -42,16 +42,16 @@ class Leases:
         """Serve a call from the spare of every one of its counters, all or nothing; the counts it
         implies (shared count less what is still spare here), or None to go to the shared store."""
         # (Every call of a busy process comes here: plain loops, no properties.)
-        held = []
+        held: list[tuple[_Held, int]] = []
         for slot, amount in zip(slots, amounts, strict=True):
             entry = self._held.get(slot)
             if entry is None or entry.count is None or entry.granted - entry.used < amount:
                 return None
-            held.append(entry)
+            held.append((entry, entry.count))
         counts = []
-        for entry, amount in zip(held, amounts, strict=True):
+        for (entry, count), amount in zip(held, amounts, strict=True):
             entry.used += amount
-            counts.append(entry.count - entry.granted + entry.used)  # type: ignore[operator]
+            counts.append(count - entry.granted + entry.used)  # the shared count less what is spare here
         return tuple(counts)
 
     def release_for(self, slot: Slot) -> int:
