@@ -14,6 +14,7 @@ from routeiq.routing.learned.algorithms import Pair, algorithm
 from routeiq.routing.learned.algorithms.linear import L2_GRID
 from routeiq.routing.learned.commands import as_trained
 from routeiq.routing.learned.dataset import BENCHMARKS_DIR, csv_files, stem
+from routeiq.routing.learned.train import DEFAULT_FEATURE_WEIGHT, FEATURE_WEIGHT_GRID
 
 
 def noisy_problem(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,3 +114,26 @@ def test_ensemble_mixes_linear_and_knn_by_cross_validation_and_round_trips(tmp_p
     texts = ["hello friend", "prove the lemma converges"]
     np.testing.assert_allclose(loaded.predict(texts).scores, router.predict(texts).scores)
     assert loaded.info.params == router.info.params
+
+
+def test_knn_cue_weight_is_chosen_by_cross_validation_on_the_training_rows() -> None:
+    # Same words, hard ones longer and full of numbers: only the surface cues tell them apart.
+    rng = np.random.default_rng(2)
+    hard = rng.random(240) < 0.4
+    prompts = tuple(
+        f"item {i}: " + ("compute 12 + 34 * 56 / 78 then 90 - 12 again and again " if h else "say hi ")
+        for i, h in enumerate(hard)
+    )
+    scores = np.column_stack([(~hard).astype(float), np.ones(240)])
+    data = RoutingDataset(prompts, ("weak", "strong"), scores)
+    router = train_router(data, "knn", HashingEncoder(64))
+    search = router.info.training["feature_weight_cv"]
+    assert [row["feature_weight"] for row in search] == list(FEATURE_WEIGHT_GRID)
+    best = max(search, key=lambda row: (row["cv_apgr"], -row["feature_weight"]))
+    assert router.info.feature_weight == best["feature_weight"]
+    assert router.features.weight == router.info.feature_weight
+    given = train_router(data, "knn", HashingEncoder(64), feature_weight=0.5)
+    assert given.info.feature_weight == 0.5 and "feature_weight_cv" not in given.info.training
+    linear = train_router(data, "linear", HashingEncoder(64))  # standardises every column itself
+    assert linear.info.feature_weight == DEFAULT_FEATURE_WEIGHT
+    assert "feature_weight_cv" not in linear.info.training

@@ -21,12 +21,18 @@ import numpy as np
 
 from routeiq.routing import quality
 from routeiq.routing.learned.algorithms import Pair, algorithm
+from routeiq.routing.learned.algorithms.knn import Knn
 from routeiq.routing.learned.dataset import DatasetError, RoutingDataset, split_fraction
 from routeiq.routing.learned.encoder import Encoder, embed_in_batches
 from routeiq.routing.learned.features import FeatureSpec
 from routeiq.routing.learned.router import LearnedRouter, RouterInfo, calibration_curve
 
 DEFAULT_FEATURE_WEIGHT = 0.35
+# The surface cues' share of a knn router's distance (knn, and the ensemble's knn member): chosen per
+# training set by knn's own 3-fold out-of-fold APGR on the training rows (the cues are standardised,
+# so the weight only matters to distance-based algorithms; linear rescales every column itself).
+FEATURE_WEIGHT_GRID = (0.35, 1.0, 2.0, 4.0)
+CUE_SENSITIVE = ("knn", "ensemble")
 DEFAULT_STRONG_FRACTION = 0.5
 DEFAULT_CV_FOLDS = 5
 CV_SALT = "routeiq-cv:"  # fold assignment must not line up with the train/test split's hash
@@ -67,14 +73,15 @@ def train_router(
     weak: str | None = None,
     strong: str | None = None,
     params: Mapping[str, Any] | None = None,
-    feature_weight: float = DEFAULT_FEATURE_WEIGHT,
+    feature_weight: float | None = None,
     strong_fraction: float = DEFAULT_STRONG_FRACTION,
     embeddings: np.ndarray | None = None,
 ) -> LearnedRouter:
     """Fit ``algo`` on all of ``dataset`` (split beforehand) and calibrate its threshold on it.
 
     ``strong_fraction`` sets the default threshold: the p_strong above which that share of the
-    training prompts would go to the strong model.
+    training prompts would go to the strong model. ``feature_weight`` None: for knn and the ensemble,
+    chosen by cross-validation on these rows (``choose_feature_weight``); else ``DEFAULT_FEATURE_WEIGHT``.
     """
     if len(dataset) == 0:
         raise DatasetError("no training prompts")
@@ -94,6 +101,11 @@ def train_router(
         )
     texts = list(dataset.prompts)
     vectors = embed_in_batches(encoder, texts) if embeddings is None else embeddings
+    cue_search: list[dict[str, Any]] = []
+    if feature_weight is None:
+        feature_weight = DEFAULT_FEATURE_WEIGHT
+        if algo in CUE_SENSITIVE:
+            feature_weight, cue_search = choose_feature_weight(texts, vectors, targets, pair, seed)
     spec = FeatureSpec.fit(texts, weight=feature_weight)
     features = spec.transform(texts, vectors)
     scorer = method.fit(features, targets, pair, seed, fit_params)
@@ -118,9 +130,32 @@ def train_router(
         calibration=calibration_curve(train_p_strong),
         params=scorer.params(),
         seed=seed,
-        training={**dataset.summary(), "warnings": warnings},
+        training={**dataset.summary(), "warnings": warnings}
+        | ({"feature_weight_cv": cue_search} if cue_search else {}),
     )
     return LearnedRouter(info, scorer, spec, encoder)
+
+
+def choose_feature_weight(
+    texts: list[str], vectors: np.ndarray, targets: np.ndarray, pair: Pair, seed: int
+) -> tuple[float, list[dict[str, Any]]]:
+    """The cue weight in ``FEATURE_WEIGHT_GRID`` whose knn has the best out-of-fold APGR on these rows.
+
+    Each candidate runs knn's own k search (3-fold, training rows only) and is scored by its best k;
+    ties go to the smaller weight. Too few rows for knn to search k: the default weight, no search.
+    """
+    knn = Knn()
+    knn_params, _ = knn.adapt({}, len(texts))
+    if "k" in knn_params:
+        return DEFAULT_FEATURE_WEIGHT, []
+    search: list[dict[str, Any]] = []
+    for weight in FEATURE_WEIGHT_GRID:
+        features = FeatureSpec.fit(texts, weight=weight).transform(texts, vectors)
+        scorer = knn.fit(features, targets, pair, seed, knn_params)
+        best = max(scorer.search, key=lambda row: row["cv_apgr"])
+        search.append({"feature_weight": weight, "k": best["k"], "cv_apgr": best["cv_apgr"]})
+    chosen = max(search, key=lambda row: (row["cv_apgr"], -row["feature_weight"]))
+    return float(chosen["feature_weight"]), search
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +234,7 @@ def cross_validate(
     weak: str | None = None,
     strong: str | None = None,
     params: Mapping[str, Any] | None = None,
-    feature_weight: float = DEFAULT_FEATURE_WEIGHT,
+    feature_weight: float | None = None,
     embeddings: np.ndarray | None = None,
 ) -> CrossValidation:
     """k-fold cross-validation of ``train_router`` on ``dataset``: each fold scored by the others' router.
