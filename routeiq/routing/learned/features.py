@@ -4,7 +4,9 @@ The embedding says what a prompt is about; it says little about how long or how 
 those matter for difficulty (a long quantitative question is harder for a small model than a short
 factual one). The cues below are computed from the text in microseconds, standardised with the
 training set's mean and spread (stored in the artifact), and scaled by ``weight`` so that together
-they carry about as much as the unit-norm embedding.
+they carry that share of a row beside the unit-norm embedding. The weight is 0.35 unless training
+chooses it: for knn (and the ensemble's knn member), whose cosine distance it changes, it is chosen
+by cross-validation on the training rows (``train.choose_feature_weight``).
 """
 
 from __future__ import annotations
