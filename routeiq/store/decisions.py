@@ -23,6 +23,7 @@ import orjson
 import sqlalchemy as sa
 
 from routeiq.periodic import every, stop
+from routeiq.store.batch_insert import BatchInsert
 from routeiq.store.database import Database, unavailable
 from routeiq.store.records import DecisionRecord
 from routeiq.store.schema import routing_decisions
@@ -88,35 +89,24 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
 # (record field, column) pairs; read with getattr, since ``asdict`` deep-copies every list and dict
 # and costs more than the whole insert.
 _COLUMNS = tuple((f.name, _COLUMN_OF.get(f.name, f.name)) for f in fields(DecisionRecord) if f.name != "id")
-
-
 # The JSON columns go in as text serialised by orjson: the JSON type's own ``json.dumps`` was the
 # largest part of an insert's CPU, and that CPU is the gateway's. (SQLite keeps JSON as text;
 # PostgreSQL reads the text as the column's jsonb.)
-_JSON_COLUMNS = frozenset(column.name for column in routing_decisions.c if isinstance(column.type, sa.JSON))
-
-
-class _SerialisedJSON(sa.types.UserDefinedType[str]):
-    """A parameter that is JSON text already: no processing, no cast (an untyped NullType would
-    take the column's JSON type, and its ``json.dumps``, back)."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return "JSON"
-
-
-_INSERT = routing_decisions.insert().values(
-    {name: sa.bindparam(name, type_=_SerialisedJSON()) for name in sorted(_JSON_COLUMNS)}
+_JSON_FIELDS = frozenset(
+    name for name, column in _COLUMNS if isinstance(routing_decisions.c[column].type, sa.JSON)
 )
 
 
-def _row(record: DecisionRecord) -> dict[str, Any]:
-    row = {column: getattr(record, name) for name, column in _COLUMNS}
-    for name in _JSON_COLUMNS:
-        value = row[name]
-        row[name] = None if value is None else orjson.dumps(value).decode()
-    return row
+def _row(record: DecisionRecord) -> tuple[Any, ...]:
+    """The record's values in ``_COLUMNS`` order."""
+    return tuple(
+        _json_text(getattr(record, name)) if name in _JSON_FIELDS else getattr(record, name)
+        for name, _ in _COLUMNS
+    )
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def _record(row: sa.RowMapping) -> DecisionRecord:
@@ -127,6 +117,7 @@ def _record(row: sa.RowMapping) -> DecisionRecord:
 class DecisionRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._insert = BatchInsert(routing_decisions, [column for _, column in _COLUMNS])
 
     async def write_many(self, records: Sequence[DecisionRecord]) -> None:
         """Insert a batch in one transaction (all or nothing)."""
@@ -134,7 +125,7 @@ class DecisionRepository:
             return
         try:
             async with self.db.engine.begin() as connection:
-                await connection.execute(_INSERT, [_row(record) for record in records])
+                await self._insert.run(connection, [_row(record) for record in records])
         except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
             raise unavailable(error) from error
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from routeiq.store.batch_insert import BatchInsert
 from routeiq.store.database import Database, unavailable
 from routeiq.store.pages import filtered, newest_first
 from routeiq.store.records import SpendRecord
@@ -15,33 +16,50 @@ from routeiq.store.schema import spend_log
 TotalsBy = Literal["key_id", "team", "user", "group"]
 
 
+# The columns a write fills, in the order of its rows' values (``id`` is the store's own).
+_COLUMNS = (
+    "at",
+    "request_id",
+    "group",
+    "deployment_id",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "key_id",
+    "team",
+    "user",
+)
+
+
 class SpendRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._insert = BatchInsert(spend_log, _COLUMNS)
 
     async def write_many(self, records: Sequence[SpendRecord]) -> None:
         """Insert a batch in one transaction (all or nothing)."""
         if not records:
             return
         rows = [
-            {
-                "at": record.at,
-                "request_id": record.request_id,
-                "group": record.group,
-                "deployment_id": record.deployment_id,
-                "model": record.model,
-                "input_tokens": record.input_tokens,
-                "output_tokens": record.output_tokens,
-                "cost_usd": record.cost_usd,
-                "key_id": record.key_id,
-                "team": record.team,
-                "user": record.user,
-            }
+            (
+                record.at,
+                record.request_id,
+                record.group,
+                record.deployment_id,
+                record.model,
+                record.input_tokens,
+                record.output_tokens,
+                record.cost_usd,
+                record.key_id,
+                record.team,
+                record.user,
+            )
             for record in records
         ]
         try:
             async with self.db.engine.begin() as connection:
-                await connection.execute(spend_log.insert(), rows)
+                await self._insert.run(connection, rows)
         except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
             raise unavailable(error) from error
 

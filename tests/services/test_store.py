@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import subprocess
@@ -297,6 +298,32 @@ async def test_audit_write_raises_store_unavailable_when_the_database_is_down() 
 
 
 # -- spend log ----------------------------------------------------------------------------------
+
+
+async def test_a_large_batch_goes_in_a_few_multi_row_statements_and_reads_back_exactly(db: Database) -> None:
+    """450 rows: three INSERT statements (200 rows each at most), not 450; every value as written,
+    including a whole-number cost (an int) in the float column and absent key, team and user."""
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            statements.append(statement)
+
+    sa.event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        written = [
+            spend(2000.0 + i, key_id=f"k{i % 3}" if i % 5 else None, cost_usd=0 if i == 7 else i / 1000)
+            for i in range(450)
+        ]
+        await SpendRepository(db).write_many(written)
+    finally:
+        sa.event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(statements) == 3
+    records, _ = await SpendRepository(db).query(limit=500)
+    assert sorted(records, key=lambda record: record.at) == [
+        dataclasses.replace(record, id=found.id)
+        for record, found in zip(written, sorted(records, key=lambda record: record.at), strict=True)
+    ]
 
 
 async def test_spend_write_query_and_totals(db: Database) -> None:
