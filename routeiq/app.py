@@ -36,6 +36,8 @@ from routeiq.settings import Settings
 
 logger = logging.getLogger("routeiq")
 
+# Net new container objects between young garbage collections (CPython's default: 700); see lifespan.
+GC_YOUNG_THRESHOLD = 50_000
 
 # Every model call's POST route, for the fast path (api/fast_path.py).
 MODEL_CALL_ROUTES = {
@@ -134,6 +136,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # collection walks them all, in the middle of some unlucky request.
     gc.collect()
     gc.freeze()
+    # A request allocates hundreds of objects that its end frees by reference counting; at the
+    # default threshold (700) those bursts alone set off a young collection every few requests,
+    # walking every in-flight request's objects: ~10% of the CPU of a busy worker (measured with
+    # gc.callbacks: 3,661 young, 332 middle and 29 full collections in 25,000 requests). Cyclic
+    # garbage is still collected, once per GC_YOUNG_THRESHOLD more surviving objects.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     DrainOnSignal(app.state.gate, settings.drain_timeout_seconds).install()
     try:
         yield
