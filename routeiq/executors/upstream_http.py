@@ -18,11 +18,12 @@ def client_timeout(
     deployment: Deployment, default_seconds: float, connect_seconds: float, streaming: bool
 ) -> aiohttp.ClientTimeout:
     """A whole answer must arrive within the deployment's timeout; a stream may take as long as it
-    keeps sending, with no gap longer than that."""
+    keeps sending, with no gap longer than that. (A whole answer gets no gap timeout: it could not
+    fire before the total one, and aiohttp would move its timer on every packet read.)"""
     seconds = deployment.timeout or default_seconds
-    return aiohttp.ClientTimeout(
-        total=None if streaming else seconds, sock_connect=connect_seconds, sock_read=seconds
-    )
+    if streaming:
+        return aiohttp.ClientTimeout(total=None, sock_connect=connect_seconds, sock_read=seconds)
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=connect_seconds)
 
 
 async def post(

@@ -22,15 +22,24 @@ class SharedCounters:
         self._store = store
         self._flush_seconds = flush_seconds
         self._what = what  # names the flush task (and its log lines)
-        self._pending: dict[str, Counter[str]] = {}
+        # Plain dicts, not Counters: ``add`` runs several times per request, and Counter.update is
+        # several Python-level checks per call.
+        self._pending: dict[str, dict[str, int]] = {}
         self._task: asyncio.Task[None] | None = None
         self.failing = False  # the last flush could not reach the store
 
     def add(self, key: str, amounts: Mapping[str, int]) -> None:
-        self._pending.setdefault(key, Counter()).update(amounts)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = {}
+        for field, amount in amounts.items():
+            pending[field] = pending.get(field, 0) + amount
 
     def incr(self, key: str, field: str, amount: int = 1) -> None:
-        self._pending.setdefault(key, Counter())[field] += amount
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = {}
+        pending[field] = pending.get(field, 0) + amount
 
     def pending(self, key: str) -> Counter[str]:
         """This process's counts of ``key`` not yet in the store."""
@@ -62,7 +71,7 @@ class SharedCounters:
                 await self._store.hincr(key, dict(amounts))
             except Exception:
                 for unwritten, fields in list(batch.items())[index:]:  # kept for the next flush
-                    self._pending.setdefault(unwritten, Counter()).update(fields)
+                    self.add(unwritten, fields)
                 self.failing = True
                 raise
         self.failing = False
