@@ -65,6 +65,7 @@ class Metrics:
         self._genai_durations: dict[tuple[str, ...], Any] = {}  # by labels and error type
         self._genai_tokens: dict[tuple[str, ...], tuple[Any, Any]] = {}  # input, output
         self._genai_first_tokens: dict[tuple[str, ...], Any] = {}  # streams only
+        self._served: dict[tuple[str, ...], tuple[Any, Any]] = {}  # requests (ok), routing_decisions
         self.requests = Counter(
             "routeiq_requests",
             "Requests answered by a deployment, by group, deployment and outcome.",
@@ -148,6 +149,21 @@ class Metrics:
             return OTHER
         self._response_models.add(model)
         return model
+
+    def count_served(
+        self, group: str, deployment_id: str, strategy: str, tier: str, upstream_model: str
+    ) -> None:
+        """A request a deployment answered: ``routeiq_requests`` (outcome ok) and
+        ``routeiq_routing_decisions``, through cached children (this runs on every request)."""
+        key = (group, deployment_id, strategy, tier, upstream_model)
+        children = self._served.get(key)
+        if children is None:
+            children = self._served[key] = (
+                self.requests.labels(group, deployment_id, "ok"),
+                self.routing_decisions.labels(strategy, tier, upstream_model),
+            )
+        children[0].inc()
+        children[1].inc()
 
     def record_genai_call(
         self,

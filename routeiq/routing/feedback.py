@@ -64,10 +64,13 @@ class RoutingFeedback:
         deployment = decision.deployment
         self._load.finished(deployment.id, time.perf_counter() - started, _total_tokens(usage))
         self._stats.count(deployment.group, deployment.id, "ok")
-        self._metrics.requests.labels(deployment.group, deployment.id, "ok").inc()
-        self._metrics.routing_decisions.labels(
-            decision.strategy, decision.tier or deployment.tier or "none", deployment.upstream_model
-        ).inc()
+        self._metrics.count_served(
+            deployment.group,
+            deployment.id,
+            decision.strategy,
+            decision.tier or deployment.tier or "none",
+            deployment.upstream_model,
+        )
         if self._breakers is not None:
             await self._breakers.record_success(deployment.id)
         if context.session_id is not None and decision.tier is not None:

@@ -92,17 +92,20 @@ _COLUMNS = tuple((f.name, _COLUMN_OF.get(f.name, f.name)) for f in fields(Decisi
 # The JSON columns go in as text serialised by orjson: the JSON type's own ``json.dumps`` was the
 # largest part of an insert's CPU, and that CPU is the gateway's. (SQLite keeps JSON as text;
 # PostgreSQL reads the text as the column's jsonb.)
-_JSON_FIELDS = frozenset(
-    name for name, column in _COLUMNS if isinstance(routing_decisions.c[column].type, sa.JSON)
+_JSON_POSITIONS = tuple(
+    index
+    for index, (_, column) in enumerate(_COLUMNS)
+    if isinstance(routing_decisions.c[column].type, sa.JSON)
 )
+_FIELD_NAMES = tuple(name for name, _ in _COLUMNS)
 
 
-def _row(record: DecisionRecord) -> tuple[Any, ...]:
+def _row(record: DecisionRecord) -> list[Any]:
     """The record's values in ``_COLUMNS`` order."""
-    return tuple(
-        _json_text(getattr(record, name)) if name in _JSON_FIELDS else getattr(record, name)
-        for name, _ in _COLUMNS
-    )
+    values = [getattr(record, name) for name in _FIELD_NAMES]
+    for index in _JSON_POSITIONS:
+        values[index] = _json_text(values[index])
+    return values
 
 
 def _json_text(value: Any) -> str | None:
