@@ -128,8 +128,16 @@ class Plugin(Generic[SettingsT]):
     # set it from its settings: only plugins that really read the body should cost the buffering.
     reads_response_body: bool = False
 
-    # The manager's worker threads for run_cpu (None, outside a manager: the loop's default).
+    # True when the hooks wait on nothing but ``run_cpu`` (the built-in guardrails and the cost
+    # tracker). The manager then leaves the hook timeout to run_cpu, which applies it only when the
+    # work really goes to a thread: asyncio.timeout costs ~5 µs a use, hooks run on every call, and a
+    # hook that never waits could not be stopped by a timeout anyway.
+    waits_only_in_run_cpu: ClassVar[bool] = False
+
+    # The manager's worker threads for run_cpu (None, outside a manager: the loop's default), and the
+    # hook timeout run_cpu applies for a plugin that ``waits_only_in_run_cpu`` (None: none).
     cpu_executor: Executor | None = None
+    hook_timeout_seconds: float | None = None
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
@@ -141,7 +149,11 @@ class Plugin(Generic[SettingsT]):
         return a result and apply it on the loop."""
         if chars is not None and chars < INLINE_SCAN_CHARS:
             return work()
-        return await asyncio.get_running_loop().run_in_executor(self.cpu_executor, work)
+        scan = asyncio.get_running_loop().run_in_executor(self.cpu_executor, work)
+        if not self.waits_only_in_run_cpu or self.hook_timeout_seconds is None:
+            return await scan  # the manager times the whole hook
+        async with asyncio.timeout(self.hook_timeout_seconds):
+            return await scan
 
     # Lifecycle -----------------------------------------------------------------------------
 

@@ -182,6 +182,7 @@ class PluginManager:
         self.cpu_executor = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="routeiq-plugin-cpu")
         for loaded in self.plugins:
             loaded.plugin.cpu_executor = self.cpu_executor
+            loaded.plugin.hook_timeout_seconds = loaded.timeout_seconds
         self._changes: LiveChanges | None = None
         self._counters_store: StateStore | None = None
         self._flushed: dict[str, int] = {}  # <name>|<counter> -> the part already in the shared hash
@@ -397,6 +398,8 @@ class PluginManager:
         if hook != "on_stream_chunk":
             loaded.runs += 1
         try:
+            if loaded.plugin.waits_only_in_run_cpu:  # its run_cpu applies the timeout (see Plugin)
+                return await work
             async with asyncio.timeout(loaded.timeout_seconds):
                 return await work
         except GuardrailBlocked as blocked:

@@ -132,6 +132,7 @@ class ContentFilterPlugin(Plugin[ContentFilterSettings]):
     version = "1.0.0"
     priority = 30
     settings_model = ContentFilterSettings
+    waits_only_in_run_cpu = True
 
     def __init__(self, settings: ContentFilterSettings) -> None:
         super().__init__(settings)

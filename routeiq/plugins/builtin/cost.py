@@ -60,6 +60,7 @@ class CostTracker(Plugin[CostSettings]):
     version = "1.0.0"
     priority = 1000  # after every guardrail: only what was actually served is charged
     settings_model = CostSettings
+    waits_only_in_run_cpu = True
 
     def __init__(self, settings: CostSettings) -> None:
         super().__init__(settings)

@@ -126,6 +126,7 @@ class InjectionPlugin(Plugin[InjectionSettings]):
     version = "1.0.0"
     priority = 20
     settings_model = InjectionSettings
+    waits_only_in_run_cpu = True
 
     def __init__(self, settings: InjectionSettings) -> None:
         super().__init__(settings)

@@ -211,6 +211,7 @@ class PiiPlugin(Plugin[PiiSettings]):
     version = "1.0.0"
     priority = 10  # first: later guardrails (and moderation endpoints) should not see the PII either
     settings_model = PiiSettings
+    waits_only_in_run_cpu = True
 
     def __init__(self, settings: PiiSettings) -> None:
         super().__init__(settings)
