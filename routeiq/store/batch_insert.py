@@ -24,7 +24,7 @@ MAX_PARAMETERS = 32_766
 
 
 class BatchInsert:
-    """Rows of ``columns`` (tuples, in that order) into ``table``."""
+    """Rows of ``columns`` (sequences of values in that order) into ``table``."""
 
     def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
         self.table = table
@@ -64,6 +64,4 @@ def placeholder(paramstyle: str, index: int) -> str:
         return "?"
     if paramstyle == "numeric_dollar":  # asyncpg
         return f"${index + 1}"
-    if paramstyle == "format":
-        return "%s"
     raise ValueError(f"no batch insert for the {paramstyle!r} parameter style")

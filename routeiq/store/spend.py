@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -16,20 +17,9 @@ from routeiq.store.schema import spend_log
 TotalsBy = Literal["key_id", "team", "user", "group"]
 
 
-# The columns a write fills, in the order of its rows' values (``id`` is the store's own).
-_COLUMNS = (
-    "at",
-    "request_id",
-    "group",
-    "deployment_id",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "key_id",
-    "team",
-    "user",
-)
+# The columns a write fills, named as the record's fields, in the order of its rows' values (``id``
+# is the store's own).
+_COLUMNS = tuple(f.name for f in fields(SpendRecord) if f.name != "id")
 
 
 class SpendRepository:
@@ -41,22 +31,7 @@ class SpendRepository:
         """Insert a batch in one transaction (all or nothing)."""
         if not records:
             return
-        rows = [
-            (
-                record.at,
-                record.request_id,
-                record.group,
-                record.deployment_id,
-                record.model,
-                record.input_tokens,
-                record.output_tokens,
-                record.cost_usd,
-                record.key_id,
-                record.team,
-                record.user,
-            )
-            for record in records
-        ]
+        rows = [[getattr(record, column) for column in _COLUMNS] for record in records]
         try:
             async with self.db.engine.begin() as connection:
                 await self._insert.run(connection, rows)
