@@ -471,15 +471,17 @@ def test_fail_closed_quotas_refuse_with_503_while_redis_is_away(tmp_path: Path) 
             client = Client(gateway)
             assert client.chat(MASTER, "capped").status_code == 200
             proxy.cut()
-            # Units the first call leased are this process's, reserved in Redis: they still serve.
-            # The first call that needs the shared counter is refused, and so is every one after it.
+            # Units the first call leased are this process's, reserved in Redis: they still serve, and
+            # nothing else does. Every call that needs the shared counter is refused. (A refusal may
+            # come before the lease is used up: a flush that was handing the spare back when the
+            # connection went gives it back to the process when it fails.)
             answers = [client.chat(MASTER, "capped") for _ in range(20)]
             statuses = [answer.status_code for answer in answers]
-            served = statuses.index(503)
-            assert served <= 100 // 8 and set(statuses[served:]) == {503}, statuses
-            refused = answers[served]
-            assert error_of(refused)["code"] == "quota_unavailable"
-            assert int(refused.headers["retry-after"]) >= 1
+            assert statuses.count(200) <= 100 // 8, statuses
+            assert set(statuses) <= {200, 503} and 503 in statuses, statuses
+            refusals = [answer for answer in answers if answer.status_code == 503]
+            assert {error_of(refused)["code"] for refused in refusals} == {"quota_unavailable"}
+            assert all(int(refused.headers["retry-after"]) >= 1 for refused in refusals)
             assert client.chat(MASTER, "auto").status_code == 200  # what no quota meters still flows
             proxy.restore()
             eventually_sync(
