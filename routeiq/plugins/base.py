@@ -135,7 +135,8 @@ class Plugin(Generic[SettingsT]):
     waits_only_in_run_cpu: ClassVar[bool] = False
 
     # The manager's worker threads for run_cpu (None, outside a manager: the loop's default), and the
-    # hook timeout run_cpu applies for a plugin that ``waits_only_in_run_cpu`` (None: none).
+    # hook timeout run_cpu applies (set by the manager for a plugin that ``waits_only_in_run_cpu``;
+    # None: the manager times the whole hook).
     cpu_executor: Executor | None = None
     hook_timeout_seconds: float | None = None
 
@@ -150,8 +151,8 @@ class Plugin(Generic[SettingsT]):
         if chars is not None and chars < INLINE_SCAN_CHARS:
             return work()
         scan = asyncio.get_running_loop().run_in_executor(self.cpu_executor, work)
-        if not self.waits_only_in_run_cpu or self.hook_timeout_seconds is None:
-            return await scan  # the manager times the whole hook
+        if self.hook_timeout_seconds is None:
+            return await scan
         async with asyncio.timeout(self.hook_timeout_seconds):
             return await scan
 

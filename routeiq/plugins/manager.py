@@ -182,7 +182,8 @@ class PluginManager:
         self.cpu_executor = ThreadPoolExecutor(CPU_THREADS, thread_name_prefix="routeiq-plugin-cpu")
         for loaded in self.plugins:
             loaded.plugin.cpu_executor = self.cpu_executor
-            loaded.plugin.hook_timeout_seconds = loaded.timeout_seconds
+            if loaded.plugin.waits_only_in_run_cpu:
+                loaded.plugin.hook_timeout_seconds = loaded.timeout_seconds
         self._changes: LiveChanges | None = None
         self._counters_store: StateStore | None = None
         self._flushed: dict[str, int] = {}  # <name>|<counter> -> the part already in the shared hash

@@ -29,17 +29,19 @@ class SharedCounters:
         self.failing = False  # the last flush could not reach the store
 
     def add(self, key: str, amounts: Mapping[str, int]) -> None:
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = self._pending[key] = {}
+        pending = self._table(key)
         for field, amount in amounts.items():
             pending[field] = pending.get(field, 0) + amount
 
     def incr(self, key: str, field: str, amount: int = 1) -> None:
+        pending = self._table(key)
+        pending[field] = pending.get(field, 0) + amount
+
+    def _table(self, key: str) -> dict[str, int]:
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = {}
-        pending[field] = pending.get(field, 0) + amount
+        return pending
 
     def pending(self, key: str) -> Counter[str]:
         """This process's counts of ``key`` not yet in the store."""
