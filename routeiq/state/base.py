@@ -105,6 +105,11 @@ class StateStore(Protocol):
     ) -> dict[str, int]:
         """Add to several fields of a hash counter at once; returns the new values of those fields."""
 
+    async def hincr_once(self, key: str, amounts: Mapping[str, int], writer: str, batch: int) -> bool:
+        """``hincr`` that a resend cannot repeat: adds ``amounts`` unless ``writer`` has already added
+        batch number ``batch`` (or a later one) to ``key``. A writer numbers its batches upwards and
+        resends one whose answer was lost; returns whether this call added it."""
+
     async def hgetall(self, key: str) -> dict[str, int]: ...
 
     async def window_incr(

@@ -153,6 +153,7 @@ class MemoryStateStore:
         self._clock = clock
         self._counters: dict[str, _Expiring[int]] = {}
         self._hashes: dict[str, _Expiring[dict[str, int]]] = {}
+        self._batches: dict[tuple[str, str], int] = {}  # (writer, key) -> the last batch hincr_once added
         self._records: dict[str, _Expiring[bytes]] = {}
         self._versioned: dict[str, dict[str, tuple[int, bytes]]] = {}
         self._entries: dict[str, dict[str, bytes]] = {}
@@ -184,6 +185,7 @@ class MemoryStateStore:
         """Forget all data (subscriptions stay): used when a fallback's outage state goes stale."""
         self._counters.clear()
         self._hashes.clear()
+        self._batches.clear()
         self._records.clear()
         self._versioned.clear()
         self._entries.clear()
@@ -215,6 +217,13 @@ class MemoryStateStore:
             entry.value[field] = entry.value.get(field, 0) + amount
         self._set_ttl(entry, ttl_seconds)
         return {field: entry.value[field] for field in amounts}
+
+    async def hincr_once(self, key: str, amounts: Mapping[str, int], writer: str, batch: int) -> bool:
+        if self._batches.get((writer, key), 0) >= batch:
+            return False
+        await self.hincr(key, amounts)
+        self._batches[writer, key] = batch
+        return True
 
     async def hgetall(self, key: str) -> dict[str, int]:
         entry = self._live(self._hashes, key)

@@ -117,6 +117,23 @@ return {1, 0, counts, granted}
 """
 
 
+# KEYS: the counter hash, the writer's batch marks (a hash: counter key -> last batch added); ARGV:
+# the counter key, the batch number, the marks' ttl in ms, then field, amount pairs.
+_HINCR_ONCE_LUA = """
+local done = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if done >= tonumber(ARGV[2]) then
+    return 0
+end
+for i = 4, #ARGV, 2 do
+    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+# A writer's marks outlive any outage its resend could follow.
+_BATCH_MARKS_TTL_SECONDS = 24 * 3600
+
 # KEYS: the versions hash, the values hash; ARGV: field, value (JSON), floor. The version and the value
 # change together, so a reader never pairs one version with another version's value.
 _PUT_VERSION_LUA = """
@@ -190,6 +207,7 @@ class RedisStateStore:
         self._startup_wait = 2 * timeout_seconds
         self._on_close = list(on_close)
         self._reserve_script = client.register_script(_RESERVE_LUA)
+        self._hincr_once_script = client.register_script(_HINCR_ONCE_LUA)
         self._put_version_script = client.register_script(_PUT_VERSION_LUA)
         self._restore_version_script = client.register_script(_RESTORE_VERSION_LUA)
         self._handlers: dict[str, list[Handler]] = {}
@@ -275,6 +293,13 @@ class RedisStateStore:
             return {field: int(value) for field, value in zip(fields, results, strict=False)}
 
         return await self._run(run) if fields else {}
+
+    async def hincr_once(self, key: str, amounts: Mapping[str, int], writer: str, batch: int) -> bool:
+        keys = [self._key(key), self._key(f"batches:{writer}")]
+        args: list[str | int] = [key, batch, _ttl_ms(_BATCH_MARKS_TTL_SECONDS)]
+        for field, amount in amounts.items():
+            args += [field, amount]
+        return bool(await self._run(lambda: self._hincr_once_script(keys=keys, args=args)))
 
     async def hgetall(self, key: str) -> dict[str, int]:
         raw: dict[Any, Any] = await self._run(lambda: self._client.hgetall(self._key(key)))

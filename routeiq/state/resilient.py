@@ -153,6 +153,9 @@ class ResilientStateStore:
     ) -> dict[str, int]:
         return await self._call(lambda store: store.hincr(key, amounts, ttl_seconds))
 
+    async def hincr_once(self, key: str, amounts: Mapping[str, int], writer: str, batch: int) -> bool:
+        return await self._call(lambda store: store.hincr_once(key, amounts, writer, batch))
+
     async def hgetall(self, key: str) -> dict[str, int]:
         return await self._call(lambda store: store.hgetall(key))
 

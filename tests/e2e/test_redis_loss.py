@@ -66,10 +66,12 @@ def test_gateway_survives_losing_redis_and_recovers(tmp_path: Path) -> None:
             # Shared state is back, and counts held during the outage reached it: each request once.
             assert httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT).status_code == 200
             shared = redis.Redis.from_url("redis://127.0.0.1:6379/3")
-            eventually_sync(
-                lambda: sum(int(v) for v in shared.hgetall("routeiq:stats:requests").values()) == 12,
-                timeout=RECOVERY_SECONDS,
-            )
+
+            def twelve_counted() -> None:
+                counts = {k.decode(): int(v) for k, v in shared.hgetall("routeiq:stats:requests").items()}
+                assert sum(counts.values()) == 12, counts
+
+            eventually_sync(twelve_counted, timeout=RECOVERY_SECONDS)
             stats = httpx.get(f"{gateway.url}/admin/stats", headers=ADMIN).json()
             assert stats["scope"] == "cluster" and stats["total"] == 12
 

@@ -89,6 +89,17 @@ async def test_hincr_updates_several_fields_at_once(store: StateStore) -> None:
     assert await store.hgetall("missing") == {}
 
 
+async def test_hincr_once_adds_each_batch_of_a_writer_once(store: StateStore, peer: StateStore) -> None:
+    assert await store.hincr_once("spend", {"usd": 5, "calls": 1}, "writer-a", 1)
+    assert not await peer.hincr_once("spend", {"usd": 5, "calls": 1}, "writer-a", 1)  # a resend
+    assert await store.hincr_once("spend", {"usd": 2}, "writer-a", 2)
+    assert not await store.hincr_once("spend", {"usd": 9}, "writer-a", 1)  # older than the last added
+    assert await store.hincr_once("spend", {"usd": 1}, "writer-b", 1)  # another writer numbers its own
+    assert await store.hincr_once("other", {"usd": 3}, "writer-a", 1)  # and each hash on its own
+    assert await peer.hgetall("spend") == {"usd": 8, "calls": 1}
+    assert await peer.hgetall("other") == {"usd": 3}
+
+
 async def test_hincr_ttl_expires(store: StateStore) -> None:
     await store.hincr("minute", {"a": 1}, ttl_seconds=0.2)
     await store.hincr("hour", {"a": 1}, ttl_seconds=60)
