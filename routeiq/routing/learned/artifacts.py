@@ -82,7 +82,11 @@ def _manifest(router: LearnedRouter, files: dict[str, str]) -> dict[str, Any]:
         "weak": info.weak,
         "strong": info.strong,
         "encoder": {"id": info.encoder_id, "dimension": info.encoder_dimension},
-        "features": {"weight": info.feature_weight, "extra": router.features.extra},
+        "features": {
+            "weight": info.feature_weight,
+            "extra": router.features.extra,
+            "lexical_weight": info.lexical_weight,
+        },
         "score_range": list(info.score_range),
         "threshold": info.threshold,
         "strong_fraction": info.strong_fraction,
@@ -241,6 +245,7 @@ def _info(manifest: dict[str, Any]) -> RouterInfo:
             params=dict(manifest["params"]),
             seed=int(manifest["seed"]),
             training=dict(manifest.get("training", {})),
+            lexical_weight=float(manifest["features"].get("lexical_weight", 0.0)),
         )
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise ArtifactError(f"manifest is missing or has a malformed field: {error}") from None
@@ -280,7 +285,7 @@ def load_router(
     }
     try:
         scorer = algorithm(info.algo).restore(scorer_arrays, info.params)
-        features = FeatureSpec.from_arrays(feature_arrays, info.feature_weight)
+        features = FeatureSpec.from_arrays(feature_arrays, info.feature_weight, info.lexical_weight)
     except (KeyError, ValueError, TypeError) as error:
         raise ArtifactError(f"{path}: {info.algo} weights are inconsistent: {error}") from None
     if encoder is None:
@@ -312,7 +317,7 @@ def _check_width(path: Path, info: RouterInfo, scorer: Any, features: FeatureSpe
     except ValueError as error:
         raise ArtifactError(
             f"{path}: weights do not fit {info.encoder_dimension}d embeddings "
-            f"+ {features.extra} cues: {error}"
+            f"+ {features.extra} cue and lexical columns: {error}"
         ) from None
     if width != info.outputs:
         raise ArtifactError(f"{path}: weights give {width} outputs, the manifest implies {info.outputs}")

@@ -44,6 +44,7 @@ class RouterInfo:
     params: dict[str, Any]
     seed: int
     training: dict[str, Any] = field(default_factory=dict)
+    lexical_weight: float = 0.0  # the LSA word block's weight (features.lexical); 0 = not used
 
     @property
     def has_pair(self) -> bool:

@@ -21,10 +21,14 @@ import numpy as np
 
 from routeiq.routing import quality
 from routeiq.routing.learned.algorithms import Pair, algorithm
+from routeiq.routing.learned.algorithms.base import with_pair_column
 from routeiq.routing.learned.algorithms.knn import Knn
+from routeiq.routing.learned.algorithms.linear import DEFAULT_FOLDS as LINEAR_FOLDS
+from routeiq.routing.learned.algorithms.linear import choose_l2
 from routeiq.routing.learned.dataset import DatasetError, RoutingDataset, split_fraction
 from routeiq.routing.learned.encoder import Encoder, embed_in_batches
 from routeiq.routing.learned.features import FeatureSpec
+from routeiq.routing.learned.lexical import LexicalSpec
 from routeiq.routing.learned.router import LearnedRouter, RouterInfo, calibration_curve
 
 DEFAULT_FEATURE_WEIGHT = 0.35
@@ -33,6 +37,13 @@ DEFAULT_FEATURE_WEIGHT = 0.35
 # so the weight only matters to distance-based algorithms; linear rescales every column itself).
 FEATURE_WEIGHT_GRID = (0.35, 1.0, 2.0, 4.0)
 CUE_SENSITIVE = ("knn", "ensemble")
+# The lexical block (the prompt's words as LSA dimensions, ``lexical.py``): its weight is chosen per
+# training set by out-of-fold APGR on the training rows, 0 (off) among the candidates. knn and the
+# ensemble: by knn's own search at the chosen cue weight (the weight sets the block's share of the
+# cosine); linear: on or off (it standardises every column, so only presence matters). The other
+# algorithms do not use it. Rank 64: 8192 x 64 float32 components, 2 MB in the artifact.
+LEXICAL_WEIGHT_GRID = (0.0, 0.5, 1.0)
+LEXICAL_RANK = 64
 DEFAULT_STRONG_FRACTION = 0.5
 DEFAULT_CV_FOLDS = 5
 CV_SALT = "routeiq-cv:"  # fold assignment must not line up with the train/test split's hash
@@ -74,6 +85,7 @@ def train_router(
     strong: str | None = None,
     params: Mapping[str, Any] | None = None,
     feature_weight: float | None = None,
+    lexical_weight: float | None = None,
     strong_fraction: float = DEFAULT_STRONG_FRACTION,
     embeddings: np.ndarray | None = None,
 ) -> LearnedRouter:
@@ -82,6 +94,8 @@ def train_router(
     ``strong_fraction`` sets the default threshold: the p_strong above which that share of the
     training prompts would go to the strong model. ``feature_weight`` None: for knn and the ensemble,
     chosen by cross-validation on these rows (``choose_feature_weight``); else ``DEFAULT_FEATURE_WEIGHT``.
+    ``lexical_weight`` None: for knn, the ensemble and linear, chosen the same way (0 = no lexical
+    block); else 0 for the other algorithms.
     """
     if len(dataset) == 0:
         raise DatasetError("no training prompts")
@@ -102,11 +116,20 @@ def train_router(
     texts = list(dataset.prompts)
     vectors = embed_in_batches(encoder, texts) if embeddings is None else embeddings
     cue_search: list[dict[str, Any]] = []
+    lexical_search: list[dict[str, Any]] = []
     if feature_weight is None:
         feature_weight = DEFAULT_FEATURE_WEIGHT
         if algo in CUE_SENSITIVE:
             feature_weight, cue_search = choose_feature_weight(texts, vectors, targets, pair, seed)
     spec = FeatureSpec.fit(texts, weight=feature_weight)
+    lexical = _fit_lexical(texts, seed) if lexical_weight is None or lexical_weight > 0 else None
+    if lexical_weight is None:
+        lexical_weight = 0.0
+        if lexical is not None and algo in (*CUE_SENSITIVE, "linear"):
+            lexical_weight, lexical_search = choose_lexical_weight(
+                algo, spec, lexical, texts, vectors, targets, pair, seed
+            )
+    spec = spec.with_lexical(lexical, lexical_weight)
     features = spec.transform(texts, vectors)
     scorer = method.fit(features, targets, pair, seed, fit_params)
     train_p_strong = scorer.predict(features)[:, -1].clip(0.0, 1.0)
@@ -131,7 +154,9 @@ def train_router(
         params=scorer.params(),
         seed=seed,
         training={**dataset.summary(), "warnings": warnings}
-        | ({"feature_weight_cv": cue_search} if cue_search else {}),
+        | ({"feature_weight_cv": cue_search} if cue_search else {})
+        | ({"lexical_weight_cv": lexical_search} if lexical_search else {}),
+        lexical_weight=spec.lexical_weight,
     )
     return LearnedRouter(info, scorer, spec, encoder)
 
@@ -156,6 +181,53 @@ def choose_feature_weight(
         search.append({"feature_weight": weight, "k": best["k"], "cv_apgr": best["cv_apgr"]})
     chosen = max(search, key=lambda row: (row["cv_apgr"], -row["feature_weight"]))
     return float(chosen["feature_weight"]), search
+
+
+def _fit_lexical(texts: list[str], seed: int) -> LexicalSpec | None:
+    """The LSA of the training prompts' words, or None when they are too few for its rank."""
+    if len(texts) < 4 * LEXICAL_RANK:
+        return None
+    return LexicalSpec.fit(texts, rank=LEXICAL_RANK, weight=1.0, seed=seed)
+
+
+def choose_lexical_weight(
+    algo: str,
+    spec: FeatureSpec,
+    lexical: LexicalSpec,
+    texts: list[str],
+    vectors: np.ndarray,
+    targets: np.ndarray,
+    pair: Pair,
+    seed: int,
+) -> tuple[float, list[dict[str, Any]]]:
+    """The lexical weight in ``LEXICAL_WEIGHT_GRID`` with the best out-of-fold APGR on these rows.
+
+    knn and the ensemble: knn's own k search (3-fold) at ``spec``'s cue weight, scored by its best k;
+    linear: its own L2 search, with the block (weight 1) or without. Ties go to the smaller weight
+    (without words). Too few rows for the algorithm's own search: 0, no search.
+    """
+    search: list[dict[str, Any]] = []
+    if algo == "linear":
+        if len(texts) < 10 * LINEAR_FOLDS:
+            return 0.0, []
+        target = with_pair_column(targets, pair)[:, -1]
+        for weight in (0.0, 1.0):
+            features = spec.with_lexical(lexical, weight).transform(texts, vectors).astype(np.float64)
+            l2, rows = choose_l2(features, target, LINEAR_FOLDS, seed)
+            best = max(rows, key=lambda row: row["cv_apgr"])
+            search.append({"lexical_weight": weight, "l2": l2, "cv_apgr": best["cv_apgr"]})
+    else:
+        knn = Knn()
+        knn_params, _ = knn.adapt({}, len(texts))
+        if "k" in knn_params:
+            return 0.0, []
+        for weight in LEXICAL_WEIGHT_GRID:
+            features = spec.with_lexical(lexical, weight).transform(texts, vectors)
+            scorer = knn.fit(features, targets, pair, seed, knn_params)
+            best = max(scorer.search, key=lambda row: row["cv_apgr"])
+            search.append({"lexical_weight": weight, "k": best["k"], "cv_apgr": best["cv_apgr"]})
+    chosen = max(search, key=lambda row: (row["cv_apgr"], -row["lexical_weight"]))
+    return float(chosen["lexical_weight"]), search
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +307,7 @@ def cross_validate(
     strong: str | None = None,
     params: Mapping[str, Any] | None = None,
     feature_weight: float | None = None,
+    lexical_weight: float | None = None,
     embeddings: np.ndarray | None = None,
 ) -> CrossValidation:
     """k-fold cross-validation of ``train_router`` on ``dataset``: each fold scored by the others' router.
@@ -267,6 +340,7 @@ def cross_validate(
             strong=strong_name,
             params=params,
             feature_weight=feature_weight,
+            lexical_weight=lexical_weight,
             embeddings=vectors[kept],
         )
         prediction = router.predict_embeddings([texts[i] for i in held], vectors[held])
