@@ -63,6 +63,12 @@ class ActiveStrategy:
             self._picker.default_strategy = self._build(default) or self._picker.default_strategy
             logger.info("routing strategy is now %s", self._picker.default_strategy.name)
         groups = wanted.get("groups") or {}
+        # A group neither configured nor in the change has had its own strategy taken away (a config
+        # apply that drops it from group_strategies announces the groups it keeps): back to the default.
+        dropped = [known for known in self._picker.group_strategies if known not in groups]
+        for group in [known for known in dropped if known not in self._configured["groups"]]:
+            del self._picker.group_strategies[group]
+            logger.info("routing strategy for group %s is now the default", group)
         for group, name in groups.items():
             current = self._picker.group_strategies.get(group)
             if current is None or current.name != name:

@@ -239,7 +239,7 @@ def test_hot_reload_applies_a_changed_file(stack: Stack) -> None:
     assert audit["data"][0]["actor"] == "system:config-file"
 
 
-def test_a_live_strategy_outlives_an_apply_until_the_document_changes_the_strategy(stack: Stack) -> None:
+def test_a_live_strategy_outlives_an_apply_until_the_document_changes_the_strategies(stack: Stack) -> None:
     def strategies(view: dict[str, Any] | None = None) -> set[str]:
         responses = [stack.chat("auto") for _ in range(10)]
         assert all(response.status_code == 200 for response in responses)
@@ -269,4 +269,19 @@ def test_a_live_strategy_outlives_an_apply_until_the_document_changes_the_strate
     assert applied.status_code == 200, applied.text
     stack.wait_config(applied.json()["change_version"])
     wait_strategies(live.json()["version"] + 1)
+    assert strategies() == {"least-busy"}
+
+    # A group strategy the document adds, then drops: the group is back on the default.
+    document["router_settings"]["group_strategies"] = {"auto": "cost-based-routing"}
+    applied = stack.admin("PUT", "/admin/config", json={"yaml": yaml.safe_dump(document)})
+    assert applied.status_code == 200, applied.text
+    stack.wait_config(applied.json()["change_version"])
+    wait_strategies(live.json()["version"] + 2)
+    assert strategies() == {"cost-based-routing"}
+
+    del document["router_settings"]["group_strategies"]
+    applied = stack.admin("PUT", "/admin/config", json={"yaml": yaml.safe_dump(document)})
+    assert applied.status_code == 200, applied.text
+    stack.wait_config(applied.json()["change_version"])
+    wait_strategies(live.json()["version"] + 3)
     assert strategies() == {"least-busy"}
