@@ -27,6 +27,7 @@ from starlette.responses import Response
 from routeiq.executors.base import Completed, Operation, UpstreamError
 from routeiq.executors.sse_replay import completion_events
 from routeiq.governance.call import Charge, GovernedCall, Served
+from routeiq.governance.quota import prompt_tokens
 from routeiq.routing.cascade import (
     CascadePlan,
     CascadeStep,
@@ -204,6 +205,12 @@ class CascadeRun:
             )
         except UpstreamError as error:
             raise VerifierFailed(f"the judge failed: {error.message}") from None
+        except asyncio.CancelledError:
+            # Cut off by the verifier's timeout: the judge had the prompt, which its provider bills.
+            # Its usage never came back, so the prompt is charged at the quota layer's estimate.
+            estimate = {"prompt_tokens": prompt_tokens(body), "completion_tokens": 0}
+            self.charges.append((decision.deployment, estimate))
+            raise
         self.charges.append((decision.deployment, completed.usage))
         parsed = _parsed(completed.body)
         content = _answer_text(parsed) if parsed is not None else None

@@ -243,6 +243,10 @@ def test_a_rejecting_failing_or_slow_judge_escalates(
     assert headers["x-routeiq-deployment-id"] == f"{group}-top"
     if verdict == "timeout":
         assert time.monotonic() - began < 4.5, "the judge's 5 s were not waited for"
+        # The judge was called, so it is charged: its prompt at the estimate, no answer.
+        rows = {row["deployment_id"]: row for row in cascade.spend_rows(headers["x-request-id"], 3)}
+        assert set(rows) == {"slow-judged-cheap", "slow-judge", "slow-judged-top"}
+        assert rows["slow-judge"]["input_tokens"] > 0 and rows["slow-judge"]["output_tokens"] == 0
 
 
 def test_logprob_confidence_decides_and_the_client_gets_no_logprobs_it_did_not_ask_for(
