@@ -8,7 +8,8 @@ AUROC on the held-out prompts for:
 - ``centroid``: the zero-config classifier's p_strong (fitted on its hand-written prototypes only, so
   every domain here is new to it);
 - each learned router (linear, knn, svm, mlp, mf, elo) trained on the train split with the
-  production encoder (the centroid classifier's static encoder) plus surface cues;
+  production encoder (the centroid classifier's static encoder) plus surface cues (and, where
+  training's cross-validation chooses it, the prompt's words as LSA dimensions);
 
 and the centroid classifier's single-prompt classify latency (p50/p99). Then, always on the vendored
 data (``data/benchmarks``), a per-domain table (``benchmarks/routing_domains.py``):

@@ -121,6 +121,9 @@ def test_other_algorithms_and_small_data_train_without_words() -> None:
     assert train_router(subject_dataset(), "mlp", HashingEncoder(16)).info.lexical_weight == 0.0
     small = train_router(subject_dataset(200), "knn", HashingEncoder(16))  # < 4 x rank rows: no LSA
     assert small.features.lexical is None and "lexical_weight_cv" not in small.info.training
+    asked = train_router(subject_dataset(200), "knn", HashingEncoder(16), lexical_weight=1.0)
+    assert asked.features.lexical is None and asked.info.lexical_weight == 0.0
+    assert any("too few for the lexical block" in note for note in asked.info.training["warnings"])
 
 
 def test_a_router_with_words_round_trips_and_an_older_manifest_still_loads(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ CUE_SENSITIVE = ("knn", "ensemble")
 # algorithms do not use it. Rank 64: 8192 x 64 float32 components, 2 MB in the artifact.
 LEXICAL_WEIGHT_GRID = (0.0, 0.5, 1.0)
 LEXICAL_RANK = 64
+LEXICAL_USERS = (*CUE_SENSITIVE, "linear")
 DEFAULT_STRONG_FRACTION = 0.5
 DEFAULT_CV_FOLDS = 5
 CV_SALT = "routeiq-cv:"  # fold assignment must not line up with the train/test split's hash
@@ -122,10 +123,16 @@ def train_router(
         if algo in CUE_SENSITIVE:
             feature_weight, cue_search = choose_feature_weight(texts, vectors, targets, pair, seed)
     spec = FeatureSpec.fit(texts, weight=feature_weight)
-    lexical = _fit_lexical(texts, seed) if lexical_weight is None or lexical_weight > 0 else None
+    searched = lexical_weight is None and algo in LEXICAL_USERS
+    lexical = _fit_lexical(texts, seed) if searched or (lexical_weight or 0.0) > 0 else None
+    if lexical_weight is not None and lexical_weight > 0 and lexical is None:
+        warnings.append(
+            f"{len(dataset)} training prompts are too few for the lexical block (a rank-{LEXICAL_RANK} "
+            f"SVD needs {4 * LEXICAL_RANK}): training without it"
+        )
     if lexical_weight is None:
         lexical_weight = 0.0
-        if lexical is not None and algo in (*CUE_SENSITIVE, "linear"):
+        if searched and lexical is not None:
             lexical_weight, lexical_search = choose_lexical_weight(
                 algo, spec, lexical, texts, vectors, targets, pair, seed
             )
