@@ -6,14 +6,22 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 
 from routeiq.api.runtime import runtime_of
 from routeiq.store.pages import MAX_CURSOR
+from routeiq.store.records import AuditRecord
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-@router.get("/audit")
+class AuditPage(BaseModel):
+    object: Literal["list"]
+    data: list[AuditRecord]
+    next_cursor: int | None
+
+
+@router.get("/audit", response_model=AuditPage)
 async def read_audit(
     request: Request,
     actor: str | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -93,6 +93,35 @@ class KeyFields(BaseModel):
         return limits
 
 
+class KeyView(BaseModel):
+    """A key as the API shows it: everything but the hash (and the secret, shown once on issue)."""
+
+    key_id: str
+    key_prefix: str
+    status: Literal["active", "expired", "revoked"]
+    name: str | None
+    team: str | None
+    user: str | None
+    allowed_groups: list[str]
+    allowed_models: list[str]
+    limits: list[Limit]
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    created_by: str | None
+
+
+class IssuedKey(KeyView):
+    key: str  # the secret: this response is the only place it ever appears
+
+
+class KeyList(BaseModel):
+    object: Literal["list"]
+    data: list[KeyView]
+
+
 def key_view(record: KeyRecord, now: float | None = None) -> dict[str, Any]:
     """A key as the API shows it: everything but the hash."""
     now = time.time() if now is None else now
@@ -132,7 +161,7 @@ def _check_groups(request: Request, fields: KeyFields) -> None:
         raise APIError(400, f"allowed_groups: unknown group(s) {unknown}", param="allowed_groups")
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=IssuedKey)
 async def create_key(fields: KeyFields, request: Request) -> dict[str, Any]:
     """Issue a key. The response is the only place the secret ever appears."""
     _check_groups(request, fields)
@@ -145,7 +174,7 @@ async def create_key(fields: KeyFields, request: Request) -> dict[str, Any]:
     return {**key_view(record), "key": secret}
 
 
-@router.get("")
+@router.get("", response_model=KeyList)
 async def list_keys(
     request: Request,
     team: str | None = None,
@@ -162,7 +191,7 @@ async def list_keys(
     return {"object": "list", "data": [key_view(record, now) for record in records]}
 
 
-@router.get("/{key_id}")
+@router.get("/{key_id}", response_model=KeyView)
 async def get_key(key_id: str, request: Request) -> dict[str, Any]:
     record = await runtime_of(request).keys.get(key_id)
     if record is None:
@@ -170,7 +199,7 @@ async def get_key(key_id: str, request: Request) -> dict[str, Any]:
     return key_view(record)
 
 
-@router.patch("/{key_id}")
+@router.patch("/{key_id}", response_model=KeyView)
 async def update_key(key_id: str, fields: KeyFields, request: Request) -> dict[str, Any]:
     """Change a key's team, user, allowed groups/models, limits, expiry or metadata."""
     _check_groups(request, fields)
@@ -183,7 +212,7 @@ async def update_key(key_id: str, fields: KeyFields, request: Request) -> dict[s
     return key_view(record)
 
 
-@router.post("/{key_id}/rotate")
+@router.post("/{key_id}/rotate", response_model=IssuedKey)
 async def rotate_key(key_id: str, request: Request) -> dict[str, Any]:
     """A new secret for the key (shown once); the old secret stops working at once."""
     runtime = runtime_of(request)
@@ -207,13 +236,13 @@ async def _revoke(key_id: str, request: Request) -> dict[str, Any]:
     return key_view(record)
 
 
-@router.post("/{key_id}/revoke")
+@router.post("/{key_id}/revoke", response_model=KeyView)
 async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
     """Revoke a key on every worker and replica at once. The record stays, for the audit trail."""
     return await _revoke(key_id, request)
 
 
-@router.delete("/{key_id}")
+@router.delete("/{key_id}", response_model=KeyView)
 async def delete_key(key_id: str, request: Request) -> dict[str, Any]:
     """The same as revoke: keys are never erased, so spend and audit records keep their meaning."""
     return await _revoke(key_id, request)

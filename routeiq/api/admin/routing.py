@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -21,7 +21,70 @@ class StrategyChange(BaseModel):
     group: str | None = None  # None: the default for every group without its own
 
 
-@router.get("/status")
+class ActiveStrategies(BaseModel):
+    default: str
+    groups: dict[str, str]  # groups with a strategy of their own
+
+
+class DeploymentStatus(BaseModel):
+    id: str
+    group: str
+    model: str
+    provider: str
+    tier: str | None
+    executor: Literal["passthrough", "litellm"]
+    healthy: bool
+    circuit: Literal["closed", "open", "half_open"]
+
+
+class Status(BaseModel):
+    version: str
+    strategy: ActiveStrategies
+    state_backend: str
+    groups: list[str]
+    deployments: list[DeploymentStatus]
+
+
+class StrategyOption(BaseModel):
+    name: str
+    description: str
+
+
+class Strategies(BaseModel):
+    active: ActiveStrategies
+    available: list[StrategyOption]
+
+
+class StrategySet(BaseModel):
+    active: ActiveStrategies
+    version: int | None  # null: Redis is away and only this worker changed
+
+
+class BreakerView(BaseModel):
+    state: Literal["closed", "open", "half_open"]
+    opened_at: float | None
+    reason: str
+
+
+class Breakers(BaseModel):
+    enabled: bool
+    deployments: dict[str, BreakerView]
+
+
+class DeploymentCounts(BaseModel):
+    group: str
+    ok: int
+    error: int
+
+
+class RequestStats(BaseModel):
+    total: int
+    deployments: dict[str, DeploymentCounts]
+    scope: str  # "cluster", or this worker only while the shared state is unreachable
+    backend: str
+
+
+@router.get("/status", response_model=Status)
 async def status(request: Request) -> dict[str, Any]:
     """Version, routing strategy, and every deployment with its executor and current health."""
     runtime = runtime_of(request)
@@ -53,7 +116,7 @@ async def status(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/strategy")
+@router.get("/strategy", response_model=Strategies)
 async def get_strategy(request: Request) -> dict[str, Any]:
     """The active strategies (default and per group) and every strategy that can be chosen."""
     return {
@@ -62,7 +125,7 @@ async def get_strategy(request: Request) -> dict[str, Any]:
     }
 
 
-@router.put("/strategy")
+@router.put("/strategy", response_model=StrategySet)
 async def set_strategy(change: StrategyChange, request: Request) -> dict[str, Any]:
     """Switch the strategy, for every worker and replica. ``version`` is the change's number in
     ``GET /admin/changes`` (null: Redis is away and only this worker changed)."""
@@ -80,7 +143,7 @@ async def set_strategy(change: StrategyChange, request: Request) -> dict[str, An
     return {"active": runtime.strategy.names(), "version": version}
 
 
-@router.get("/breakers")
+@router.get("/breakers", response_model=Breakers)
 async def breakers(request: Request) -> dict[str, Any]:
     """Circuit breaker state per deployment, as the whole cluster sees it."""
     runtime = runtime_of(request)
@@ -90,7 +153,7 @@ async def breakers(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=RequestStats)
 async def stats(request: Request) -> dict[str, Any]:
     """Requests per deployment and outcome, summed over every worker and replica."""
     result: dict[str, Any] = await runtime_of(request).stats.snapshot()

@@ -7,19 +7,42 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 
 from routeiq.api.runtime import runtime_of
 from routeiq.store.pages import MAX_CURSOR
+from routeiq.store.records import SpendRecord
 
 router = APIRouter(prefix="/admin/spend", tags=["admin"])
 
 MAX_VALUES = 1000  # a page of keys (the UI asks for its page's rows only, never every key's)
+SpendBy = Literal["key_id", "team", "user", "group"]
 
 
-@router.get("")
+class SpendTotal(BaseModel):
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    requests: int
+
+
+class SpendTotals(BaseModel):
+    by: SpendBy
+    since: float | None
+    until: float | None
+    totals: dict[str, SpendTotal]  # by value: the key id, team, user or group
+
+
+class SpendPage(BaseModel):
+    object: Literal["list"]
+    data: list[SpendRecord]
+    next_cursor: int | None
+
+
+@router.get("", response_model=SpendTotals)
 async def spend_totals(
     request: Request,
-    by: Literal["key_id", "team", "user", "group"] = "team",
+    by: SpendBy = "team",
     since: float | None = Query(default=None, description="UNIX time, inclusive."),
     until: float | None = Query(default=None, description="UNIX time, exclusive."),
     value: Annotated[
@@ -35,7 +58,7 @@ async def spend_totals(
     return {"by": by, "since": since, "until": until, "totals": totals}
 
 
-@router.get("/records")
+@router.get("/records", response_model=SpendPage)
 async def spend_records(
     request: Request,
     key_id: str | None = None,

@@ -1,7 +1,6 @@
-// The API's shapes, from the generated schema.d.ts (`make ui-types`, the app's OpenAPI schema)
-// wherever a route declares its models. The older admin routes (status, strategy, keys, audit,
-// policies, spend) answer plain dicts, untyped in the schema: those are written out here from
-// their source (routeiq/api/admin/*.py).
+// The API's shapes, from the generated schema.d.ts (`make ui-types`, the app's OpenAPI schema).
+// The policies view is the one route that answers a plain dict, untyped in the schema: it is
+// written out here from its source (routeiq/api/admin/policies.py).
 import type { components, paths } from "./schema";
 
 export type Schemas = components["schemas"];
@@ -34,75 +33,19 @@ export interface Page<T> {
   next_cursor?: string | number | null;
 }
 
-export interface StrategyInfo {
-  name: string;
-  description: string;
-}
-export interface ActiveStrategies {
-  default: string;
-  groups: Record<string, string>;
-}
-export interface StrategyResponse {
-  active: ActiveStrategies;
-  available: StrategyInfo[];
-}
-export interface DeploymentStatus {
-  id: string;
-  group: string;
-  model: string;
-  provider: string;
-  tier: string | null;
-  executor: string;
-  healthy: boolean;
-  circuit: string;
-}
-export interface GatewayStatus {
-  version: string;
-  strategy: ActiveStrategies;
-  state_backend: string;
-  groups: string[];
-  deployments: DeploymentStatus[];
-}
+export type StrategyInfo = Schemas["StrategyOption"];
+export type ActiveStrategies = Schemas["ActiveStrategies"];
+export type StrategyResponse = ResponseOf<"/admin/strategy", "get">;
+export type DeploymentStatus = Schemas["DeploymentStatus"];
+export type GatewayStatus = ResponseOf<"/admin/status", "get">;
 
-export interface VirtualKey {
-  key_id: string;
-  key_prefix: string;
-  status: "active" | "revoked" | "expired";
-  name: string | null;
-  team: string | null;
-  user: string | null;
-  allowed_groups: string[];
-  allowed_models: string[];
-  limits: Limit[];
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-  created_by: string | null;
-  key?: string; // the secret: only in the create and rotate answers
-}
+// A key as listed, or as issued or rotated (then with its secret, shown that once).
+export type VirtualKey = Schemas["KeyView"] & { key?: string };
 
-export interface SpendTotal {
-  cost_usd: number;
-  input_tokens: number;
-  output_tokens: number;
-  requests: number;
-}
-export interface SpendTotals {
-  by: string;
-  totals: Record<string, SpendTotal>;
-}
+export type SpendTotal = Schemas["SpendTotal"];
+export type SpendTotals = ResponseOf<"/admin/spend", "get">;
 
-export interface AuditRecord {
-  id: number | null;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  outcome: string;
-  details: Record<string, unknown>;
-  request_id: string | null;
-  [field: string]: unknown;
-}
+export type AuditRecord = Schemas["AuditRecord"];
 
 export interface PolicyView {
   enabled: boolean;

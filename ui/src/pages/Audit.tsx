@@ -42,7 +42,7 @@ export function Audit() {
                 <td className="nowrap">{when(record.at)}</td><td><code>{record.actor}</code></td><td>{record.action}</td>
                 <td>{record.target ?? "—"}</td>
                 <td><Pill tone={record.outcome === "success" ? "ok" : "bad"}>{record.outcome}</Pill></td>
-                <td className="small details"><Details details={record.details} /></td>
+                <td className="small details"><Details details={record.details ?? {}} /></td>
               </tr>
             ))}
           </tbody>
