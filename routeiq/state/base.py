@@ -125,7 +125,9 @@ class StateStore(Protocol):
         lease), or none changes."""
 
     async def window_adjust(self, adjustments: Sequence[WindowAdjustment]) -> None:
-        """Apply several window corrections in one round trip (not atomic as a whole)."""
+        """Apply several window corrections in one round trip (not atomic as a whole). A counter
+        never goes below zero: one that would has lost counts (a Redis restart or failover), and its
+        window starts again from nothing rather than from a credit."""
 
     async def set_record(
         self, key: str, value: Mapping[str, Any], ttl_seconds: float | None = None

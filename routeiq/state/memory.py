@@ -271,7 +271,9 @@ class MemoryStateStore:
 
     async def window_adjust(self, adjustments: Sequence[WindowAdjustment]) -> None:
         for item in adjustments:
-            await self.window_incr(item.key, item.window, item.amount, now=item.at)
+            count = await self.window_incr(item.key, item.window, item.amount, now=item.at)
+            if count < 0:  # counts lost (the fallback was cleared): start again from nothing
+                await self.window_incr(item.key, item.window, -count, now=item.at)
 
     # --- records ---
 

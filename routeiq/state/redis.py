@@ -117,6 +117,18 @@ return {1, 0, counts, granted}
 """
 
 
+# KEYS: window buckets; ARGV: each bucket's amount and ttl in ms, in turn. Only a counter that lost its
+# counts (a restart, a failover) can fall below zero: it stops at zero.
+_WINDOW_ADJUST_LUA = """
+for i, key in ipairs(KEYS) do
+    if redis.call('INCRBY', key, ARGV[2 * i - 1]) < 0 then
+        redis.call('SET', key, 0)
+    end
+    redis.call('PEXPIRE', key, ARGV[2 * i])
+end
+return 0
+"""
+
 # KEYS: the counter hash, the writer's batch marks (a hash: counter key -> last batch added); ARGV:
 # the counter key, the batch number, the marks' ttl in ms, then field, amount pairs.
 _HINCR_ONCE_LUA = """
@@ -208,6 +220,7 @@ class RedisStateStore:
         self._on_close = list(on_close)
         self._reserve_script = client.register_script(_RESERVE_LUA)
         self._hincr_once_script = client.register_script(_HINCR_ONCE_LUA)
+        self._window_adjust_script = client.register_script(_WINDOW_ADJUST_LUA)
         self._put_version_script = client.register_script(_PUT_VERSION_LUA)
         self._restore_version_script = client.register_script(_RESTORE_VERSION_LUA)
         self._handlers: dict[str, list[Handler]] = {}
@@ -353,17 +366,13 @@ class RedisStateStore:
         if not adjustments:
             return
         now = time.time()
-
-        async def run() -> None:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for item in adjustments:
-                    bucket = bucket_of(item.window, item.at)
-                    name = self._window_key(item.key, item.window, bucket)
-                    pipe.incrby(name, item.amount)
-                    pipe.pexpire(name, self._window_ttl_ms(bucket, now))
-                await pipe.execute()
-
-        await self._run(run)
+        keys: list[str] = []
+        args: list[int] = []
+        for item in adjustments:
+            bucket = bucket_of(item.window, item.at)
+            keys.append(self._window_key(item.key, item.window, bucket))
+            args += [item.amount, self._window_ttl_ms(bucket, now)]
+        await self._run(lambda: self._window_adjust_script(keys=keys, args=args))
 
     # --- records ---
 

@@ -130,6 +130,16 @@ def test_killed_connections_and_a_restart_keep_limits_shared(tmp_path: Path) -> 
             assert httpx.get(f"{gateway.url}/_health/ready").json()["checks"]["state"] == "ok"
 
             own_redis.restart()  # no persistence: the counts start over, every connection is gone
+
+            # A chore (a flush) that ran while Redis was down degrades its worker until its next try
+            # (quotas then fail open, as configured). What is checked here is after the restart:
+            # traffic until every worker that degraded has said it is back.
+            def every_worker_back() -> None:
+                assert burst(gateway, CHAT, 8) == [200] * 8
+                log = gateway.log()
+                assert log.count("shared state is back") >= log.count("shared state unavailable (")
+
+            eventually_sync(every_worker_back)
             statuses = burst(gateway, LIMITED, 100)
             assert statuses.count(200) == LIMIT and statuses.count(429) == 100 - LIMIT
             for _ in range(4):  # each worker, most likely: none of them served from its own state

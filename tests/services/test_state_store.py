@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from routeiq.state.base import Reservation, StateStore, Window
+from routeiq.state.base import Reservation, StateStore, Window, WindowAdjustment
 from routeiq.state.memory import MemoryStateStore
 from routeiq.state.redis import RedisStateStore
 from tests.support.eventually import eventually
@@ -98,6 +98,20 @@ async def test_hincr_once_adds_each_batch_of_a_writer_once(store: StateStore, pe
     assert await store.hincr_once("other", {"usd": 3}, "writer-a", 1)  # and each hash on its own
     assert await peer.hgetall("spend") == {"usd": 8, "calls": 1}
     assert await peer.hgetall("other") == {"usd": 3}
+
+
+async def test_a_window_handed_back_more_than_it_holds_stops_at_zero(store: StateStore) -> None:
+    # Only a counter that lost its counts (a Redis restart) can be handed back more than it holds:
+    # its window starts again from nothing, not from a credit that would let extra calls through.
+    now = time.time()
+    await store.window_incr("quota", Window.MINUTE, 2, now=now)
+    await store.window_adjust(
+        [WindowAdjustment("quota", Window.MINUTE, -5, now), WindowAdjustment("other", Window.HOUR, 3, now)]
+    )
+    assert await store.window_get("quota", Window.MINUTE, now=now) == 0
+    assert await store.window_get("other", Window.HOUR, now=now) == 3
+    await store.window_adjust([WindowAdjustment("quota", Window.MINUTE, -1, now)])
+    assert await store.window_incr("quota", Window.MINUTE, 1, now=now) == 1
 
 
 async def test_hincr_ttl_expires(store: StateStore) -> None:
