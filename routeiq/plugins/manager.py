@@ -55,6 +55,7 @@ from routeiq.plugins.base import (
 from routeiq.settings import PluginConfig
 from routeiq.state.base import StateStore, StateUnavailable
 from routeiq.state.changes import Change, LiveChanges
+from routeiq.state.counters import SharedCounters
 
 logger = logging.getLogger("routeiq.plugins")
 
@@ -186,7 +187,8 @@ class PluginManager:
                 loaded.plugin.hook_timeout_seconds = loaded.timeout_seconds
         self._changes: LiveChanges | None = None
         self._counters_store: StateStore | None = None
-        self._flushed: dict[str, int] = {}  # <name>|<counter> -> the part already in the shared hash
+        self._shared: SharedCounters | None = None  # takes the counts to the shared hash, once each
+        self._handed: dict[str, int] = {}  # <name>|<counter> -> the part handed to ``_shared``
         self._flush_task: asyncio.Task[None] | None = None
         self._index()
 
@@ -245,6 +247,7 @@ class PluginManager:
         """Start each plugin in order; should one fail, those already started are shut down again
         (``close`` is then not needed, and startup stops with the failure)."""
         self._counters_store = services.state
+        self._shared = SharedCounters(services.state, COUNTERS_FLUSH_SECONDS, "plugin counters flush")
         for index, loaded in enumerate(self.plugins):
             try:
                 await loaded.plugin.startup(services)
@@ -267,15 +270,15 @@ class PluginManager:
     async def flush_counters(self) -> None:
         """Add what this worker counted since the last flush to the shared hash (kept for the next
         flush if the store is away)."""
-        if self._counters_store is None:
+        if self._shared is None:
             return
         current = self._local_counters()
-        delta = {field: value - self._flushed.get(field, 0) for field, value in current.items()}
+        delta = {field: value - self._handed.get(field, 0) for field, value in current.items()}
         delta = {field: value for field, value in delta.items() if value}
-        if not delta:
-            return
-        await self._counters_store.hincr(COUNTERS_KEY, delta)
-        self._flushed.update(current)
+        if delta:
+            self._shared.add(COUNTERS_KEY, delta)
+            self._handed = current
+        await self._shared.flush()
 
     def _local_counters(self) -> dict[str, int]:
         return {
@@ -289,12 +292,13 @@ class PluginManager:
         worker's (``worker``)."""
         scope = "worker"
         fields = self._local_counters()
-        if self._counters_store is not None:
+        if self._counters_store is not None and self._shared is not None:
             with contextlib.suppress(StateUnavailable):
                 stored = await self._counters_store.hgetall(COUNTERS_KEY)
-                # The shared hash, plus what this worker counted but has not flushed yet.
+                # The shared hash, plus what this worker counted but the hash does not hold yet.
+                waiting = self._shared.pending(COUNTERS_KEY)
                 fields = {
-                    field: int(stored.get(field, 0)) + value - self._flushed.get(field, 0)
+                    field: int(stored.get(field, 0)) + waiting[field] + value - self._handed.get(field, 0)
                     for field, value in fields.items()
                 }
                 scope = "cluster"
