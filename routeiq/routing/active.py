@@ -65,8 +65,8 @@ class ActiveStrategy:
         groups = wanted.get("groups") or {}
         # A group neither configured nor in the change has had its own strategy taken away (a config
         # apply that drops it from group_strategies announces the groups it keeps): back to the default.
-        dropped = [known for known in self._picker.group_strategies if known not in groups]
-        for group in [known for known in dropped if known not in self._configured["groups"]]:
+        kept = {*groups, *self._configured["groups"]}
+        for group in [known for known in self._picker.group_strategies if known not in kept]:
             del self._picker.group_strategies[group]
             logger.info("routing strategy for group %s is now the default", group)
         for group, name in groups.items():
