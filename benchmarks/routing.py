@@ -96,7 +96,6 @@ def run(data: Path, quick: bool) -> dict[str, Any]:
     dataset = load_dataset(data)
     train, test = split_by_hash(dataset, 0.2)
     weak_name, strong_name = dataset.models[0], dataset.models[1]
-    weak, strong = test.column(weak_name), test.column(strong_name)
     classifier, centroid_error = _load_centroid()
     encoder: Encoder = classifier.encoder if classifier is not None else HashingEncoder(256)
     notes = (
@@ -107,15 +106,8 @@ def run(data: Path, quick: bool) -> dict[str, Any]:
     train_vectors = embed_in_batches(encoder, list(train.prompts))
     test_vectors = embed_in_batches(encoder, list(test.prompts))
 
-    rows: dict[str, dict[str, Any]] = {}
-    noise = np.random.default_rng(SEED).random(len(test))
-    rows["random"] = quality.evaluate(noise, weak, strong).as_dict()
-    lengths = np.array([len(prompt) for prompt in test.prompts], dtype=np.float64)
-    rows["prompt_length"] = quality.evaluate(lengths, weak, strong).as_dict()
-    if classifier is not None:
-        verdicts = classifier.classify_many(list(test.prompts))
-        centroid_scores = np.array([verdict.p_strong for verdict in verdicts], dtype=np.float64)
-        rows["centroid"] = quality.evaluate(centroid_scores, weak, strong).as_dict()
+    scores = _baselines(test, classifier)
+    train_seconds: dict[str, float] = {}
     for algo in ALGORITHM_NAMES:
         if quick and algo in QUICK_SKIP:
             continue
@@ -123,11 +115,14 @@ def run(data: Path, quick: bool) -> dict[str, Any]:
         router = train_router(
             train, algo, encoder, seed=SEED, weak=weak_name, strong=strong_name, embeddings=train_vectors
         )
-        fit_seconds = time.perf_counter() - fit_start
+        train_seconds[algo] = time.perf_counter() - fit_start
         prediction = router.predict_embeddings(list(test.prompts), test_vectors)
         assert prediction.p_strong is not None
-        rows[algo] = {**quality.evaluate(prediction.p_strong, weak, strong).as_dict(), "train_s": fit_seconds}
+        scores[algo] = prediction.p_strong
         notes += [f"{algo}: {warning}" for warning in router.info.training.get("warnings", [])]
+    rows = _judge(scores, test, (weak_name, strong_name))
+    for algo, seconds in train_seconds.items():
+        rows[algo]["train_s"] = seconds
 
     latency = _latency(classifier, list(test.prompts[:LATENCY_PROMPTS])) if classifier is not None else None
     domains, gsm8k_scores = domain_table(classifier, encoder, quick)
@@ -179,8 +174,18 @@ def _learned_scores(
 
 
 def _judge(scores: dict[str, np.ndarray], test: RoutingDataset, pair: tuple[str, str]) -> dict[str, Any]:
+    """Each router's metrics, the bootstrap standard error of its APGR, and its APGR gain over prompt
+    length with the paired standard error of that gain (``vs_length``: [gain, se])."""
     weak, strong = test.column(pair[0]), test.column(pair[1])
-    return {name: quality.evaluate(values, weak, strong).as_dict() for name, values in scores.items()}
+    lengths = scores["prompt_length"]
+    table = {}
+    for name, values in scores.items():
+        row: dict[str, Any] = quality.evaluate(values, weak, strong).as_dict()
+        row["apgr_se"] = quality.apgr_standard_error(values, weak, strong, seed=SEED)
+        if name != "prompt_length":
+            row["vs_length"] = list(quality.apgr_difference(values, lengths, weak, strong, seed=SEED))
+        table[name] = row
+    return table
 
 
 def domain_table(
@@ -292,7 +297,7 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         (
             f"best learned router APGR >= {TARGET_BEST_APGR}",
             "PASS" if learned[best] >= TARGET_BEST_APGR else "FAIL",
-            f"{best} {learned[best]:.4f}",
+            f"{best} {learned[best]:.4f} ±{rows[best]['apgr_se']:.3f}",
         )
     ]
     domains = report["domains"]
@@ -300,21 +305,24 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         scores = {name: domains[domain][name]["apgr"] for name in ALGORITHM_NAMES if name in domains[domain]}
         top = max(scores, key=lambda name: scores[name])
         status = "PASS" if scores[top] >= target else "FAIL"
-        out.append((f"best learned router on {domain} APGR >= {target}", status, f"{top} {scores[top]:.4f}"))
+        detail = f"{top} {scores[top]:.4f} ±{domains[domain][top]['apgr_se']:.3f}"
+        out.append((f"best learned router on {domain} APGR >= {target}", status, detail))
     for domain, table in [("in-domain", rows), *domains.items()]:
         if "centroid" not in table:
             out.append((f"centroid APGR >= prompt length ({domain})", "SKIP", "classifier unavailable"))
             continue
         centroid, length = table["centroid"]["apgr"], table["prompt_length"]["apgr"]
         status = "PASS" if centroid >= length else "FAIL"
-        out.append((f"centroid APGR >= prompt length ({domain})", status, f"{centroid:.4f} vs {length:.4f}"))
+        gain, spread = table["centroid"]["vs_length"]
+        detail = f"{centroid:.4f} vs {length:.4f} (gain {gain:+.4f} ±{spread:.3f})"
+        out.append((f"centroid APGR >= prompt length ({domain})", status, detail))
     if "centroid" in domains.get("gsm8k-a", {}):
         centroid = domains["gsm8k-a"]["centroid"]["apgr"]
         out.append(
             (
                 f"centroid APGR on gsm8k-a (a new domain) >= {TARGET_CENTROID_GSM8K_APGR}",
                 "PASS" if centroid >= TARGET_CENTROID_GSM8K_APGR else "FAIL",
-                f"{centroid:.4f}",
+                f"{centroid:.4f} ±{domains['gsm8k-a']['centroid']['apgr_se']:.3f}",
             )
         )
     cascade = report["cascade"]
@@ -344,27 +352,33 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
+def _metrics(row: dict[str, Any]) -> str:
+    """APGR ± its standard error, the gain over prompt length ± the gain's paired standard error, CPTs,
+    AUROC."""
+    gain = f"{row['vs_length'][0]:+7.4f} ±{row['vs_length'][1]:.3f}" if "vs_length" in row else f"{'':>14}"
+    cpts = f"{row['cpt50']:8.1f}% {row['cpt80']:8.1f}%"
+    return f"{row['apgr']:7.4f} ±{row['apgr_se']:.3f} {gain} {cpts} {row['auroc']:7.4f}"
+
+
+METRIC_HEADER = f"{'APGR':>7} {'± se':>6} {'vs length ± se':>14} {'CPT(50%)':>9} {'CPT(80%)':>9} {'AUROC':>7}"
+
+
 def render(report: dict[str, Any]) -> str:
     split = report["split"]
     lines = [
         f"routing quality on {split['test']} held-out prompts (trained on {split['train']}), "
-        f"encoder {report['encoder']['id']} ({report['encoder']['dimension']}d)",
-        f"{'router':<16} {'APGR':>7} {'CPT(50%)':>9} {'CPT(80%)':>9} {'AUROC':>7} {'train s':>8}",
+        f"encoder {report['encoder']['id']} ({report['encoder']['dimension']}d); ± is the bootstrap "
+        "standard error (vs length: of the paired gain over prompt length)",
+        f"{'router':<16} {METRIC_HEADER} {'train s':>8}",
     ]
     for name, row in report["results"].items():
         train_s = f"{row['train_s']:8.1f}" if "train_s" in row else f"{'':>8}"
-        cpts = f"{row['cpt50']:8.1f}% {row['cpt80']:8.1f}%"
-        lines.append(f"{name:<16} {row['apgr']:7.4f} {cpts} {row['auroc']:7.4f} {train_s}")
+        lines.append(f"{name:<16} {_metrics(row)} {train_s}")
     lines += ["", "per domain (MMLU groups and GSM8K half A held out; gsm8k-a (cv): 5-fold within half A)"]
-    lines.append(
-        f"{'domain':<16} {'router':<16} {'APGR':>7} {'CPT(50%)':>9} {'CPT(80%)':>9} {'AUROC':>7} {'n':>6}"
-    )
+    lines.append(f"{'domain':<16} {'router':<16} {METRIC_HEADER} {'n':>6}")
     for domain, table in report["domains"].items():
         for name, row in table.items():
-            cpts = f"{row['cpt50']:8.1f}% {row['cpt80']:8.1f}%"
-            lines.append(
-                f"{domain:<16} {name:<16} {row['apgr']:7.4f} {cpts} {row['auroc']:7.4f} {row['n']:6d}"
-            )
+            lines.append(f"{domain:<16} {name:<16} {_metrics(row)} {row['n']:6d}")
     cascade = report["cascade"]
     lines += [
         "",

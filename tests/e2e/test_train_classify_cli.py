@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 MMLU_SMALL = ROOT / "tests" / "fixtures" / "routellm-mmlu-small"  # 387 prompts, 3 subjects
 PROMPTS = [
@@ -61,10 +63,20 @@ def test_train_then_classify_with_the_artifact(tmp_path: Path) -> None:
     )
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout.splitlines()[-1])
-    assert summary["algo"] == "knn" and set(summary["heldout"]) == {"router", "prompt_length", "random"}
+    heldout = summary["heldout"]
+    assert summary["algo"] == "knn" and set(heldout) == {
+        "router",
+        "prompt_length",
+        "random",
+        "gain_over_length",
+    }
+    gain = heldout["gain_over_length"]
+    assert gain["apgr"] == pytest.approx(heldout["router"]["apgr"] - heldout["prompt_length"]["apgr"])
+    assert 0.0 < gain["standard_error"] < 0.5
     assert 0.0 <= summary["heldout"]["router"]["apgr"] <= 1.5
     assert summary["cv"]["folds"] == 5 and 0.0 <= summary["cv"]["auroc"] <= 1.0
     assert "cross-validated AUROC (5-fold" in trained.stdout
+    assert "knn vs prompt_length: APGR " in trained.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert (
         manifest["weak"] == "mistralai/Mixtral-8x7B-Instruct-v0.1"

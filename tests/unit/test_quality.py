@@ -72,3 +72,33 @@ def test_refuses_inputs_without_a_gap_or_of_mismatched_length() -> None:
         quality.apgr([1, 2, 3], [0, 1], [1, 1])
     with pytest.raises(ValueError, match="target"):
         quality.cpt([1, 2], [0, 0], [1, 1], 1.5)
+
+
+def _noisy_router(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A router whose score is the strong model's win plus noise, on n prompts."""
+    rng = np.random.default_rng(seed)
+    weak = (rng.random(n) < 0.6).astype(float)
+    strong = np.maximum(weak, (rng.random(n) < 0.5).astype(float))
+    scores = (strong - weak) + rng.normal(0.0, 1.0, n)
+    return scores, weak, strong
+
+
+def test_apgr_standard_error_shrinks_with_more_prompts_and_is_seeded() -> None:
+    small = quality.apgr_standard_error(*_noisy_router(400, 1))
+    large = quality.apgr_standard_error(*_noisy_router(6400, 1))
+    assert 0.0 < large < small / 2.5  # ~1/sqrt(16) of it, with room for the bootstrap's own noise
+    assert quality.apgr_standard_error(*_noisy_router(400, 1), seed=3) == quality.apgr_standard_error(
+        *_noisy_router(400, 1), seed=3
+    )
+
+
+def test_apgr_difference_is_paired() -> None:
+    scores, weak, strong = _noisy_router(600, 2)
+    assert quality.apgr_difference(scores, scores, weak, strong) == (0.0, 0.0)
+    # A better router (less noise) beats it by many paired standard errors; unpaired errors would add up.
+    better = (strong - weak) + np.random.default_rng(5).normal(0.0, 0.3, strong.size)
+    gain, spread = quality.apgr_difference(better, scores, weak, strong)
+    assert gain == pytest.approx(quality.apgr(better, weak, strong) - quality.apgr(scores, weak, strong))
+    assert gain > 4 * spread > 0
+    with pytest.raises(ValueError, match="two resamples"):
+        quality.apgr_standard_error(scores, weak, strong, resamples=1)

@@ -106,6 +106,11 @@ def run_train(args: argparse.Namespace) -> int:
             label = args.algo if name == "router" else name
             cpts = f"{row['cpt50']:8.1f}% {row['cpt80']:8.1f}%"
             print(f"{label:<14} {row['apgr']:7.4f} {cpts} {row['auroc']:7.4f}")
+        gain = metrics["gain_over_length"]
+        print(
+            f"{args.algo} vs prompt_length: APGR {gain['apgr']:+.4f} ± {gain['standard_error']:.4f} "
+            "(paired bootstrap standard error; within about two of them the gain may be noise)"
+        )
     if cv is not None:
         print(_cv_line(cv))
     print(

@@ -239,17 +239,22 @@ def choose_lexical_weight(
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    """Held-out routing quality of a router's p_strong, plus the two baselines for scale."""
+    """Held-out routing quality of a router's p_strong, plus the two baselines for scale, and the
+    router's APGR gain over prompt length with its paired bootstrap standard error (a gain within
+    about two standard errors may be luck of the split)."""
 
     router: quality.RoutingQuality
     prompt_length: quality.RoutingQuality
     random: quality.RoutingQuality
+    gain_over_length: float
+    gain_standard_error: float
 
     def as_dict(self) -> dict[str, dict[str, float | int]]:
         return {
             "router": self.router.as_dict(),
             "prompt_length": self.prompt_length.as_dict(),
             "random": self.random.as_dict(),
+            "gain_over_length": {"apgr": self.gain_over_length, "standard_error": self.gain_standard_error},
         }
 
 
@@ -266,10 +271,13 @@ def evaluate_router(
     weak, strong = test.column(router.info.weak), test.column(router.info.strong)
     lengths = np.array([len(text) for text in texts], dtype=np.float64)
     noise = np.random.default_rng(seed).random(len(texts))
+    gain, spread = quality.apgr_difference(prediction.p_strong, lengths, weak, strong, seed=seed)
     return Evaluation(
         router=quality.evaluate(prediction.p_strong, weak, strong),
         prompt_length=quality.evaluate(lengths, weak, strong),
         random=quality.evaluate(noise, weak, strong),
+        gain_over_length=gain,
+        gain_standard_error=spread,
     )
 
 
