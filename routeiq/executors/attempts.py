@@ -239,14 +239,16 @@ class Dispatcher:
         trace: RequestTrace,
         native: NativeCall | None,
     ) -> Response | None:
-        """The group's cascade, for a chat request it takes (None: route it the usual way)."""
+        """The group's cascade, for a chat request it takes (None: route it the usual way). A call
+        translated from another API (``native``) cascades in chat form: every answer must be read and
+        verified, so none is forwarded as sent; the route translates the final one back."""
         plan = self._cascades.get(context.group) if self._cascades is not None else None
-        if plan is None or operation is not Operation.CHAT or native is not None:
-            return None  # (a stream the group bypasses, embeddings, a natively forwarded call)
+        if plan is None or operation is not Operation.CHAT:
+            return None  # (embeddings, legacy completions)
         if trace.streaming and not plan.buffers_streams:
             return None
         try:
-            return await CascadeRun(self, plan, body, context, call, trace, started).serve()
+            return await CascadeRun(self, plan, body, context, call, trace, started, native).serve()
         except UpstreamError as error:  # only the caller's fault comes out: passed on, as usual
             raise _client_error(error, failure_headers(trace)) from None
 

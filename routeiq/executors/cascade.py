@@ -1,4 +1,4 @@
-"""Running a cascade (``llmrouter-cascade``) for one chat request.
+"""Running a cascade (``llmrouter-cascade``) for one chat request (or a Messages or Responses call, as chat).
 
 Each step's deployment answers in full (never streamed: the answer must be read before anyone sees
 it); the verifier scores it; at or above the threshold it is served, below it the next step is asked.
@@ -25,6 +25,7 @@ import orjson
 from starlette.responses import Response
 
 from routeiq.executors.base import Completed, Operation, UpstreamError
+from routeiq.executors.native import NativeCall
 from routeiq.executors.sse_replay import completion_events
 from routeiq.governance.call import Charge, GovernedCall, Served
 from routeiq.governance.quota import prompt_tokens
@@ -80,6 +81,7 @@ class CascadeRun:
     call: GovernedCall | None
     trace: RequestTrace
     started: float
+    native: NativeCall | None = None  # a call translated from another API: fits each step's chat body
     strategy: CascadeStrategy = field(default_factory=CascadeStrategy)
     charges: list[tuple[Deployment, dict[str, Any] | None]] = field(default_factory=list)
     called: list[str] = field(default_factory=list)  # every step deployment called, in order
@@ -143,8 +145,9 @@ class CascadeRun:
             self.trace.decision = decision
             self.trace.routing_seconds += time.perf_counter() - routing_started
             self.called.append(decision.deployment.id)
+            step_body = self.native.chat_body_for(decision.deployment, body) if self.native else body
             try:
-                completed = await self._timed(Operation.CHAT, body, decision, context, self.trace)
+                completed = await self._timed(Operation.CHAT, step_body, decision, context, self.trace)
             except UpstreamError as error:
                 if not error.retryable:
                     raise  # the caller's fault: the dispatcher passes the upstream's answer on

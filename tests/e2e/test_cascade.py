@@ -311,3 +311,71 @@ def test_a_cascade_whose_verifier_cannot_load_stops_startup_naming_the_key(tmp_p
         Gateway(config, tmp_path).start()
     assert "cascades.scored.verifier.artifact: " in str(refused.value)
     assert "holds no verifier artifact (manifest.json)" in str(refused.value)
+
+
+def anthropic_client(cascade: Cascade) -> Any:
+    import anthropic
+
+    return anthropic.Anthropic(base_url=cascade.gateway.url, api_key=MASTER_KEY, max_retries=0, timeout=20)
+
+
+@pytest.mark.parametrize("answer", ["pass", "fail"])
+def test_a_messages_call_cascades_in_chat_form_and_is_answered_in_its_own_api(
+    cascade: Cascade, answer: str
+) -> None:
+    tag = f"messages-{answer}"
+    raw = anthropic_client(cascade).messages.with_raw_response.create(
+        model="scored",
+        max_tokens=64,
+        messages=[{"role": "user", "content": marked(tag, RIGHT if answer == "pass" else WRONG)}],
+    )
+    message = raw.parse()
+    assert message.type == "message" and message.role == "assistant"
+    text = message.content[0].text
+    trail = raw.headers["x-routeiq-cascade"]
+    if answer == "pass":
+        assert text == RIGHT and trail.startswith("budget:") and "\u2192" not in trail
+        assert cascade.upstream_models(tag) == [CHEAP]
+        cascade.spend_rows(raw.headers["x-request-id"], 1)
+    else:
+        assert text.startswith(f"mock reply from {PREMIUM}") and trail.endswith("\u2192premium")
+        assert raw.headers["x-routeiq-deployment-id"] == "scored-top"
+        assert cascade.upstream_models(tag) == [CHEAP, PREMIUM]
+        rows = cascade.spend_rows(raw.headers["x-request-id"], 2)
+        assert [row["deployment_id"] for row in rows] == ["scored-cheap", "scored-top"]
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+
+
+def test_a_streamed_messages_call_is_buffered_verified_and_sent_as_anthropic_events(cascade: Cascade) -> None:
+    with anthropic_client(cascade).messages.stream(
+        model="scored",
+        max_tokens=64,
+        messages=[{"role": "user", "content": marked("messages-stream", WRONG)}],
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text.startswith(f"mock reply from {PREMIUM}") and final.stop_reason == "end_turn"
+    assert cascade.upstream_models("messages-stream") == [CHEAP, PREMIUM]
+    assert all(
+        r["body"].get("stream") is None
+        for r in cascade.upstream.requests
+        if "messages-stream" in str(r["body"])
+    )
+
+
+def test_a_responses_call_cascades_too_whole_or_streamed(cascade: Cascade) -> None:
+    raw = cascade.client().responses.with_raw_response.create(
+        model="scored", input=marked("responses-fail", WRONG)
+    )
+    assert raw.parse().output_text.startswith(f"mock reply from {PREMIUM}")
+    assert raw.headers["x-routeiq-cascade"].endswith("\u2192premium")
+    assert cascade.upstream_models("responses-fail") == [CHEAP, PREMIUM]
+    cascade.spend_rows(raw.headers["x-request-id"], 2)
+    events = list(
+        cascade.client().responses.create(
+            model="scored", input=marked("responses-stream", WRONG), stream=True
+        )
+    )
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert text.startswith(f"mock reply from {PREMIUM}") and events[-1].type == "response.completed"
+    assert cascade.upstream_models("responses-stream") == [CHEAP, PREMIUM]
