@@ -397,7 +397,7 @@ def render(report: dict[str, Any]) -> str:
     lines += [f"{status:<5} {target}: {detail}" for target, status, detail in verdicts(report)]
     lines += [f"note: {note}" for note in report["notes"]]
     lines.append(f"({report['seconds']:.1f} s)")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:
