@@ -41,7 +41,8 @@ def load_routing_models(settings: Settings, on_classifier_fallback: Any) -> Rout
 
         key = settings.router_hmac_key.get_secret_value().encode() if settings.router_hmac_key else None
         for algo, directory in settings.learned_routers.items():
-            slot = RouterSlot(hmac_key=key)
+            # The classifier's encoder is the one routers are trained with: loaded once, shared.
+            slot = RouterSlot(hmac_key=key, loaded_encoder=classifier.encoder if classifier else None)
             slot.swap_from(Path(directory))  # a bad artifact stops startup with ArtifactError
             slots[algo] = slot
             deps.learned[algo] = LearnedScorer(learned_strategy_name(algo), slot, centroid)

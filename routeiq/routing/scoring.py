@@ -76,8 +76,14 @@ class LearnedScorer:
         self._centroid = centroid
 
     def assess(self, text: str) -> Assessment:
-        category = self._centroid.assess(text).category
-        verdict = self._slot.current.classify([text])[0]  # against the threshold fitted in training
+        router, classifier = self._slot.current, self._centroid.classifier
+        if classifier is not None and router.encoder is classifier.encoder:  # embedded once for both
+            embeddings = router.encoder.embed([text])
+            category = classifier.classify_embeddings(embeddings, [text])[0].category
+            verdict = router.classify_embeddings([text], embeddings)[0]
+        else:
+            category = self._centroid.assess(text).category
+            verdict = router.classify([text])[0]  # against the threshold fitted in training
         return Assessment(
             verdict.p_strong,
             category,

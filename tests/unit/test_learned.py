@@ -379,3 +379,34 @@ def test_parse_params() -> None:
     assert parse_params(["k=8", "l2=0.01", "name=x"]) == {"k": 8, "l2": 0.01, "name": "x"}
     with pytest.raises(ValueError):
         parse_params(["oops"])
+
+
+def test_a_slot_reuses_an_encoder_already_loaded_only_when_the_artifact_names_it(
+    tmp_path: Path, trained: LearnedRouter
+) -> None:
+    path = save_router(trained, tmp_path / "router", hmac_key="k")
+    same, other = HashingEncoder(64), HashingEncoder(32)
+    assert RouterSlot(hmac_key="k", loaded_encoder=same).swap_from(path).encoder is same
+    router = RouterSlot(hmac_key="k", loaded_encoder=other).swap_from(path)
+    assert router.encoder is not other and router.encoder.id == trained.info.encoder_id
+
+
+def test_a_learned_scorer_embeds_a_prompt_once_for_its_router_and_the_classifier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from routeiq.routing.classifier import CentroidClassifier
+    from routeiq.routing.scoring import CentroidScorer, LearnedScorer
+
+    classifier = CentroidClassifier.load()
+    encoder = classifier.encoder
+    router = train_router(text_dataset(), "knn", encoder, seed=1)
+    scorer = LearnedScorer("llmrouter-knn", RouterSlot(router), CentroidScorer(classifier))
+    text = "prove the integral of the series converges"
+    expected = (classifier.classify(text).category, router.classify([text])[0])
+    calls: list[int] = []
+    embed = encoder.embed
+    monkeypatch.setattr(encoder, "embed", lambda texts: calls.append(len(texts)) or embed(texts))
+    assessment = scorer.assess(text)
+    assert calls == [1]
+    assert (assessment.category, assessment.p_strong) == (expected[0], expected[1].p_strong)
+    assert assessment.complex == (expected[1].tier == "complex")

@@ -257,11 +257,14 @@ def load_router(
     hmac_key: bytes | str | None = None,
     ed25519_public_key: bytes | None = None,
     encoder: Encoder | None = None,
+    loaded_encoder: Encoder | None = None,
 ) -> LearnedRouter:
     """Load and fully verify an artifact (see the module docstring for the checks).
 
     ``encoder`` defaults to the one the manifest names (the centroid classifier's encoder in
-    production); a given encoder must have the recorded id and dimension.
+    production); a given encoder must have the recorded id and dimension. ``loaded_encoder``: one
+    the process already holds (the gateway's centroid classifier's), used when it is the one the
+    manifest names, so its table is not loaded a second time and a prompt can be embedded once.
     """
     path = Path(directory)
     raw, manifest = _read_manifest(path)
@@ -288,6 +291,8 @@ def load_router(
         features = FeatureSpec.from_arrays(feature_arrays, info.feature_weight, info.lexical_weight)
     except (KeyError, ValueError, TypeError) as error:
         raise ArtifactError(f"{path}: {info.algo} weights are inconsistent: {error}") from None
+    if encoder is None and loaded_encoder is not None and loaded_encoder.id == info.encoder_id:
+        encoder = loaded_encoder
     if encoder is None:
         try:
             encoder = encoder_by_name(info.encoder_id)

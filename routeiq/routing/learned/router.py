@@ -110,10 +110,7 @@ class LearnedRouter:
         return self.predict_embeddings(texts, embed_in_batches(self.encoder, texts, batch_size))
 
     def p_strong(self, texts: Sequence[str]) -> np.ndarray:
-        prediction = self.predict(texts)
-        if prediction.p_strong is None:
-            raise ValueError("this router was trained without a (weak, strong) pair: it has no p_strong")
-        return prediction.p_strong
+        return _p_strong_of(self.predict(texts))
 
     def decide(self, p_strong: np.ndarray, threshold: float | None = None) -> list[TierVerdict]:
         """Tiers and confidences for given ``p_strong`` values (threshold defaults to the artifact's).
@@ -138,6 +135,18 @@ class LearnedRouter:
 
     def classify(self, texts: Sequence[str], threshold: float | None = None) -> list[TierVerdict]:
         return self.decide(self.p_strong(texts), threshold)
+
+    def classify_embeddings(
+        self, texts: Sequence[str], embeddings: np.ndarray, threshold: float | None = None
+    ) -> list[TierVerdict]:
+        """``classify`` for texts already embedded with this router's encoder."""
+        return self.decide(_p_strong_of(self.predict_embeddings(texts, embeddings)), threshold)
+
+
+def _p_strong_of(prediction: Prediction) -> np.ndarray:
+    if prediction.p_strong is None:
+        raise ValueError("this router was trained without a (weak, strong) pair: it has no p_strong")
+    return prediction.p_strong
 
 
 def calibration_curve(p_strong: np.ndarray) -> tuple[float, ...]:

@@ -26,11 +26,15 @@ class RouterSlot:
         hmac_key: bytes | str | None = None,
         ed25519_public_key: bytes | None = None,
         encoder: Encoder | None = None,
+        loaded_encoder: Encoder | None = None,
     ) -> None:
+        """``encoder``: the one every artifact must use; ``loaded_encoder``: one already loaded here,
+        used by the artifacts trained with it (see ``load_router``)."""
         self._router = router
         self._hmac_key = hmac_key
         self._ed25519_public_key = ed25519_public_key
         self._encoder = encoder if encoder is not None else (router.encoder if router else None)
+        self._loaded_encoder = loaded_encoder
         self._swap_lock = threading.Lock()
         self.source: Path | None = None
 
@@ -54,6 +58,7 @@ class RouterSlot:
                 hmac_key=self._hmac_key,
                 ed25519_public_key=self._ed25519_public_key,
                 encoder=self._encoder,
+                loaded_encoder=self._loaded_encoder,
             )
             self._router = router
             self.source = Path(directory)
