@@ -114,15 +114,20 @@ def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
     negatives = y.size - positives
     if positives == 0 or negatives == 0:
         return 0.5
+    rank_sum = float(average_ranks(s)[y].sum())
+    return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
+
+
+def average_ranks(scores: ArrayLike) -> np.ndarray:
+    """Each score's 1-based rank among all of them, tied scores sharing their block's mean rank."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
     order = np.argsort(s, kind="stable")
     sorted_scores = s[order]
-    ranks = np.empty(s.size, dtype=np.float64)
     starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
     ends = np.r_[starts[1:], s.size]
-    average_rank = (starts + ends + 1) / 2.0  # 1-based mean rank of each tie block
-    ranks[order] = np.repeat(average_rank, ends - starts)
-    rank_sum = float(ranks[y].sum())
-    return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
+    ranks = np.empty(s.size, dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
 
 
 def strong_wins(weak: ArrayLike, strong: ArrayLike) -> np.ndarray:

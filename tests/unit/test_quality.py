@@ -102,3 +102,8 @@ def test_apgr_difference_is_paired() -> None:
     assert gain > 4 * spread > 0
     with pytest.raises(ValueError, match="two resamples"):
         quality.apgr_standard_error(scores, weak, strong, resamples=1)
+
+
+def test_average_ranks_share_ties() -> None:
+    assert quality.average_ranks([3, 1, 3, 2]).tolist() == [3.5, 1.0, 3.5, 2.0]
+    assert quality.average_ranks([5, 5, 5]).tolist() == [2.0, 2.0, 2.0]
