@@ -7,6 +7,7 @@ of that tier (or of the nearest tier that has any).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from routeiq.routing.catalogue import StrategySpec
@@ -14,7 +15,7 @@ from routeiq.routing.deployments import Deployment
 from routeiq.routing.profiles import RANK, nearest_tier, tier_of, wanted_tier
 from routeiq.routing.scoring import Scorer
 from routeiq.routing.shuffle import WeightedShuffle
-from routeiq.routing.strategy import RoutingChoice, RoutingContext
+from routeiq.routing.strategy import RoutingChoice, RoutingContext, RoutingStrategy
 
 
 class TierRouting:
@@ -26,9 +27,13 @@ class TierRouting:
         self.scorer = scorer
         self._shuffle = WeightedShuffle()
 
+    def judges(self, candidates: Sequence[Deployment], context: RoutingContext) -> bool:
+        """Whether ``choose`` will judge the prompt (not when the request already was: retries and
+        fallbacks reuse the judgement)."""
+        return context.assessment is None and not _one_tier(candidates, context)
+
     def choose(self, candidates: Sequence[Deployment], context: RoutingContext) -> RoutingChoice:
-        if context.profile == "auto" and len({tier_of(candidate) for candidate in candidates}) == 1:
-            # One tier to choose from: judging the prompt could not change the outcome, so don't.
+        if _one_tier(candidates, context):
             chosen, how = self._shuffle.pick(candidates)
             return RoutingChoice(
                 chosen, self.name, f"single tier {tier_of(chosen)}; {how}", tier=tier_of(chosen)
@@ -45,6 +50,21 @@ class TierRouting:
         if tier_of(chosen) != tier:
             how = f"no healthy {tier} deployment, nearest tier {tier_of(chosen)}; {how}"
         return chosen, how
+
+
+def _one_tier(candidates: Sequence[Deployment], context: RoutingContext) -> bool:
+    """One tier to choose from: judging the prompt could not change the outcome, so it is not judged."""
+    return context.profile == "auto" and len({tier_of(candidate) for candidate in candidates}) == 1
+
+
+async def judge_off_loop(
+    strategy: RoutingStrategy, candidates: Sequence[Deployment], context: RoutingContext
+) -> None:
+    """Before ``strategy.choose``: a tier strategy whose scorer is slow judges the prompt in a worker
+    thread, and ``choose`` reuses that judgement, so a transformer encoder does not hold up the event
+    loop. Anything else is left to ``choose`` (the static encoder takes a fraction of a millisecond)."""
+    if isinstance(strategy, TierRouting) and strategy.scorer.slow and strategy.judges(candidates, context):
+        context.assessment = await asyncio.to_thread(strategy.scorer.assess, context.signals.text)
 
 
 class CheapestCapable(TierRouting):

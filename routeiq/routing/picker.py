@@ -23,6 +23,7 @@ from opentelemetry.trace import Span
 from routeiq.resilience.breaker import CircuitBreakers
 from routeiq.routing.constraints import capable
 from routeiq.routing.deployments import Deployment, DeploymentTable
+from routeiq.routing.llmrouter import judge_off_loop
 from routeiq.routing.strategy import NoHealthyDeployment, RoutingChoice, RoutingContext, RoutingStrategy
 
 HEALTHY_TTL_SECONDS = 0.25
@@ -72,6 +73,7 @@ class Picker:
         strategy = context.arm_strategy  # an experiment arm's, in the requested group only
         if strategy is None or group != context.group:
             strategy = self.strategy_for(group)
+        await judge_off_loop(strategy, candidates, context)
         decision = strategy.choose(candidates, context)
         context.decision, context.candidates = decision, candidates
         return decision

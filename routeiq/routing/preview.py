@@ -6,6 +6,7 @@ from typing import Any
 
 from routeiq.errors import NoDeploymentAvailable, NoDeploymentCanServe
 from routeiq.routing.constraints import NoCapableDeployment
+from routeiq.routing.llmrouter import judge_off_loop
 from routeiq.routing.profiles import tier_of
 from routeiq.routing.strategy import NoHealthyDeployment, RoutingContext
 
@@ -20,7 +21,9 @@ async def preview(runtime: Any, context: RoutingContext) -> dict[str, Any]:
         raise NoDeploymentAvailable(str(error), error.retry_after) from None
     except NoCapableDeployment as error:
         raise NoDeploymentCanServe(f"no deployment can take this request: {error}") from None
-    decision = picker.strategy_for(context.group).choose(candidates, context)
+    strategy = picker.strategy_for(context.group)
+    await judge_off_loop(strategy, candidates, context)
+    decision = strategy.choose(candidates, context)
     assessment = decision.assessment
     return {
         "group": context.group,

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from routeiq.routing.classifier.encoder import StaticEncoder
 from routeiq.routing.strategy import Assessment
 
 logger = logging.getLogger("routeiq.routing")
@@ -23,6 +24,9 @@ LENGTH_RULE_FULL_CHARS = 1500
 
 class Scorer(Protocol):
     name: str
+    # Assessing takes milliseconds (a transformer encoder, not the static one): the picker then runs
+    # it in a worker thread so the event loop keeps serving other requests meanwhile.
+    slow: bool
 
     def assess(self, text: str) -> Assessment: ...
 
@@ -50,6 +54,7 @@ class CentroidScorer:
     def __init__(self, classifier: Any | None, on_fallback: Callable[[], None] | None = None) -> None:
         self.classifier = classifier  # None: artifacts unavailable, the length rule serves
         self._on_fallback = on_fallback
+        self.slow = classifier is not None and not isinstance(classifier.encoder, StaticEncoder)
 
     def assess(self, text: str) -> Assessment:
         if self.classifier is None:
@@ -74,6 +79,7 @@ class LearnedScorer:
         self.name = name
         self._slot = slot
         self._centroid = centroid
+        self.slow = centroid.slow  # (routers themselves use the static or the hashing encoder)
 
     def assess(self, text: str) -> Assessment:
         router, classifier = self._slot.current, self._centroid.classifier
