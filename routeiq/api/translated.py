@@ -106,13 +106,6 @@ def translated_response(
     if isinstance(response, StreamingResponse):
         response.body_iterator = _translated_events(response.body_iterator, stream())
         return response
-    headers = {name: value for name, value in response.headers.items() if name not in REPLACED_HEADERS}
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
-        # A stream sent in one body (a cascade's buffered answer): its events translated at once.
-        translator = stream()
-        events = translator.feed(bytes(response.body)) + translator.finish()
-        return Response(
-            events, status_code=response.status_code, headers=headers, media_type="text/event-stream"
-        )
     body = orjson.dumps(translate(orjson.loads(response.body)))
+    headers = {name: value for name, value in response.headers.items() if name not in REPLACED_HEADERS}
     return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")

@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from routeiq.executors.base import Completed, Operation, UpstreamError
 from routeiq.executors.native import NativeCall
@@ -257,9 +257,11 @@ class CascadeRun:
             return Response(body, media_type="application/json", headers=headers)
         options = self.body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        trace.stream_finished = True  # sent whole, in one body
-        events = completion_events(completion, include_usage)
-        return Response(events, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
+        trace.stream_finished = True  # sent whole, in one chunk
+        events = _one_chunk(completion_events(completion, include_usage))
+        return StreamingResponse(
+            events, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
+        )
 
     def _charge(self) -> float | None:
         """Tell governance about every call: the sums for quotas, each one for the spend log."""
@@ -301,6 +303,11 @@ def _parsed(body: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
+
+
+async def _one_chunk(events: bytes) -> AsyncIterator[bytes]:
+    """A stream like any other (the translated APIs re-encode a stream event by event), in one chunk."""
+    yield events
 
 
 def _answer_text(completion: dict[str, Any]) -> str:
