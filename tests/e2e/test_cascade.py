@@ -8,7 +8,9 @@ decides whether the verifier accepts the cheap answer.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
+import redis
 
 from routeiq.routing.learned.verifier import save_verifier, train_verifier
 from tests.support.eventually import eventually_sync
@@ -29,6 +32,7 @@ ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 CHEAP, PREMIUM = "mock-cheap-scripted", "mock-premium"
 CHEAP_PRICE, PREMIUM_PRICE, JUDGE_PRICE = 1e-6, 1e-5, 2e-6
 QUESTION = "What is 2 + 3?"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def right(a: int, b: int) -> str:
@@ -379,3 +383,90 @@ def test_a_responses_call_cascades_too_whole_or_streamed(cascade: Cascade) -> No
     text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
     assert text.startswith(f"mock reply from {PREMIUM}") and events[-1].type == "response.completed"
     assert cascade.upstream_models("responses-stream") == [CHEAP, PREMIUM]
+
+
+# --- with governance on: Redis state, a virtual key with a request limit, the pii guardrail ------
+
+GOVERNED_LIMIT = 4
+EMAIL = "jane.doe@example.com"
+
+
+@pytest.fixture(scope="module")
+def governed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cascade]:
+    tmp = tmp_path_factory.mktemp("cascade-governed")
+    artifact = train_scorer(tmp)
+    prefix = f"routeiq-test-cascade-{uuid.uuid4().hex[:8]}:"
+    with MockUpstream() as upstream:
+        config = {
+            "model_list": ladder("scored", upstream.base_url),
+            "router_settings": {"num_retries": 0, "allowed_fails": 100},
+            "routeiq": {
+                "master_key": MASTER_KEY,
+                "redis_url": REDIS_URL,
+                "redis_key_prefix": prefix,
+                "plugins": [{"name": "pii"}],
+                "cascades": {
+                    "scored": {
+                        "tiers": ["budget", "premium"],
+                        "verifier": {"kind": "scorer", "artifact": str(artifact)},
+                        "threshold": 0.5,
+                    }
+                },
+            },
+        }
+        try:
+            with Gateway(config, tmp, {"ROUTEIQ_ADMIN_KEYS": ADMIN_KEY}) as gateway:
+                yield Cascade(gateway, upstream)
+        finally:
+            client = redis.Redis.from_url(REDIS_URL)
+            keys = list(client.scan_iter(match=f"{prefix}*"))
+            if keys:
+                client.delete(*keys)
+
+
+@pytest.mark.usefixtures("clear_of_hour_rollover")  # counts requests in an hour window
+def test_concurrent_cascades_on_a_limited_key_count_requests_not_calls_and_are_guarded(
+    governed: Cascade,
+) -> None:
+    """Chat and Messages calls at once on a key allowed 4 requests an hour: exactly 4 answer, each
+    escalating (two upstream calls, both with the e-mail address masked, two spend rows on the key);
+    the others are refused with each API's own error shape and a request id."""
+    created = httpx.post(
+        f"{governed.gateway.url}/admin/keys",
+        headers=ADMIN,
+        json={"limits": [{"metric": "requests", "window": "hour", "limit": GOVERNED_LIMIT}]},
+    )
+    assert created.status_code == 201, created.text
+    key, key_id = created.json()["key"], created.json()["key_id"]
+    auth = {"authorization": f"Bearer {key}"}
+
+    def send(index: int) -> httpx.Response:
+        prompt = marked(f"governed-{index}", WRONG, f"reply to {EMAIL}")
+        if index % 2:
+            body = {"model": "scored", "max_tokens": 64, "messages": [{"role": "user", "content": prompt}]}
+            return httpx.post(f"{governed.gateway.url}/v1/messages", json=body, headers=auth, timeout=20)
+        body = {"model": "scored", "messages": [{"role": "user", "content": prompt}]}
+        return httpx.post(f"{governed.gateway.url}/v1/chat/completions", json=body, headers=auth, timeout=20)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(send, range(2 * GOVERNED_LIMIT)))
+    answered = [(i, r) for i, r in enumerate(responses) if r.status_code == 200]
+    refused = [(i, r) for i, r in enumerate(responses) if r.status_code != 200]
+    assert len(answered) == GOVERNED_LIMIT, [r.text for r in responses]
+    for index, response in refused:
+        assert response.status_code == 429 and response.headers["x-request-id"]
+        error = response.json()
+        if index % 2:  # Anthropic's shape on /v1/messages
+            assert error["type"] == "error" and error["error"]["type"] == "rate_limit_error"
+        else:
+            assert error["error"]["code"] == "requests_limit_exceeded"
+    for index, response in answered:
+        assert response.headers["x-routeiq-cascade"].endswith("\u2192premium")
+        calls = [r["body"] for r in governed.upstream.requests if f"governed-{index})" in str(r["body"])]
+        assert [call["model"] for call in calls] == [CHEAP, PREMIUM]
+        assert all(EMAIL not in str(call) for call in calls)  # the guardrail's masking reached both steps
+        rows = governed.spend_rows(response.headers["x-request-id"], 2)
+        assert [(row["deployment_id"], row["key_id"]) for row in rows] == [
+            ("scored-cheap", key_id),
+            ("scored-top", key_id),
+        ]
